@@ -1,0 +1,70 @@
+//! Command-line definitions.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+pub const DEFAULT_ENV: &str = "environments/lab-regional.yaml";
+
+#[derive(Parser, Debug)]
+#[command(name = "dr-drill", version, about = "Chaos and conformance drills for disaster recovery of virtual machines")]
+pub struct Cli {
+    /// Log level for the harness's own diagnostics (error, warn, info, debug).
+    #[arg(long, global = true, default_value = "warn")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run Gherkin DR drills against an environment.
+    Run {
+        /// Environment file.
+        #[arg(long = "env", default_value = DEFAULT_ENV)]
+        env: PathBuf,
+        /// Tag expression selecting scenarios, e.g. "@relocate and not @slow". Without it, @negative
+        /// scenarios (negative controls, which are expected to fail) are left out.
+        #[arg(long)]
+        tags: Option<String>,
+        /// Where reports go (default reports/<run-id>).
+        #[arg(long)]
+        report_dir: Option<PathBuf>,
+        /// Keep the lab (namespaces, daemons, run directory) after the run, and say where it is.
+        #[arg(long)]
+        keep: bool,
+        /// Feature files or directories (default: the bundled features/).
+        paths: Vec<PathBuf>,
+    },
+    /// Bring an environment up, tear it down, or show its state.
+    Env {
+        #[command(subcommand)]
+        action: EnvAction,
+    },
+    /// Measure the lab against its speed targets and print the figures.
+    Bench {
+        #[arg(long = "env", default_value = DEFAULT_ENV)]
+        env: PathBuf,
+        /// How many lab bring-ups to time.
+        #[arg(long, default_value_t = 1)]
+        rounds: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EnvAction {
+    /// Bring the environment up and leave it running (until `env down`).
+    Up {
+        #[arg(long = "env", default_value = DEFAULT_ENV)]
+        env: PathBuf,
+    },
+    /// Tear down what `env up` made.
+    Down {
+        #[arg(long = "env", default_value = DEFAULT_ENV)]
+        env: PathBuf,
+    },
+    /// Show whether the environment is up, its sites' health and the replication in force.
+    Status {
+        #[arg(long = "env", default_value = DEFAULT_ENV)]
+        env: PathBuf,
+    },
+}

@@ -1,0 +1,328 @@
+//! The environment file: strict YAML (unknown keys refused, durations as text like `30s`), parsed by a pure
+//! function. `load` is the only I/O.
+
+use crate::units::{ByteSize, Dur};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Errors of reading an environment file; each names the file and, where known, the line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("failed to read environment file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}: {msg}")]
+    Invalid { path: PathBuf, line: u64, msg: String },
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EnvFile {
+    pub name: String,
+    pub backend: Backend,
+    /// Destructive steps (power loss, forced promote) refuse to run unless this is true.
+    pub disposable: bool,
+    pub sites: Vec<SiteSpec>,
+    pub replication: Replication,
+    #[serde(default)]
+    pub vm: VmSpec,
+    #[serde(default)]
+    pub budgets: Budgets,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Backend {
+    /// Embedded: network-namespace sites with real Ceph, rbd-mirror and QEMU on this machine.
+    Lab,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SiteSpec {
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Replication {
+    pub mode: ReplicationMode,
+    pub interval: Dur,
+    pub scheduler: Scheduler,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ReplicationMode {
+    /// Asynchronous RBD snapshot mirroring between two clusters.
+    Regional,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Scheduler {
+    /// The harness issues `rbd mirror image snapshot` itself every interval (any interval from 1s).
+    Harness,
+    /// Ceph's own `rbd mirror snapshot schedule` (whole minutes, 1m at least).
+    Ceph,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VmSpec {
+    #[serde(default = "VmSpec::default_memory")]
+    pub memory: ByteSize,
+    /// Records per second the probe writes.
+    #[serde(default = "VmSpec::default_rate")]
+    pub write_rate: u32,
+    /// Size of the VM disk (the mirrored RBD image); the record ring must not wrap during a drill.
+    #[serde(default = "VmSpec::default_disk")]
+    pub disk_size: ByteSize,
+}
+
+impl VmSpec {
+    fn default_memory() -> ByteSize {
+        ByteSize(128 << 20)
+    }
+    fn default_rate() -> u32 {
+        50
+    }
+    fn default_disk() -> ByteSize {
+        ByteSize(64 << 20)
+    }
+}
+
+impl Default for VmSpec {
+    fn default() -> Self {
+        VmSpec { memory: Self::default_memory(), write_rate: Self::default_rate(), disk_size: Self::default_disk() }
+    }
+}
+
+/// Deadlines: every wait in the harness has one, taken from here.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Budgets {
+    #[serde(default = "Budgets::d_lab_up")]
+    pub lab_up: Dur,
+    #[serde(default = "Budgets::d_sync")]
+    pub sync_barrier: Dur,
+    #[serde(default = "Budgets::d_boot")]
+    pub boot: Dur,
+    #[serde(default = "Budgets::d_promote")]
+    pub promote: Dur,
+    #[serde(default = "Budgets::d_stop")]
+    pub graceful_stop: Dur,
+    #[serde(default = "Budgets::d_cmd")]
+    pub command: Dur,
+}
+
+impl Budgets {
+    fn d_lab_up() -> Dur {
+        Dur(Duration::from_secs(180))
+    }
+    fn d_sync() -> Dur {
+        Dur(Duration::from_secs(90))
+    }
+    fn d_boot() -> Dur {
+        Dur(Duration::from_secs(60))
+    }
+    fn d_promote() -> Dur {
+        Dur(Duration::from_secs(90))
+    }
+    fn d_stop() -> Dur {
+        Dur(Duration::from_secs(30))
+    }
+    fn d_cmd() -> Dur {
+        Dur(Duration::from_secs(60))
+    }
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Budgets {
+            lab_up: Self::d_lab_up(),
+            sync_barrier: Self::d_sync(),
+            boot: Self::d_boot(),
+            promote: Self::d_promote(),
+            graceful_stop: Self::d_stop(),
+            command: Self::d_cmd(),
+        }
+    }
+}
+
+impl EnvFile {
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Lab => "lab",
+        }
+    }
+}
+
+/// A parsed, validated environment file and where it came from.
+#[derive(Clone, Debug)]
+pub struct EnvConfig {
+    pub path: PathBuf,
+    pub spec: EnvFile,
+}
+
+/// Line (1-based) of the first occurrence of `key:` in `text`, for errors found after parsing.
+fn line_of(text: &str, key: &str) -> u64 {
+    let pat = format!("{key}:");
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start().trim_start_matches("- ").trim_start_matches('{').trim_start();
+            t.starts_with(&pat) || l.contains(&format!(" {pat}")) || l.contains(&format!("{{{pat}"))
+        })
+        .map(|i| i as u64 + 1)
+        .unwrap_or(1)
+}
+
+/// Parses and validates an environment file's text. Pure.
+pub fn from_yaml(path: &Path, text: &str) -> Result<EnvConfig, ConfigError> {
+    let invalid = |line: u64, msg: String| ConfigError::Invalid { path: path.to_path_buf(), line, msg };
+    let spec: EnvFile = serde_saphyr::from_str(text).map_err(|e| {
+        let line = e.location().map(|l| l.line()).unwrap_or(1);
+        // serde-saphyr renders a code snippet; one line is what a CI log needs.
+        let msg = e.to_string();
+        let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid YAML").trim();
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        // drop serde-saphyr's own "line N column M: " prefix: the location is already in front
+        let first = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+            Some((loc, rest)) if loc.contains("column") => rest,
+            _ => first,
+        };
+        invalid(line.max(1), first.to_string())
+    })?;
+    let check = |ok: bool, key: &str, msg: &str| if ok { Ok(()) } else { Err(invalid(line_of(text, key), format!("{key}: {msg}"))) };
+    check(!spec.name.trim().is_empty(), "name", "must not be empty")?;
+    check(spec.sites.len() == 2, "sites", &format!("a DR environment has exactly two sites, found {}", spec.sites.len()))?;
+    for s in &spec.sites {
+        let ok = !s.name.is_empty() && s.name.len() <= 8 && s.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        check(ok, "name", &format!("site name {:?} must be 1-8 characters of a-z and 0-9", s.name))?;
+    }
+    check(spec.sites[0].name != spec.sites[1].name, "sites", &format!("two sites are named {:?}", spec.sites[0].name))?;
+    let iv = spec.replication.interval.0;
+    match spec.replication.scheduler {
+        Scheduler::Ceph => check(
+            iv >= Duration::from_secs(60) && iv.as_secs() % 60 == 0 && iv.subsec_nanos() == 0,
+            "interval",
+            &format!("{} is below what Ceph's rbd mirror snapshot schedule supports (whole minutes, 1m at least); use scheduler: harness for shorter intervals", spec.replication.interval),
+        )?,
+        Scheduler::Harness => check(
+            iv >= Duration::from_secs(1) && iv <= Duration::from_secs(3600),
+            "interval",
+            &format!("{} is outside what the harness scheduler supports (1s to 1h)", spec.replication.interval),
+        )?,
+    }
+    check((1..=1000).contains(&spec.vm.write_rate), "writeRate", "must be 1 to 1000 records per second")?;
+    check(spec.vm.memory.0 >= 64 << 20, "memory", "the guest needs 64Mi at least")?;
+    check(
+        spec.vm.disk_size.0 >= 4 << 20 && spec.vm.disk_size.0 % 4096 == 0,
+        "diskSize",
+        "must be at least 4Mi and a multiple of 4Ki",
+    )?;
+    Ok(EnvConfig { path: path.to_path_buf(), spec })
+}
+
+/// Reads and parses an environment file.
+pub fn load(path: &Path) -> Result<EnvConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    from_yaml(path, &text)
+}
+
+impl EnvConfig {
+    pub fn site_names(&self) -> [String; 2] {
+        [self.spec.sites[0].name.clone(), self.spec.sites[1].name.clone()]
+    }
+    /// Records the disk holds (block 0 is never used).
+    pub fn disk_records(&self) -> u64 {
+        self.spec.vm.disk_size.0 / 4096 - 1
+    }
+    /// One sentence on the replication in force, for status and every report.
+    pub fn replication_summary(&self) -> String {
+        let r = &self.spec.replication;
+        match r.scheduler {
+            Scheduler::Harness => format!("regional (async RBD snapshot mirroring), mirror snapshot every {} issued by the harness", r.interval),
+            Scheduler::Ceph => format!("regional (async RBD snapshot mirroring), Ceph rbd mirror snapshot schedule every {}", r.interval),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+name: lab-regional
+backend: lab
+disposable: true
+sites:
+  - name: a
+  - name: b
+replication:
+  mode: regional
+  interval: 5s
+  scheduler: harness
+vm:
+  memory: 128Mi
+  writeRate: 50
+budgets:
+  syncBarrier: 60s
+";
+
+    fn err(text: &str) -> String {
+        from_yaml(Path::new("env.yaml"), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn good_file_parses_with_defaults() {
+        let e = from_yaml(Path::new("env.yaml"), GOOD).unwrap();
+        assert_eq!(e.spec.replication.interval.0, Duration::from_secs(5));
+        assert_eq!(e.spec.budgets.sync_barrier.0, Duration::from_secs(60));
+        assert_eq!(e.spec.budgets.boot.0, Duration::from_secs(60));
+        assert_eq!(e.spec.vm.disk_size.0, 64 << 20);
+        assert_eq!(e.site_names(), ["a".to_string(), "b".to_string()]);
+        assert!(e.replication_summary().contains("every 5s issued by the harness"));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let e = err(&GOOD.replace("  writeRate: 50", "  writeRate: 50\n  colour: red"));
+        assert!(e.starts_with("env.yaml:14: unknown field `colour`"), "{e}");
+        assert!(e.contains("colour"), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+
+    #[test]
+    fn bad_duration_is_refused() {
+        let e = err(&GOOD.replace("interval: 5s", "interval: 5 parsecs"));
+        assert!(e.starts_with("env.yaml:9:"), "{e}");
+        assert!(e.contains("5 parsecs"), "{e}");
+    }
+
+    #[test]
+    fn ceph_scheduler_below_a_minute_is_refused() {
+        let e = err(&GOOD.replace("scheduler: harness", "scheduler: ceph"));
+        assert!(e.starts_with("env.yaml:9: interval:"), "{e}");
+        assert!(e.contains("1m at least"), "{e}");
+        assert!(from_yaml(Path::new("x"), &GOOD.replace("scheduler: harness", "scheduler: ceph").replace("5s", "2m")).is_ok());
+        assert!(err(&GOOD.replace("scheduler: harness", "scheduler: ceph").replace("5s", "90s")).contains("whole minutes"));
+    }
+
+    #[test]
+    fn duplicate_site_names_are_refused() {
+        let e = err(&GOOD.replace("- name: b", "- name: a"));
+        assert!(e.contains("two sites are named \"a\""), "{e}");
+        assert!(e.starts_with("env.yaml:4:"), "{e}");
+    }
+
+    #[test]
+    fn impossible_values_are_refused() {
+        assert!(err(&GOOD.replace("writeRate: 50", "writeRate: 0")).contains("writeRate"));
+        assert!(err(&GOOD.replace("  - name: b\n", "")).contains("exactly two sites"));
+        assert!(err(&GOOD.replace("interval: 5s", "interval: 500ms")).contains("1s to 1h"));
+        assert!(err(&GOOD.replace("backend: lab", "backend: moon")).contains("moon"));
+        assert!(err("name: [unclosed").starts_with("env.yaml:"));
+        assert!(err(&GOOD.replace("memory: 128Mi", "memory: lots")).contains("lots"));
+    }
+}

@@ -1,0 +1,242 @@
+//! The two DR actions on the lab, and the RTO timeline each one measures.
+//!
+//! Relocate (planned): graceful guest shutdown (STOP record), demote on the old primary, sync barrier on
+//! the demotion snapshot, promote on the new primary, boot there, verify.
+//! Failover (primary lost): fence the old site, forced promote on the survivor, boot there (the guest runs
+//! its crash recovery: a scan), verify.
+
+use crate::clock::Wt;
+use crate::env::lab::mirror;
+use crate::env::lab::vm::{BootLog, Mode};
+use crate::env::lab::{Lab, LabError};
+use crate::fault::{Fault, Receipt};
+use crate::oracle::{self, Ack, Bound, Verdict};
+use dr_probe::{boot_tag_hex, ScanReport};
+use serde::Serialize;
+use std::time::Duration;
+
+/// Named points of a DR action, measured on the witness clock from the request (or the fault).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Timeline {
+    #[serde(skip)]
+    pub t0: Wt,
+    /// (segment, ms since t0)
+    pub marks: Vec<(String, f64)>,
+}
+
+impl Timeline {
+    pub fn starting(t0: Wt, first: &str) -> Timeline {
+        Timeline { t0, marks: vec![(first.into(), 0.0)] }
+    }
+    pub fn mark_at(&mut self, what: &str, at: Wt) {
+        self.marks.push((what.into(), at.since(self.t0).as_secs_f64() * 1e3));
+    }
+    pub fn mark(&mut self, what: &str) {
+        self.mark_at(what, Wt::now());
+    }
+    pub fn get(&self, what: &str) -> Option<f64> {
+        self.marks.iter().find(|m| m.0 == what).map(|m| m.1)
+    }
+    pub fn render(&self) -> String {
+        self.marks.iter().map(|(n, ms)| format!("{n} +{:.1}s", ms / 1e3)).collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ActionKind {
+    Relocate,
+    Failover,
+}
+
+/// What the oracle needs, kept so that each verdict step can judge it against its own bound.
+#[derive(Clone, Debug)]
+pub struct Evidence {
+    pub acks: Vec<Ack>,
+    pub scan: ScanReport,
+    pub fault_at: Option<Wt>,
+    pub stop_seq: Option<u64>,
+    /// Start of the newest mirror snapshot complete on the survivor (failover).
+    pub keep_before: Option<Wt>,
+    /// The Regional-DR bound: interval + the longest measured snapshot sync + one write period.
+    pub max_window: Duration,
+}
+
+impl Evidence {
+    pub fn judge(&self, bound: Bound) -> Verdict {
+        oracle::judge(&self.acks, &self.scan, self.fault_at, bound)
+    }
+    pub fn no_loss(&self) -> Verdict {
+        self.judge(Bound::NoLoss { stop: self.stop_seq })
+    }
+    pub fn window(&self) -> Verdict {
+        self.judge(Bound::Window { max_window: self.max_window, keep_before: self.keep_before })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub kind: ActionKind,
+    pub vm: String,
+    pub from: String,
+    pub to: String,
+    pub timeline: Timeline,
+    pub evidence: Evidence,
+    pub sync: Option<Duration>,
+    pub promote_attempts: u32,
+    pub snapshots_completed: usize,
+    pub max_sync: Duration,
+    /// Receipts of faults the action itself injected (fencing): the after hook recovers them.
+    pub receipts: Vec<Receipt>,
+}
+
+/// Acks of every boot of the VM so far, tagged with the boot that made them.
+pub fn all_acks(boots: &[BootLog]) -> Vec<Ack> {
+    boots
+        .iter()
+        .filter_map(|b| Some((boot_tag_hex(b.boot_id()?)?, b)))
+        .flat_map(|(tag, b)| b.acks.iter().map(move |(seq, at, _)| Ack { seq: *seq, at: *at, boot: tag }))
+        .collect()
+}
+
+/// How far the verify scan reads: past the newest acknowledged record, with margin, within the disk.
+fn scan_limit(lab: &Lab, boots: &[BootLog]) -> u64 {
+    let max = boots.iter().flat_map(|b| b.acks.iter().map(|a| a.0)).max().unwrap_or(0);
+    (max + 1 + 2048).min(lab.cfg.disk_records() + 1)
+}
+
+/// Moves the current boot log of a VM into its history (the process is gone or about to be replaced).
+pub fn archive(lab: &mut Lab, vm: &str) -> Result<(), LabError> {
+    let slot = lab.slot(vm)?;
+    if let Some(p) = slot.process.take() {
+        slot.boots.push(p.snapshot());
+    }
+    Ok(())
+}
+
+/// Boots on `site` in resume mode and measures boot, recovery scan and first new acknowledged write.
+async fn boot_and_serve(lab: &mut Lab, vm: &str, site: usize, tl: &mut Timeline) -> Result<ScanReport, LabError> {
+    archive(lab, vm)?;
+    let boots = lab.slot(vm)?.boots.clone();
+    let limit = scan_limit(lab, &boots);
+    let boot = lab.cfg.spec.budgets.boot.0;
+    lab.boot(vm, site, Mode::Resume, limit).await?;
+    let p = lab.slot(vm)?.process.as_mut().expect("just booted");
+    let hello = p.wait_for("the probe to start", boot, |g| g.hello.as_ref().map(|h| h.0)).await?;
+    tl.mark_at("vm booted", hello);
+    let (scanned, scan) = p.wait_for("the recovery scan", boot, |g| g.scan.clone()).await?;
+    tl.mark_at("recovered", scanned);
+    let first = p.wait_for("the first new acknowledged write", boot, |g| g.acks.first().map(|a| a.1)).await?;
+    tl.mark_at("serving", first);
+    Ok(scan)
+}
+
+/// The Regional-DR bound on the loss window: one interval, plus the longest snapshot sync measured (the
+/// snapshot in flight at the fault may not have completed), plus one write period (the newest surviving
+/// record may have been acknowledged up to one period before the snapshot started).
+pub fn max_window(interval: Duration, max_sync: Duration, rate: u32) -> Duration {
+    interval + max_sync + Duration::from_secs_f64(1.0 / rate.max(1) as f64)
+}
+
+pub async fn relocate(lab: &mut Lab, vm: &str, to: usize) -> Result<Outcome, LabError> {
+    let from = lab.slot(vm)?.primary;
+    if from == to {
+        return Err(LabError::Usage(format!("VM {vm} is already primary on site {}", lab.sites[to].name)));
+    }
+    let budgets = lab.cfg.spec.budgets.clone();
+    let mut tl = Timeline::starting(Wt::now(), "requested");
+    let p = lab.slot(vm)?.process.as_mut().ok_or_else(|| LabError::Usage(format!("VM {vm} is not running: nothing to relocate")))?;
+    let (stopped_at, stop_seq) = p.graceful_stop(budgets.graceful_stop.0).await?;
+    tl.mark_at("vm stopped", stopped_at);
+    archive(lab, vm)?;
+    lab.stop_scheduler(vm)?;
+    let image = lab.slot(vm)?.image.clone();
+    let demotion = mirror::demote(&lab.sites[from], &image).await?;
+    tl.mark("demoted");
+    let sync = mirror::wait_synced(&lab.sites[to], &image, demotion, budgets.sync_barrier.0).await?;
+    tl.mark("synced");
+    let attempts = mirror::promote(&lab.sites[to], &image, false, budgets.promote.0).await?;
+    tl.mark("promoted");
+    lab.slot(vm)?.primary = to;
+    let scan = boot_and_serve(lab, vm, to, &mut tl).await?;
+    lab.start_scheduler(vm)?;
+    let slot = lab.slot(vm)?;
+    let (snaps, max_sync) = {
+        let g = slot.snaps.lock().unwrap();
+        (g.snaps.iter().filter(|s| s.completed.is_some()).count(), g.max_sync())
+    };
+    let acks = all_acks(&slot.boots);
+    let evidence = Evidence { acks, scan, fault_at: None, stop_seq: Some(stop_seq), keep_before: None, max_window: Duration::ZERO };
+    Ok(Outcome {
+        kind: ActionKind::Relocate,
+        vm: vm.into(),
+        from: lab.sites[from].name.clone(),
+        to: lab.sites[to].name.clone(),
+        timeline: tl,
+        evidence,
+        sync: Some(sync),
+        promote_attempts: attempts,
+        snapshots_completed: snaps,
+        max_sync,
+        receipts: vec![],
+    })
+}
+
+/// Fails the VM over to `to`. `fault` is the receipt of the outage that took the primary (if a step
+/// injected one); without it, the VM's I/O is halted abruptly here (its QEMU is killed) as fencing does.
+pub async fn failover(lab: &mut Lab, vm: &str, to: usize, fault: Option<&Receipt>) -> Result<Outcome, LabError> {
+    let from = lab.slot(vm)?.primary;
+    if from == to {
+        return Err(LabError::Usage(format!("VM {vm} is already primary on site {}", lab.sites[to].name)));
+    }
+    let budgets = lab.cfg.spec.budgets.clone();
+    let interval = lab.cfg.spec.replication.interval.0;
+    lab.stop_scheduler(vm)?;
+    let fault_at = match fault {
+        Some(r) => r.at,
+        None => {
+            let at = Wt::now();
+            if let Some(p) = lab.slot(vm)?.process.as_mut() {
+                p.kill().await;
+            }
+            at
+        }
+    };
+    let mut tl = Timeline::starting(fault_at, "fault");
+    tl.mark("failover requested");
+    archive(lab, vm)?;
+    // Fence: the old primary can no longer reach the survivor, whatever state it comes back in.
+    let fence = lab.inject(Fault::Isolate { site: lab.sites[from].name.clone() }).await?;
+    tl.mark("fenced");
+    let image = lab.slot(vm)?.image.clone();
+    // What the survivor holds: the newest mirror snapshot that completed there.
+    let on_survivor = mirror::snaps(&lab.sites[to], &image).await?;
+    let newest_complete = mirror::completed_on_peer(&on_survivor).into_iter().max();
+    let attempts = mirror::promote(&lab.sites[to], &image, true, budgets.promote.0).await?;
+    tl.mark("promoted");
+    lab.slot(vm)?.primary = to;
+    let scan = boot_and_serve(lab, vm, to, &mut tl).await?;
+    lab.start_scheduler(vm)?;
+    let slot = lab.slot(vm)?;
+    let (snaps, max_sync, keep_before) = {
+        let g = slot.snaps.lock().unwrap();
+        let keep = newest_complete.and_then(|id| g.start_of(id));
+        (g.snaps.iter().filter(|s| s.completed.is_some()).count(), g.max_sync(), keep)
+    };
+    let acks = all_acks(&slot.boots);
+    let mw = max_window(interval, max_sync, slot.rate);
+    let evidence = Evidence { acks, scan, fault_at: Some(fault_at), stop_seq: None, keep_before, max_window: mw };
+    Ok(Outcome {
+        kind: ActionKind::Failover,
+        vm: vm.into(),
+        from: lab.sites[from].name.clone(),
+        to: lab.sites[to].name.clone(),
+        timeline: tl,
+        evidence,
+        sync: None,
+        promote_attempts: attempts,
+        snapshots_completed: snaps,
+        max_sync,
+        receipts: vec![fence],
+    })
+}

@@ -1,0 +1,165 @@
+//! Run output in `reports/<run-id>/`: `summary.json` (per scenario: verdict, records, loss window, interval,
+//! RTO segments, environment and replication in force) and one `history-*.jsonl` per VM (every write, ack,
+//! snapshot and fault event). `junit.xml` and `cucumber.json` come from cucumber's own writers.
+
+use crate::clock::Wt;
+use crate::config::EnvConfig;
+use crate::env::lab::Lab;
+use crate::oracle::Verdict;
+use crate::runner::RunResult;
+use crate::steps::DrWorld;
+use cucumber::gherkin;
+use serde::Serialize;
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioSummary {
+    pub feature: String,
+    pub scenario: String,
+    pub file: Option<PathBuf>,
+    pub line: usize,
+    pub tags: Vec<String>,
+    pub status: String,
+    pub reason: Option<String>,
+    pub duration_s: Option<f64>,
+    pub vm: Option<String>,
+    pub action: Option<serde_json::Value>,
+    pub verdicts: Vec<(String, Verdict)>,
+    pub records_acked: Option<u64>,
+    pub records_lost: Option<u64>,
+    pub records_indeterminate: Option<u64>,
+    pub loss_window_ms: Option<f64>,
+    pub loss_bound_ms: Option<f64>,
+    pub replication_interval: String,
+    pub faults: Vec<serde_json::Value>,
+    pub history: Option<PathBuf>,
+}
+
+impl ScenarioSummary {
+    pub fn new(feature: &str, scenario: &str, file: Option<PathBuf>, line: usize, tags: Vec<String>, status: &str, reason: Option<String>) -> Self {
+        ScenarioSummary {
+            feature: feature.into(),
+            scenario: scenario.into(),
+            file,
+            line,
+            tags,
+            status: status.into(),
+            reason,
+            duration_s: None,
+            vm: None,
+            action: None,
+            verdicts: vec![],
+            records_acked: None,
+            records_lost: None,
+            records_indeterminate: None,
+            loss_window_ms: None,
+            loss_bound_ms: None,
+            replication_interval: String::new(),
+            faults: vec![],
+            history: None,
+        }
+    }
+
+    pub fn fill(&mut self, w: &DrWorld, lab: &Lab) {
+        self.duration_s = w.started.map(|s| Wt::now().since(s).as_secs_f64());
+        self.vm = w.vm.clone();
+        self.replication_interval = lab.cfg.spec.replication.interval.to_string();
+        self.faults = w.receipts.iter().map(|r| json!({"fault": r.fault, "at_ms": r.at.ms()})).collect();
+        self.verdicts = w.verdicts.clone();
+        if let Some(o) = &w.outcome {
+            self.action = Some(json!({
+                "kind": o.kind, "from": o.from, "to": o.to,
+                "rto": o.timeline.marks,
+                "syncBarrierMs": o.sync.map(|d| d.as_secs_f64() * 1e3),
+                "promoteAttempts": o.promote_attempts,
+                "mirrorSnapshotsCompleted": o.snapshots_completed,
+                "maxSnapshotSyncMs": o.max_sync.as_secs_f64() * 1e3,
+            }));
+            let v = if o.evidence.fault_at.is_some() { o.evidence.window() } else { o.evidence.no_loss() };
+            self.records_acked = Some(v.acked);
+            self.records_lost = Some(v.lost_count);
+            self.records_indeterminate = Some(v.indeterminate);
+            self.loss_window_ms = v.loss_window_ms;
+            self.loss_bound_ms = v.bound_ms;
+        }
+    }
+
+    pub fn index_slug(&self) -> String {
+        let slug: String = self.scenario.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+        let slug = slug.split('-').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("-");
+        format!("{}-{}", self.line, &slug[..slug.len().min(48)])
+    }
+}
+
+pub fn skipped(f: &gherkin::Feature, s: &gherkin::Scenario, why: &str) -> ScenarioSummary {
+    let tags = f.tags.iter().chain(s.tags.iter()).cloned().collect();
+    ScenarioSummary::new(&f.name, &s.name, f.path.clone(), s.position.line, tags, "skipped", Some(why.to_string()))
+}
+
+/// One JSON line per event of the VM's life in this scenario, ordered by witness time.
+pub fn write_history(dir: &Path, slug: String, lab: &mut Lab, vm: &str, w: &DrWorld) -> std::io::Result<PathBuf> {
+    let mut events: Vec<(Wt, serde_json::Value)> = vec![];
+    let slot = lab.slot(vm).map_err(std::io::Error::other)?;
+    for b in &slot.boots {
+        let boot = b.boot_id().unwrap_or("-").to_string();
+        events.push((b.started, json!({"event": "boot-requested", "boot": boot})));
+        if let Some((t, _)) = &b.hello {
+            events.push((*t, json!({"event": "probe-up", "boot": boot})));
+        }
+        for (seq, t, wall) in &b.acks {
+            events.push((*t, json!({"event": "ack", "boot": boot, "seq": seq, "guestWallNs": wall})));
+        }
+        if let Some((t, s)) = &b.scan {
+            events.push((*t, json!({"event": "scan", "boot": boot, "highestContiguous": s.highest_contiguous, "ranges": s.ranges.len(), "corrupt": s.corrupt.len(), "stop": s.stop})));
+        }
+        if let Some((t, seq)) = b.stopped {
+            events.push((t, json!({"event": "stop-record", "boot": boot, "seq": seq})));
+        }
+        if let Some(t) = b.eof {
+            events.push((t, json!({"event": "probe-gone", "boot": boot})));
+        }
+    }
+    for s in &slot.snaps.lock().unwrap().snaps {
+        events.push((s.started, json!({"event": "mirror-snapshot", "id": s.id, "site": s.site})));
+        if let Some(c) = s.completed {
+            events.push((c, json!({"event": "mirror-snapshot-complete", "id": s.id})));
+        }
+    }
+    for r in &w.receipts {
+        events.push((r.at, json!({"event": "fault", "fault": r.fault})));
+    }
+    if let Some(o) = &w.outcome {
+        for (name, ms) in &o.timeline.marks {
+            events.push((Wt(o.timeline.t0.0 + (*ms * 1e6) as u64), json!({"event": "dr", "action": o.kind, "segment": name})));
+        }
+    }
+    events.sort_by_key(|e| e.0);
+    let path = dir.join(format!("history-{slug}-{vm}.jsonl"));
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
+    for (t, mut v) in events {
+        v["tMs"] = json!((t.ms() * 1000.0).round() / 1000.0);
+        v["vm"] = json!(vm);
+        writeln!(f, "{v}")?;
+    }
+    f.flush()?;
+    Ok(path)
+}
+
+pub fn write_summary(dir: &Path, cfg: &EnvConfig, started: Wt, scenarios: &[ScenarioSummary], res: &RunResult) -> std::io::Result<()> {
+    let s = json!({
+        "environment": {
+            "name": cfg.spec.name, "file": cfg.path, "backend": cfg.spec.backend_name(),
+            "replication": cfg.replication_summary(),
+            "mode": cfg.spec.replication.mode, "interval": cfg.spec.replication.interval.to_string(),
+            "scheduler": cfg.spec.replication.scheduler,
+        },
+        "startedUnix": started.unix_secs(),
+        "durationS": Wt::now().since(started).as_secs_f64(),
+        "passed": res.passed, "failed": res.failed, "skipped": res.skipped,
+        "harnessErrors": res.harness_errors,
+        "scenarios": scenarios,
+    });
+    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&s).map_err(std::io::Error::other)?)
+}
