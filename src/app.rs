@@ -119,6 +119,8 @@ fn run_id() -> String {
 async fn run(env: &Path, tags: Option<String>, report_dir: Option<PathBuf>, keep: bool, paths: Vec<PathBuf>) -> anyhow::Result<i32> {
     let cfg = load_env(env)?;
     Assets::locate()?;
+    // The bundled features hold negative controls (expected to fail): left out unless asked for.
+    let tags = if paths.is_empty() { tags.or_else(|| Some("not @negative".into())) } else { tags };
     let paths = if paths.is_empty() {
         if Path::new("features").is_dir() {
             vec![PathBuf::from("features")]
@@ -172,6 +174,7 @@ async fn env_up(cfg: &EnvConfig) -> anyhow::Result<i32> {
     std::fs::write(state_file(cfg), serde_json::to_string_pretty(&state)?)?;
     // The lab now outlives this command on purpose; `env down` removes it.
     procs::set_keep(true);
+    procs::forget_all();
     println!("environment {} up in {:.1}s: lab {} in {}", cfg.spec.name, lab.up_time.as_secs_f64(), lab.id, lab.root().display());
     println!("replication: {}", cfg.replication_summary());
     for s in &lab.sites {

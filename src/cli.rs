@@ -22,8 +22,8 @@ pub enum Command {
         /// Environment file.
         #[arg(long = "env", default_value = DEFAULT_ENV)]
         env: PathBuf,
-        /// Tag expression selecting scenarios, e.g. "@relocate and not @slow". Without it, @negative
-        /// scenarios (negative controls, which are expected to fail) are left out.
+        /// Tag expression selecting scenarios, e.g. "@relocate and not @slow". Without it and without
+        /// PATHs, the bundled @negative scenarios (negative controls, expected to fail) are left out.
         #[arg(long)]
         tags: Option<String>,
         /// Where reports go (default reports/<run-id>).

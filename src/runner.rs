@@ -183,15 +183,20 @@ fn unsupported(cfg: &EnvConfig, tags: &[&str]) -> Option<String> {
 pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
     let files = feature_files(&opts.paths)?;
     let features = load_features(&files)?;
-    let expr = opts.tags.clone().unwrap_or_else(|| "not @negative".to_string());
-    let op: TagOperation = expr.parse().map_err(|e| RunError::Tags { expr: expr.clone(), msg: format!("{e}") })?;
+    let expr = opts.tags.clone().unwrap_or_default();
+    let op: Option<TagOperation> = if expr.trim().is_empty() {
+        None
+    } else {
+        Some(expr.parse().map_err(|e| RunError::Tags { expr: expr.clone(), msg: format!("{e}") })?)
+    };
+    let selects = move |tags: &[&str]| op.as_ref().is_none_or(|op| op.eval(tags.iter()));
     let mut selected = 0;
     let mut skipped = vec![];
     for f in &features {
         let scenarios = f.scenarios.iter().map(|s| (None, s)).chain(f.rules.iter().flat_map(|r| r.scenarios.iter().map(move |s| (Some(r), s))));
         for (r, s) in scenarios {
             let tags = all_tags(f, r, s);
-            if op.eval(tags.iter()) {
+            if selects(&tags) {
                 match unsupported(&opts.cfg, &tags) {
                     Some(why) => skipped.push(report::skipped(f, s, &why)),
                     None => selected += 1,
@@ -200,7 +205,7 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
         }
     }
     if selected == 0 && skipped.is_empty() {
-        return Err(RunError::NothingSelected(expr));
+        return Err(RunError::NothingSelected(if expr.is_empty() { "none".into() } else { expr }));
     }
     std::fs::create_dir_all(&opts.report_dir).map_err(|source| RunError::Report { path: opts.report_dir.clone(), source })?;
     let _ = CTX.set(RunCtx {
@@ -261,7 +266,7 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
         .with_default_cli()
         .filter_run(features, move |f, r, s| {
             let tags = all_tags(f, r, s);
-            op.eval(tags.iter()) && unsupported(&cfg, &tags).is_none()
+            selects(&tags) && unsupported(&cfg, &tags).is_none()
         })
         .await;
 

@@ -63,6 +63,14 @@ pub fn keep() -> bool {
     reg().keep
 }
 
+/// Stops tracking everything (the lab was handed over to its state file on purpose).
+pub fn forget_all() {
+    let mut r = reg();
+    r.pids.clear();
+    r.netns.clear();
+    r.dirs.clear();
+}
+
 /// Kills by PID every process the harness started and still tracks, deletes its namespaces and run
 /// directories. Synchronous and idempotent: safe from a signal handler task or the panic hook.
 pub fn emergency_cleanup() -> Vec<String> {
@@ -133,9 +141,8 @@ impl Daemon {
         cmd.stdout(f.try_clone()?).stderr(f);
         let child = cmd.spawn()?;
         let pid = child.id().map(|p| p as i32).unwrap_or(-1);
-        if !detached() {
-            track_pid(pid);
-        }
+        // Tracked even when detached: an `env up` interrupted half-way must not leave daemons behind.
+        track_pid(pid);
         Ok(Daemon { name: name.to_string(), child, pid, log: log.to_path_buf() })
     }
 

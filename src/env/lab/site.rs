@@ -66,7 +66,9 @@ impl SiteRef {
         let what = format!("{program} {}", args.join(" "));
         let out = procs::run(c, deadline, &what).await.map_err(|e| self.err(&what, e))?;
         if !out.ok {
-            return Err(self.err(&what, out.stderr.trim().lines().last().unwrap_or("exit status non-zero").to_string()));
+            let detail: Vec<&str> = out.stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let detail = if detail.is_empty() { "exit status non-zero".to_string() } else { detail.join(" | ") };
+            return Err(self.err(&what, detail));
         }
         Ok(out.stdout)
     }
