@@ -26,6 +26,10 @@ pub enum RunError {
     AmbiguousStep { path: PathBuf, line: usize, step: String },
     #[error("invalid tag expression {expr:?}: {msg}")]
     Tags { expr: String, msg: String },
+    #[error("{path}:{line}: refusing to run destructive step \"{step}\": environment {env} is not marked disposable (set `disposable: true`)")]
+    NotDisposable { path: PathBuf, line: usize, step: String, env: String },
+    #[error(transparent)]
+    Lab(#[from] crate::env::lab::LabError),
     #[error("no scenario matches (tags: {0})")]
     NothingSelected(String),
     #[error("failed to write reports to {path}: {source}")]
@@ -172,6 +176,11 @@ fn all_tags<'a>(f: &'a gherkin::Feature, r: Option<&'a gherkin::Rule>, s: &'a gh
     f.tags.iter().chain(r.iter().flat_map(|r| r.tags.iter())).chain(s.tags.iter()).map(|t| t.as_str()).collect()
 }
 
+/// Steps that destroy or damage something (faults, forced promotion): refused on non-disposable environments.
+pub fn is_destructive(step: &str) -> bool {
+    ["loses power", "replication to site", "is cut off", "is corrupted", "is failed over"].iter().any(|p| step.contains(p))
+}
+
 /// Why this environment cannot run a scenario, if it cannot (the scenario is then skipped, never passed).
 fn unsupported(cfg: &EnvConfig, tags: &[&str]) -> Option<String> {
     if tags.contains(&"metro") {
@@ -197,6 +206,14 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
         for (r, s) in scenarios {
             let tags = all_tags(f, r, s);
             if selects(&tags) {
+                if let Some(st) = s.steps.iter().find(|st| !opts.cfg.spec.disposable && is_destructive(&st.value)) {
+                    return Err(RunError::NotDisposable {
+                        path: f.path.clone().unwrap_or_default(),
+                        line: st.position.line,
+                        step: format!("{} {}", st.keyword.trim(), st.value),
+                        env: opts.cfg.spec.name.clone(),
+                    });
+                }
                 match unsupported(&opts.cfg, &tags) {
                     Some(why) => skipped.push(report::skipped(f, s, &why)),
                     None => selected += 1,
@@ -204,6 +221,8 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
             }
         }
     }
+    // Input is sound: now check that the machine has what the environment needs.
+    crate::env::lab::Assets::locate()?;
     if selected == 0 && skipped.is_empty() {
         return Err(RunError::NothingSelected(if expr.is_empty() { "none".into() } else { expr }));
     }
