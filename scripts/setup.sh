@@ -47,5 +47,5 @@ missing=$(QEMU_MODULE_DIR="$ASSETS/qemu/usr/lib/x86_64-linux-gnu/qemu" ldd "$ASS
 RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release -p dr-probe --target x86_64-unknown-linux-gnu
 mkdir -p "$ASSETS/bin"
 install -m 0755 target/x86_64-unknown-linux-gnu/release/dr-probe "$ASSETS/bin/dr-probe"
-cargo build -q --release --bin dr-drill
+
 log "ready: QEMU $("$ASSETS/qemu/usr/bin/qemu-system-x86_64" --version | head -n1 | awk '{print $4}'), kernel $(cat "$ASSETS/kernel/version"), ceph $(ceph --version | awk '{print $3}')"
