@@ -255,8 +255,13 @@ async fn bench(cfg: &EnvConfig, rounds: u32) -> anyhow::Result<i32> {
         let t0 = Instant::now();
         let mut lab = Lab::up(cfg).await?;
         let up = t0.elapsed();
-        ups.push(up.as_secs_f64());
-        println!("bench: round {round}: lab up (both sites OSD serving, mirroring configured, rbd-mirror running) in {:.1}s (target <= 30s)", up.as_secs_f64());
+        let healthy = wait_healthy_and_mirroring(&lab, Duration::from_secs(120)).await?;
+        println!(
+            "bench: round {round}: lab up (both OSDs serving, mirroring configured, rbd-mirror running) in {:.1}s; both sites HEALTH_OK with rbd-mirror daemon health OK at {:.1}s (target <= 30s)",
+            up.as_secs_f64(),
+            (up + healthy).as_secs_f64()
+        );
+        ups.push((up + healthy).as_secs_f64());
         if round < rounds.max(1) {
             lab.down().await;
             continue;
@@ -274,12 +279,31 @@ async fn bench(cfg: &EnvConfig, rounds: u32) -> anyhow::Result<i32> {
     Ok(EXIT_OK)
 }
 
+/// Polls both sites until `ceph health` is HEALTH_OK and `rbd mirror pool status` reports daemon health OK.
+async fn wait_healthy_and_mirroring(lab: &Lab, deadline: Duration) -> anyhow::Result<Duration> {
+    let t0 = Instant::now();
+    loop {
+        let mut ok = true;
+        for s in &lab.sites {
+            let h = s.cli_within("ceph", &["health"], Duration::from_secs(5)).await.unwrap_or_default();
+            let m = s.cli_within("rbd", &["mirror", "pool", "status", "rbd"], Duration::from_secs(5)).await.unwrap_or_default();
+            ok &= h.trim() == "HEALTH_OK" && m.contains("daemon health: OK");
+        }
+        if ok {
+            return Ok(t0.elapsed());
+        }
+        anyhow::ensure!(t0.elapsed() < deadline, "the sites were not healthy and mirroring within {deadline:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 async fn bench_vm(lab: &mut Lab) -> anyhow::Result<()> {
     let t = lab.create_vm("bench", 0, lab.cfg.spec.vm.write_rate).await?;
     println!("bench: new mirrored image replicated to the peer (first snapshot complete) in {:.1}s", t.as_secs_f64());
     lab.stop_scheduler("bench")?;
     let t0 = Instant::now();
     let limit = lab.cfg.disk_records() + 1;
+    let configured = lab.cfg.spec.vm.write_rate;
     lab.boot("bench", 0, Mode::Write, limit).await?;
     let p = lab.slot("bench")?.process.as_mut().expect("booted");
     p.wait_for("the first ack", Duration::from_secs(60), |g| g.acks.first().map(|_| ())).await?;
@@ -289,7 +313,19 @@ async fn bench_vm(lab: &mut Lab) -> anyhow::Result<()> {
     let gaps: Vec<f64> = log.acks.windows(2).map(|w| w[1].1.since(w[0].1).as_secs_f64() * 1e3).collect();
     let max_gap = gaps.iter().cloned().fold(0.0, f64::max);
     let rate = (log.acks.len() - 1) as f64 / log.acks.last().unwrap().1.since(log.acks[0].1).as_secs_f64();
-    println!("bench: probe write rate {rate:.1}/s (configured {}), max gap between acks {max_gap:.0} ms", lab.cfg.spec.vm.write_rate);
+    println!("bench: probe write rate {rate:.1}/s (configured {}), max gap between acks {max_gap:.0} ms", configured);
+    // How late the witness can learn of a durable record: the port's round trip bounds the one-way delay
+    // from the probe's ack to the witness's stamp, i.e. the error of every loss-window figure.
+    let mut rtt = vec![];
+    for n in 0..50 {
+        rtt.push(p.ping(n).await?.as_secs_f64() * 1e3);
+    }
+    rtt.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let period = 1e3 / configured as f64;
+    println!(
+        "bench: probe port round trip (ping -> PONG) over 50 pings while writing: median {:.2} ms, max {:.2} ms; one write period is {period:.0} ms",
+        rtt[25], rtt[49]
+    );
     let image = lab.slot("bench")?.image.clone();
     let mut lat = vec![];
     for _ in 0..5 {

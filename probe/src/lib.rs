@@ -312,6 +312,8 @@ pub enum Msg {
     /// The disk is full: writing ended.
     Full { seq: u64 },
     Error { msg: String },
+    /// Answer to the host's "ping N" (port latency).
+    Pong { n: u64 },
 }
 
 impl fmt::Display for Msg {
@@ -332,6 +334,7 @@ impl fmt::Display for Msg {
             Msg::Corrupted { seq } => write!(f, "CORRUPTED {seq}"),
             Msg::Full { seq } => write!(f, "FULL {seq}"),
             Msg::Error { msg } => write!(f, "ERR {}", msg.replace('\n', " ")),
+            Msg::Pong { n } => write!(f, "PONG {n}"),
         }
     }
 }
@@ -347,6 +350,7 @@ impl Msg {
             "STOPPED" => Msg::Stopped { seq: num()? },
             "CORRUPTED" => Msg::Corrupted { seq: num()? },
             "FULL" => Msg::Full { seq: num()? },
+            "PONG" => Msg::Pong { n: num()? },
             "SCANEND" => Msg::ScanEnd,
             _ => return Self::parse_rest(tag, line),
         };
@@ -529,6 +533,7 @@ mod tests {
             Msg::Hello { mode: "write".into(), boot: "ab12".into(), blocks: 9 },
             Msg::Ack { seq: 3, wall_ns: 44 },
             Msg::Stopped { seq: 5 },
+            Msg::Pong { n: 7 },
             Msg::Error { msg: "no disk found".into() },
         ] {
             assert_eq!(Msg::parse(&m.to_string()), Some(m));

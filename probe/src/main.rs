@@ -227,14 +227,17 @@ fn run(cfg: &Settings, out: &Out, stop: Arc<AtomicBool>) -> Result<(), String> {
     }
 }
 
-/// Reads host commands ("stop") from the port on a thread.
-fn watch_commands(reader: Box<dyn Read + Send>, stop: Arc<AtomicBool>) {
+/// Reads host commands from the port on a thread: "stop" (graceful shutdown), "ping N" (answered at once
+/// with PONG N, so the host can measure the port's latency).
+fn watch_commands(reader: Box<dyn Read + Send>, stop: Arc<AtomicBool>, out: Out) {
     std::thread::spawn(move || {
         for line in BufReader::new(reader).lines() {
-            match line {
-                Ok(l) if l.trim() == "stop" => stop.store(true, Ordering::SeqCst),
-                Ok(_) => {}
-                Err(_) => return,
+            let Ok(l) = line else { return };
+            let l = l.trim();
+            if l == "stop" {
+                stop.store(true, Ordering::SeqCst);
+            } else if let Some(n) = l.strip_prefix("ping ").and_then(|n| n.parse().ok()) {
+                send(&out, &Msg::Pong { n });
             }
         }
     });
@@ -335,7 +338,7 @@ fn guest_main() -> ! {
         power_off()
     }
     let stop = Arc::new(AtomicBool::new(false));
-    watch_commands(Box::new(r), stop.clone());
+    watch_commands(Box::new(r), stop.clone(), out.clone());
     let dev = cfg.device.clone();
     if let Err(e) = wait_for(&dev, Duration::from_secs(20), || fs::metadata(&dev).ok()) {
         send(&out, &Msg::Error { msg: e });
@@ -380,12 +383,14 @@ fn main() {
                 eprintln!("dr-probe: failed to open port {p}: {e}");
                 std::process::exit(2)
             });
-            watch_commands(Box::new(f.try_clone().unwrap()), stop.clone());
-            Arc::new(Mutex::new(Box::new(f)))
+            let out: Out = Arc::new(Mutex::new(Box::new(f.try_clone().unwrap())));
+            watch_commands(Box::new(f), stop.clone(), out.clone());
+            out
         }
         None => {
-            watch_commands(Box::new(std::io::stdin()), stop.clone());
-            Arc::new(Mutex::new(Box::new(std::io::stdout())))
+            let out: Out = Arc::new(Mutex::new(Box::new(std::io::stdout())));
+            watch_commands(Box::new(std::io::stdin()), stop.clone(), out.clone());
+            out
         }
     };
     if let Err(e) = run(&cfg, &out, stop) {

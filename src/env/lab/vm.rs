@@ -47,6 +47,8 @@ pub struct BootLog {
     pub full: Option<u64>,
     pub errors: Vec<String>,
     pub eof: Option<Wt>,
+    /// (n, witness time) of PONG answers.
+    pub pongs: Vec<(u64, Wt)>,
 }
 
 impl BootLog {
@@ -156,6 +158,7 @@ impl VmProcess {
                         Msg::Corrupted { seq } => g.corrupted = Some(seq),
                         Msg::Full { seq } => g.full = Some(seq),
                         Msg::Error { msg } => g.errors.push(msg),
+                        Msg::Pong { n } => g.pongs.push((n, t)),
                         _ => {}
                     }
                 }
@@ -217,6 +220,16 @@ impl VmProcess {
             return Err(self.err("QEMU did not power off after the STOP record"));
         }
         Ok(r)
+    }
+
+    /// Round trip over the probe's port: host "ping" to guest PONG, as the witness sees it.
+    pub async fn ping(&mut self, n: u64) -> Result<Duration, LabError> {
+        let t0 = Wt::now();
+        if let Some(w) = self.writer.as_mut() {
+            w.write_all(format!("ping {n}\n").as_bytes()).await.map_err(|e| self.err(format!("failed to send ping: {e}")))?;
+        }
+        let at = self.wait_for("a PONG", Duration::from_secs(5), |g| g.pongs.iter().find(|p| p.0 == n).map(|p| p.1)).await?;
+        Ok(at.since(t0))
     }
 
     /// Waits for the guest to power off by itself (verify and corrupt modes).
