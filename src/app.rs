@@ -97,7 +97,24 @@ async fn dispatch(cmd: Command) -> anyhow::Result<i32> {
             EnvAction::Status { env } => env_status(&load_env(&env)?).await,
         },
         Command::Bench { env, rounds } => bench(&load_env(&env)?, rounds).await,
+        Command::Lint { paths, format, fail_on, app_label, mode, dr, rpo, env, flatten } => {
+            let rpo = match (rpo, env) {
+                (Some(r), _) => Some(r.0),
+                (None, Some(e)) => Some(load_env(&e)?.spec.replication.interval.0),
+                (None, None) => None,
+            };
+            let opts = crate::lint::rules::Options { app_label, mode, dr, rpo, flatten, rtt: None };
+            lint(&paths, format, fail_on, &opts)
+        }
     }
+}
+
+fn lint(paths: &[PathBuf], format: crate::lint::output::Format, fail_on: crate::lint::Severity, opts: &crate::lint::rules::Options) -> anyhow::Result<i32> {
+    anyhow::ensure!(!paths.is_empty(), "lint needs at least one path (a file, a directory, or - for stdin)");
+    let (objects, kustomized) = crate::lint::load_paths(paths)?;
+    let findings = crate::lint::rules::check(&objects, kustomized, opts);
+    print!("{}", crate::lint::output::render(format, &findings, objects.len()));
+    Ok(if findings.iter().any(|f| f.severity >= fail_on) { EXIT_FAILED } else { EXIT_OK })
 }
 
 fn run_id() -> String {

@@ -40,6 +40,35 @@ pub enum Command {
         #[command(subcommand)]
         action: EnvAction,
     },
+    /// DR-readiness checks over manifests (files, directories, `-` for stdin) from the OpenShift
+    /// Virtualization DR guidance. Exit 0 clean, 1 findings at or above --fail-on, 2 unreadable input.
+    Lint {
+        /// Manifests: YAML files (multi-document), directories (a GitOps tree), or `-` for stdin.
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: crate::lint::output::Format,
+        /// Lowest severity that makes the exit code 1.
+        #[arg(long, value_enum, default_value = "error")]
+        fail_on: crate::lint::Severity,
+        /// The common label selecting a discovered application's resources.
+        #[arg(long, default_value = "app")]
+        app_label: String,
+        /// How the application is protected by RHACM.
+        #[arg(long, value_enum, default_value = "auto")]
+        mode: crate::lint::rules::AppMode,
+        /// The DR kind the application is meant for.
+        #[arg(long, value_enum, default_value = "regional")]
+        dr: crate::lint::rules::DrKind,
+        /// Declared RPO, e.g. 5m (default: the --env file's replication interval when given).
+        #[arg(long)]
+        rpo: Option<crate::units::Dur>,
+        /// Environment file whose replication interval is the declared RPO.
+        #[arg(long = "env")]
+        env: Option<PathBuf>,
+        /// The replication class flattens cloned images (cloned PVCs can be protected).
+        #[arg(long)]
+        flatten: bool,
+    },
     /// Measure the lab against its speed targets and print the figures.
     Bench {
         #[arg(long = "env", default_value = DEFAULT_ENV)]

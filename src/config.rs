@@ -177,21 +177,26 @@ fn line_of(text: &str, key: &str) -> u64 {
         .unwrap_or(1)
 }
 
+/// A serde-saphyr error as (1-based line, one-line message): its rendered snippet and its own
+/// "line N column M:" prefix are dropped, since callers put `file:line:` in front.
+pub fn yaml_error(e: &serde_saphyr::Error) -> (u64, String) {
+    let line = e.location().map(|l| l.line()).unwrap_or(1).max(1);
+    let msg = e.to_string();
+    let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid YAML").trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let first = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((loc, rest)) if loc.contains("column") => rest,
+        _ => first,
+    };
+    (line, first.to_string())
+}
+
 /// Parses and validates an environment file's text. Pure.
 pub fn from_yaml(path: &Path, text: &str) -> Result<EnvConfig, ConfigError> {
     let invalid = |line: u64, msg: String| ConfigError::Invalid { path: path.to_path_buf(), line, msg };
     let spec: EnvFile = serde_saphyr::from_str(text).map_err(|e| {
-        let line = e.location().map(|l| l.line()).unwrap_or(1);
-        // serde-saphyr renders a code snippet; one line is what a CI log needs.
-        let msg = e.to_string();
-        let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid YAML").trim();
-        let first = first.strip_prefix("error: ").unwrap_or(first);
-        // drop serde-saphyr's own "line N column M: " prefix: the location is already in front
-        let first = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
-            Some((loc, rest)) if loc.contains("column") => rest,
-            _ => first,
-        };
-        invalid(line.max(1), first.to_string())
+        let (line, msg) = yaml_error(&e);
+        invalid(line, msg)
     })?;
     let check = |ok: bool, key: &str, msg: &str| if ok { Ok(()) } else { Err(invalid(line_of(text, key), format!("{key}: {msg}"))) };
     check(!spec.name.trim().is_empty(), "name", "must not be empty")?;

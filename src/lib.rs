@@ -7,6 +7,7 @@ pub mod config;
 pub mod dr;
 pub mod env;
 pub mod fault;
+pub mod lint;
 pub mod oracle;
 pub mod report;
 pub mod runner;

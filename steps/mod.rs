@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod faults;
 pub mod params;
+pub mod readiness;
 pub mod sites;
 pub mod timing;
 pub mod verdicts;

@@ -153,7 +153,7 @@ fn default_drills_pass() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.lines().any(|l| l == "scenarios: 2 passed, 0 failed, 1 skipped"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "scenarios: 3 passed, 0 failed, 1 skipped"), "{stdout}");
     for f in ["junit.xml", "cucumber.json", "summary.json"] {
         assert!(dir.path().join(f).metadata().unwrap().len() > 0, "{f}");
     }

@@ -122,9 +122,8 @@ pub fn parse_stream(file: &str, text: &str) -> Result<Vec<Object>, LintError> {
             continue;
         }
         let value: Value = serde_saphyr::from_str(&doc).map_err(|e| {
-            let line = e.location().map(|l| l.line() as usize).unwrap_or(1);
-            let msg = e.to_string().lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid YAML").trim().to_string();
-            LintError::Parse { path: file.into(), line: first + line - 1, msg }
+            let (line, msg) = crate::config::yaml_error(&e);
+            LintError::Parse { path: file.into(), line: first + line as usize - 1, msg }
         })?;
         let src = Source { file: file.to_string(), line: first + skip };
         let body: String = doc.lines().skip(skip).collect::<Vec<_>>().join("\n");
