@@ -97,24 +97,33 @@ async fn dispatch(cmd: Command) -> anyhow::Result<i32> {
             EnvAction::Status { env } => env_status(&load_env(&env)?).await,
         },
         Command::Bench { env, rounds } => bench(&load_env(&env)?, rounds).await,
-        Command::Lint { paths, format, fail_on, app_label, mode, dr, rpo, env, flatten } => {
+        Command::Lint { paths, format, fail_on, app_label, mode, dr, rpo, env, flatten, context, namespace, kubeconfig, peer_context } => {
             let rpo = match (rpo, env) {
                 (Some(r), _) => Some(r.0),
                 (None, Some(e)) => Some(load_env(&e)?.spec.replication.interval.0),
                 (None, None) => None,
             };
-            let opts = crate::lint::rules::Options { app_label, mode, dr, rpo, flatten, rtt: None };
-            lint(&paths, format, fail_on, &opts)
+            let mut opts = crate::lint::rules::Options { app_label, mode, dr, rpo, flatten, rtt: None };
+            let (objects, kustomized) = match (context, namespace) {
+                (Some(ctx), Some(ns)) => {
+                    use crate::lint::live;
+                    let client = live::client(&ctx, kubeconfig.as_deref()).await?;
+                    if let Some(peer) = peer_context {
+                        let pc = live::client(&peer, kubeconfig.as_deref()).await?;
+                        opts.rtt = Some(live::apiserver_rtt(&pc, 5).await.with_context(|| format!("failed to reach the API server of context {peer}"))?);
+                    }
+                    (live::fetch(client, &ctx, &ns).await?, false)
+                }
+                _ => {
+                    anyhow::ensure!(!paths.is_empty(), "lint needs at least one path (a file, a directory, or - for stdin), or --context and --namespace");
+                    crate::lint::load_paths(&paths)?
+                }
+            };
+            let findings = crate::lint::rules::check(&objects, kustomized, &opts);
+            print!("{}", crate::lint::output::render(format, &findings, objects.len()));
+            Ok(if findings.iter().any(|f| f.severity >= fail_on) { EXIT_FAILED } else { EXIT_OK })
         }
     }
-}
-
-fn lint(paths: &[PathBuf], format: crate::lint::output::Format, fail_on: crate::lint::Severity, opts: &crate::lint::rules::Options) -> anyhow::Result<i32> {
-    anyhow::ensure!(!paths.is_empty(), "lint needs at least one path (a file, a directory, or - for stdin)");
-    let (objects, kustomized) = crate::lint::load_paths(paths)?;
-    let findings = crate::lint::rules::check(&objects, kustomized, opts);
-    print!("{}", crate::lint::output::render(format, &findings, objects.len()));
-    Ok(if findings.iter().any(|f| f.severity >= fail_on) { EXIT_FAILED } else { EXIT_OK })
 }
 
 fn run_id() -> String {

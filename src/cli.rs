@@ -68,6 +68,19 @@ pub enum Command {
         /// The replication class flattens cloned images (cloned PVCs can be protected).
         #[arg(long)]
         flatten: bool,
+        /// Lint a live cluster: the kubeconfig context to read.
+        #[arg(long, requires = "namespace", conflicts_with = "paths")]
+        context: Option<String>,
+        /// Lint a live cluster: the namespace of the application.
+        #[arg(long, short = 'n', requires = "context")]
+        namespace: Option<String>,
+        /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Live, Metro-DR: the peer site's context; the median API round trip to it is checked against 10 ms
+        /// (run lint from the primary site for the figure to mean the inter-site distance).
+        #[arg(long, requires = "context")]
+        peer_context: Option<String>,
     },
     /// Measure the lab against its speed targets and print the figures.
     Bench {

@@ -126,3 +126,11 @@ fn floating_tags() {
         assert_eq!(rules::floating(img), floating, "{img}");
     }
 }
+
+#[test]
+fn wrong_kubeconfig_is_named_with_exit_2() {
+    let out = Command::cargo_bin("dr-drill").unwrap().args(["lint", "--context", "east", "--namespace", "shop", "--kubeconfig", "/nonexistent/kubeconfig"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("context east") && err.contains("/nonexistent/kubeconfig"), "{err}");
+}

@@ -2,6 +2,7 @@
 //! GitOps tree, multi-document YAML, kustomize output on stdin) or a live cluster. The rules are pure
 //! functions over parsed objects; reading files and clusters is at the edges.
 
+pub mod live;
 pub mod output;
 pub mod rules;
 
