@@ -5,7 +5,6 @@
 use super::{LintError, Object, Source};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::{Api, Client};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// (group, version, kind, namespaced) of what the rules read.
@@ -23,7 +22,7 @@ pub const KINDS: &[(&str, &str, &str, bool)] = &[
 ];
 
 fn err(ctx: &str, msg: String) -> LintError {
-    LintError::Read { path: PathBuf::from(format!("context {ctx}")), source: std::io::Error::other(msg) }
+    LintError::Live { context: ctx.to_string(), msg }
 }
 
 /// A client for a kubeconfig context; a wrong kubeconfig or an unknown context is named.

@@ -16,6 +16,8 @@ pub enum LintError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}: {msg}")]
     Parse { path: PathBuf, line: usize, msg: String },
+    #[error("context {context}: {msg}")]
+    Live { context: String, msg: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
