@@ -15,6 +15,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ScenarioSummary {
     pub feature: String,
     pub scenario: String,
@@ -104,7 +105,7 @@ pub fn write_history(dir: &Path, slug: String, lab: &mut Lab, vm: &str, w: &DrWo
     let slot = lab.slot(vm).map_err(std::io::Error::other)?;
     for b in &slot.boots {
         let boot = b.boot_id().unwrap_or("-").to_string();
-        events.push((b.started, json!({"event": "boot-requested", "boot": boot})));
+        events.push((b.started, json!({"event": "boot-requested", "boot": boot, "site": b.site, "mode": b.mode})));
         if let Some((t, _)) = &b.hello {
             events.push((*t, json!({"event": "probe-up", "boot": boot})));
         }

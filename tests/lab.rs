@@ -161,9 +161,9 @@ fn default_drills_pass() {
     let scenarios = s["scenarios"].as_array().unwrap();
     let failover = scenarios.iter().find(|x| x["scenario"].as_str().unwrap().contains("Regional-DR failover")).unwrap();
     assert_eq!(failover["status"], "passed");
-    assert!(failover["loss_window_ms"].as_f64().unwrap() <= failover["loss_bound_ms"].as_f64().unwrap());
+    assert!(failover["lossWindowMs"].as_f64().unwrap() <= failover["lossBoundMs"].as_f64().unwrap());
     let relocate = scenarios.iter().find(|x| x["scenario"].as_str().unwrap().contains("Relocate")).unwrap();
-    assert_eq!(relocate["records_lost"], 0);
+    assert_eq!(relocate["recordsLost"], 0);
     let skipped = scenarios.iter().find(|x| x["status"] == "skipped").unwrap();
     assert!(skipped["reason"].as_str().unwrap().contains("Metro-DR"));
     let history = std::fs::read_to_string(failover["history"].as_str().unwrap()).unwrap();
@@ -188,9 +188,39 @@ fn negative_controls_fail() {
     let broken = sc.iter().find(|x| x["scenario"].as_str().unwrap().contains("replication")).unwrap();
     assert_eq!(broken["status"], "failed");
     assert!(broken["reason"].as_str().unwrap().contains("exceeds the bound"), "{broken}");
-    assert!(broken["loss_window_ms"].as_f64().unwrap() > broken["loss_bound_ms"].as_f64().unwrap());
-    assert!(broken["records_lost"].as_u64().unwrap() > 0);
+    assert!(broken["lossWindowMs"].as_f64().unwrap() > broken["lossBoundMs"].as_f64().unwrap());
+    assert!(broken["recordsLost"].as_u64().unwrap() > 0);
     let corrupt = sc.iter().find(|x| x["scenario"].as_str().unwrap().contains("damage")).unwrap();
     assert_eq!(corrupt["status"], "failed");
     assert!(corrupt["reason"].as_str().unwrap().contains("block 50 (bad-payload-checksum)"), "{corrupt}");
+}
+
+/// SIGTERM in the middle of a drill (the VM writing, a scenario half-way) removes every process, namespace
+/// and run directory the run made.
+#[test]
+fn terminated_run_leaves_nothing() {
+    let _g = serial();
+    let runs = tempfile::tempdir().unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    let needle = runs.path().display().to_string();
+    let before = netns();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("dr-drill"))
+        .args(["run", "features/failover.feature", "--report-dir"])
+        .arg(reports.path())
+        .env("DR_DRILL_RUN_DIR", runs.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while procs_mentioning(&needle).iter().all(|p| !p.contains("qemu-system")) {
+        assert!(t0.elapsed() < Duration::from_secs(120), "the drill never booted its VM");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(procs_mentioning(&needle), Vec::<String>::new(), "processes left behind");
+    assert_eq!(netns(), before, "namespaces left behind");
+    assert_eq!(std::fs::read_dir(runs.path()).unwrap().count(), 0, "run directory left behind");
 }

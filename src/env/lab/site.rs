@@ -233,7 +233,14 @@ osd_op_num_threads_per_shard = 2
     pub fn start_rbd_mirror(&mut self) -> Result<(), LabError> {
         let id = format!("rbd-mirror.{}", self.name);
         let kr = self.dir.join("rbd-mirror.keyring").display().to_string();
-        self.start("rbd-mirror", "rbd-mirror", &["-f", "--id", &id, "--keyring", &kr, "--rbd_mirror_image_state_check_interval=5"])
+        // Ceph 16's rbd-mirror waits forever on ops to a primary cluster that vanished (black-holed, as in a
+        // real site loss), and a forced promote then hangs behind it (ceph/ceph PR 52632). Bounded RADOS op
+        // timeouts, which the daemon's connection to the peer inherits, let the forced promote proceed.
+        self.start(
+            "rbd-mirror",
+            "rbd-mirror",
+            &["-f", "--id", &id, "--keyring", &kr, "--rbd_mirror_image_state_check_interval=5", "--rados_osd_op_timeout=10", "--rados_mon_op_timeout=10"],
+        )
     }
 
     pub fn daemon_mut(&mut self, name: &str) -> Option<&mut Daemon> {

@@ -38,6 +38,8 @@ impl Mode {
 #[derive(Clone, Debug, Default)]
 pub struct BootLog {
     pub started: Wt,
+    pub site: String,
+    pub mode: String,
     pub hello: Option<(Wt, String)>,
     /// (sequence, witness time of the ack, guest wall clock ns)
     pub acks: Vec<(u64, Wt, u64)>,
@@ -136,7 +138,7 @@ impl VmProcess {
             return Err(vm_err(s.vm, s.site, "QEMU's probe socket did not appear within 10s"));
         };
         let (rd, wr) = stream.into_split();
-        let log = Arc::new(Mutex::new(BootLog { started, ..Default::default() }));
+        let log = Arc::new(Mutex::new(BootLog { started, site: s.site.to_string(), mode: tag.to_string(), ..Default::default() }));
         let (tx, rx) = watch::channel(0u64);
         let l2 = log.clone();
         tokio::spawn(async move {
