@@ -159,6 +159,7 @@ async fn run(env: &Path, tags: Option<String>, report_dir: Option<PathBuf>, keep
     println!("dr-drill: environment {} ({}), {}", cfg.spec.name, cfg.path.display(), cfg.replication_summary());
     println!("dr-drill: reports in {}", report_dir.display());
     let res = runner::run(RunOptions { cfg, paths, tags, report_dir, keep }).await?;
+    print!("{}", crate::report::figures(&res.scenarios));
     for e in &res.harness_errors {
         eprintln!("harness error: {e}");
     }

@@ -64,7 +64,6 @@ impl ScenarioSummary {
     }
 
     pub fn fill(&mut self, w: &DrWorld, lab: &Lab) {
-        self.duration_s = w.started.map(|s| Wt::now().since(s).as_secs_f64());
         self.vm = w.vm.clone();
         self.replication_interval = lab.cfg.spec.replication.interval.to_string();
         self.faults = w.receipts.iter().map(|r| json!({"fault": r.fault, "at_ms": r.at.ms()})).collect();
@@ -163,4 +162,34 @@ pub fn write_summary(dir: &Path, cfg: &EnvConfig, started: Wt, scenarios: &[Scen
         "scenarios": scenarios,
     });
     std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&s).map_err(std::io::Error::other)?)
+}
+
+/// The closing table of a run: per scenario its wall time, records lost, loss window against its bound,
+/// and when the VM served again after the DR action.
+pub fn figures(scenarios: &[ScenarioSummary]) -> String {
+    let mut s = format!("{:<54} {:<8} {:>7} {:>6} {:>22} {:>9}\n", "scenario", "status", "time", "lost", "loss window / bound", "serving");
+    for sc in scenarios {
+        let name: String = sc.scenario.chars().take(54).collect();
+        let serving = sc
+            .action
+            .as_ref()
+            .and_then(|a| a["rto"].as_array().and_then(|m| m.iter().find(|x| x[0] == "serving")).and_then(|x| x[1].as_f64()))
+            .map(|ms| format!("{:.1}s", ms / 1e3))
+            .unwrap_or_else(|| "-".into());
+        let window = match (sc.loss_window_ms, sc.loss_bound_ms) {
+            (Some(w), Some(b)) => format!("{w:.0} / {b:.0} ms"),
+            (Some(w), None) => format!("{w:.0} ms"),
+            _ => "-".into(),
+        };
+        s.push_str(&format!(
+            "{:<54} {:<8} {:>7} {:>6} {:>22} {:>9}\n",
+            name,
+            sc.status,
+            sc.duration_s.map(|d| format!("{d:.1}s")).unwrap_or_else(|| "-".into()),
+            sc.records_lost.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
+            window,
+            serving
+        ));
+    }
+    s
 }

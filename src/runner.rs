@@ -46,6 +46,7 @@ pub struct RunOptions {
 
 #[derive(Debug, Default)]
 pub struct RunResult {
+    pub scenarios: Vec<ScenarioSummary>,
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
@@ -312,12 +313,14 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
     }
     report::write_summary(&opts.report_dir, &opts.cfg, started, &scenarios, &res)
         .map_err(|source| RunError::Report { path: opts.report_dir.clone(), source })?;
+    res.scenarios = scenarios;
     Ok(res)
 }
 
 /// After every scenario: stop its VM, recover every injected fault (newest first), write its history.
 async fn teardown(w: &mut DrWorld, summary: &mut ScenarioSummary, dir: &Path) {
     let c = ctx();
+    summary.duration_s = w.started.map(|s| Wt::now().since(s).as_secs_f64());
     let mut g = c.lab.lock().await;
     let Some(lab) = g.as_mut() else { return };
     if let Some(vm) = w.vm.clone() {
