@@ -127,6 +127,8 @@ pub struct SnapRecord {
     pub started: Wt,
     /// When the witness first saw it complete on the peer.
     pub completed: Option<Wt>,
+    /// Taken before the scheduler started watching (its sync time was not measured).
+    pub preexisting: bool,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -138,7 +140,7 @@ pub struct SnapLog {
 impl SnapLog {
     /// Longest start-to-complete time seen.
     pub fn max_sync(&self) -> Duration {
-        self.snaps.iter().filter_map(|s| s.completed.map(|c| c.since(s.started))).max().unwrap_or_default()
+        self.snaps.iter().filter(|s| !s.preexisting).filter_map(|s| s.completed.map(|c| c.since(s.started))).max().unwrap_or_default()
     }
     pub fn start_of(&self, id: u64) -> Option<Wt> {
         self.snaps.iter().find(|s| s.id == id).map(|s| s.started)
@@ -174,12 +176,13 @@ pub fn spawn_scheduler(cfg: &EnvConfig, primary: SiteRef, peer: SiteRef, image: 
     let kind = cfg.spec.replication.scheduler;
     tokio::spawn(async move {
         let mut next = tokio::time::Instant::now() + interval;
+        let mut first_poll = true;
         loop {
             if kind == Scheduler::Harness && tokio::time::Instant::now() >= next {
                 next += interval;
                 let started = Wt::now();
                 match take_snapshot(&primary, &image).await {
-                    Ok(id) => log.lock().unwrap().snaps.push(SnapRecord { id, site: primary.name.clone(), started, completed: None }),
+                    Ok(id) => log.lock().unwrap().snaps.push(SnapRecord { id, site: primary.name.clone(), started, completed: None, preexisting: false }),
                     Err(e) => log.lock().unwrap().errors.push(e.to_string()),
                 }
             }
@@ -189,9 +192,10 @@ pub fn spawn_scheduler(cfg: &EnvConfig, primary: SiteRef, peer: SiteRef, image: 
                     for s in list.iter().filter(|s| s.is_primary()) {
                         if g.snaps.iter().all(|r| r.id != s.id) {
                             let started = parse_ceph_timestamp(&s.timestamp).map(Wt::from_unix_secs).unwrap_or_else(Wt::now);
-                            g.snaps.push(SnapRecord { id: s.id, site: primary.name.clone(), started, completed: None });
+                            g.snaps.push(SnapRecord { id: s.id, site: primary.name.clone(), started, completed: None, preexisting: first_poll });
                         }
                     }
+                    first_poll = false;
                 }
             }
             let pending: Vec<u64> = log.lock().unwrap().snaps.iter().filter(|s| s.completed.is_none()).map(|s| s.id).collect();
@@ -259,6 +263,15 @@ mod tests {
         // snapshot 7 is on the peer but not complete: the barrier must not pass on it
         assert_eq!(completed_on_peer(&q), vec![4]);
         assert!(parse_snaps("not json").is_err());
+    }
+
+    #[test]
+    fn max_sync_ignores_unmeasured_snapshots() {
+        let r = |id, started, completed: Option<u64>, preexisting| SnapRecord { id, site: "a".into(), started: Wt::from_ms(started), completed: completed.map(Wt::from_ms), preexisting };
+        let log = SnapLog { snaps: vec![r(1, 0, Some(9000), true), r(2, 10_000, Some(11_500), false), r(3, 15_000, None, false)], errors: vec![] };
+        assert_eq!(log.max_sync(), Duration::from_millis(1500));
+        assert_eq!(log.start_of(2), Some(Wt::from_ms(10_000)));
+        assert_eq!(log.start_of(9), None);
     }
 
     #[test]
