@@ -123,7 +123,8 @@ pub async fn wait_synced(peer: &SiteRef, image: &str, id: u64, deadline: Duratio
 pub struct SnapRecord {
     pub id: u64,
     pub site: String,
-    /// When the snapshot was requested (harness scheduler) or taken (Ceph's schedule, from its timestamp).
+    /// When the snapshot was due (harness scheduler: its tick) or taken (Ceph's schedule: its timestamp,
+    /// truncated to the second); never later than the truth.
     pub started: Wt,
     /// When the witness first saw it complete on the peer.
     pub completed: Option<Wt>,
@@ -179,8 +180,11 @@ pub fn spawn_scheduler(cfg: &EnvConfig, primary: SiteRef, peer: SiteRef, image: 
         let mut first_poll = true;
         loop {
             if kind == Scheduler::Harness && tokio::time::Instant::now() >= next {
+                // A snapshot's start is the tick it was due at: a late tick counts toward its sync time
+                // (the loss window bound grows, the records required to survive do not).
+                let late = tokio::time::Instant::now().saturating_duration_since(next);
+                let started = Wt(Wt::now().0.saturating_sub(late.as_nanos() as u64));
                 next += interval;
-                let started = Wt::now();
                 match take_snapshot(&primary, &image).await {
                     Ok(id) => log.lock().unwrap().snaps.push(SnapRecord { id, site: primary.name.clone(), started, completed: None, preexisting: false }),
                     Err(e) => log.lock().unwrap().errors.push(e.to_string()),
