@@ -96,7 +96,14 @@ async fn dispatch(cmd: Command) -> anyhow::Result<i32> {
             EnvAction::Down { env } => env_down(&load_env(&env)?).await,
             EnvAction::Status { env } => env_status(&load_env(&env)?).await,
         },
-        Command::Bench { env, rounds } => bench(&load_env(&env)?, rounds).await,
+        Command::Bench { env, rounds, drills } => {
+            let cfg = load_env(&env)?;
+            bench(&cfg, rounds).await?;
+            if drills {
+                bench_drills(&cfg).await?;
+            }
+            Ok(EXIT_OK)
+        }
         Command::Lint { paths, format, fail_on, app_label, mode, dr, rpo, env, flatten, context, namespace, kubeconfig, peer_context } => {
             let rpo = match (rpo, env) {
                 (Some(r), _) => Some(r.0),
@@ -275,7 +282,7 @@ async fn env_status(cfg: &EnvConfig) -> anyhow::Result<i32> {
 
 /// Lab figures against the targets: bring-up (≤ 30 s), boot to first ack (< 10 s), sync-barrier latency for
 /// a small delta, peak RSS of the whole lab.
-async fn bench(cfg: &EnvConfig, rounds: u32) -> anyhow::Result<i32> {
+async fn bench(cfg: &EnvConfig, rounds: u32) -> anyhow::Result<()> {
     Assets::locate()?;
     let mut ups = vec![];
     for round in 1..=rounds.max(1) {
@@ -303,7 +310,24 @@ async fn bench(cfg: &EnvConfig, rounds: u32) -> anyhow::Result<i32> {
         let mean = ups.iter().sum::<f64>() / ups.len() as f64;
         println!("bench: lab up over {} rounds: mean {mean:.1}s, max {:.1}s", ups.len(), ups.iter().cloned().fold(0.0, f64::max));
     }
-    Ok(EXIT_OK)
+    Ok(())
+}
+
+/// The default drills, timed against their targets.
+async fn bench_drills(cfg: &EnvConfig) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let report_dir = PathBuf::from("reports").join(format!("bench-{}", run_id()));
+    let paths = if Path::new("features").is_dir() { vec![PathBuf::from("features")] } else { vec![bundled_features()?] };
+    let res = runner::run(RunOptions { cfg: cfg.clone(), paths, tags: Some("not @negative".into()), report_dir, keep: false }).await?;
+    let total = t0.elapsed().as_secs_f64();
+    print!("{}", crate::report::figures(&res.scenarios));
+    println!("bench: default run {total:.1}s for {} scenarios ({} passed, {} failed, {} skipped) (target <= 600s)", res.scenarios.len(), res.passed, res.failed, res.skipped);
+    let target = cfg.spec.replication.interval.0.as_secs_f64() + 60.0;
+    for s in res.scenarios.iter().filter(|s| s.action.as_ref().is_some_and(|a| a["kind"] == "failover")) {
+        println!("bench: failover scenario \"{}\" {:.1}s (target <= interval + 60s = {target:.0}s)", s.scenario, s.duration_s.unwrap_or(f64::NAN));
+    }
+    anyhow::ensure!(res.harness_errors.is_empty() && res.failed == 0, "the drills did not all pass: {:?}", res.harness_errors);
+    Ok(())
 }
 
 /// Polls both sites until `ceph health` is HEALTH_OK and `rbd mirror pool status` reports daemon health OK.

@@ -89,6 +89,10 @@ pub enum Command {
         /// How many lab bring-ups to time.
         #[arg(long, default_value_t = 1)]
         rounds: u32,
+        /// Also run the default drills and report them against their targets (default run within 10
+        /// minutes, a failover scenario within the replication interval plus 60 s).
+        #[arg(long)]
+        drills: bool,
     },
 }
 

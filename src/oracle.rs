@@ -101,7 +101,8 @@ pub fn judge(acks: &[Ack], scan: &ScanReport, fault_at: Option<Wt>, bound: Bound
     }
     v.lost_count = lost.len() as u64;
     v.lost = ranges(lost);
-    v.indeterminate = scan.ranges.iter().flat_map(|r| r.0..=r.1).filter(|s| !owner.contains_key(s)).count() as u64;
+    // the STOP record is expected, not in flight: it is not indeterminate
+    v.indeterminate = scan.ranges.iter().flat_map(|r| r.0..=r.1).filter(|s| !owner.contains_key(s) && scan.stop != Some(*s)).count() as u64;
     v.holes = scan.holes();
     v.corrupt = scan.corrupt.iter().map(|(b, c)| (*b, c.as_str().to_string())).collect();
     v.chain_breaks = scan.chain_breaks.clone();
