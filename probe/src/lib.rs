@@ -209,9 +209,6 @@ impl ScanReport {
     pub fn contains(&self, seq: u64) -> bool {
         self.boot_of(seq).is_some()
     }
-    pub fn max_seq(&self) -> Option<u64> {
-        self.ranges.last().map(|r| r.1)
-    }
     /// Gaps between valid records below the highest one: (first, last) missing sequence ranges.
     pub fn holes(&self) -> Vec<(u64, u64)> {
         let mut v = vec![];

@@ -9,7 +9,7 @@ pub mod site;
 pub mod vm;
 
 use crate::clock::Wt;
-use crate::config::{EnvConfig, Scheduler};
+use crate::config::EnvConfig;
 use crate::fault::{Fault, Receipt};
 use mirror::SnapLog;
 use serde::{Deserialize, Serialize};
@@ -406,10 +406,6 @@ impl Lab {
         let h = mirror::spawn_scheduler(&cfg, p, q, slot.image.clone(), slot.snaps.clone());
         slot.scheduler = Some(h);
         Ok(())
-    }
-
-    pub fn scheduler_kind(&self) -> Scheduler {
-        self.cfg.spec.replication.scheduler
     }
 
     /// Peak resident memory of the lab's processes (daemons and VMs), in bytes, read from /proc.

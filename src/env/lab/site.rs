@@ -215,10 +215,6 @@ osd_op_num_threads_per_shard = 2
         self.wait_cli_ok("osd.0 serves", Duration::from_secs(60), "ceph", &["tell", "osd.0", "version"]).await.map(|_| ())
     }
 
-    pub async fn health(&self) -> Result<String, LabError> {
-        Ok(self.cli_within("ceph", &["health"], Duration::from_secs(5)).await?.trim().to_string())
-    }
-
     /// Restarts mon, mgr, OSD (and rbd-mirror if this site has one) after a power loss.
     pub async fn power_on(&mut self) -> Result<(), LabError> {
         self.start("mon", "ceph-mon", &["-i", "a", "-f"])?;
