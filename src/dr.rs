@@ -105,18 +105,9 @@ fn scan_limit(lab: &Lab, boots: &[BootLog]) -> u64 {
     (max + 1 + 2048).min(lab.cfg.disk_records() + 1)
 }
 
-/// Moves the current boot log of a VM into its history (the process is gone or about to be replaced).
-pub fn archive(lab: &mut Lab, vm: &str) -> Result<(), LabError> {
-    let slot = lab.slot(vm)?;
-    if let Some(p) = slot.process.take() {
-        slot.boots.push(p.snapshot());
-    }
-    Ok(())
-}
-
 /// Boots on `site` in resume mode and measures boot, recovery scan and first new acknowledged write.
 async fn boot_and_serve(lab: &mut Lab, vm: &str, site: usize, tl: &mut Timeline) -> Result<ScanReport, LabError> {
-    archive(lab, vm)?;
+    lab.archive(vm)?;
     let boots = lab.slot(vm)?.boots.clone();
     let limit = scan_limit(lab, &boots);
     let boot = lab.cfg.spec.budgets.boot.0;
@@ -148,7 +139,7 @@ pub async fn relocate(lab: &mut Lab, vm: &str, to: usize) -> Result<Outcome, Lab
     let p = lab.slot(vm)?.process.as_mut().ok_or_else(|| LabError::Usage(format!("VM {vm} is not running: nothing to relocate")))?;
     let (stopped_at, stop_seq) = p.graceful_stop(budgets.graceful_stop.0).await?;
     tl.mark_at("vm stopped", stopped_at);
-    archive(lab, vm)?;
+    lab.archive(vm)?;
     lab.stop_scheduler(vm)?;
     let image = lab.slot(vm)?.image.clone();
     let demotion = mirror::demote(&lab.sites[from], &image).await?;
@@ -204,7 +195,7 @@ pub async fn failover(lab: &mut Lab, vm: &str, to: usize, fault: Option<&Receipt
     };
     let mut tl = Timeline::starting(fault_at, "fault");
     tl.mark("failover requested");
-    archive(lab, vm)?;
+    lab.archive(vm)?;
     // Fence: the old primary can no longer reach the survivor, whatever state it comes back in.
     let fence = lab.inject(Fault::Isolate { site: lab.sites[from].name.clone() }).await?;
     tl.mark("fenced");

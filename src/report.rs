@@ -63,9 +63,9 @@ impl ScenarioSummary {
         }
     }
 
-    pub fn fill(&mut self, w: &DrWorld, lab: &Lab) {
+    pub fn fill(&mut self, w: &DrWorld, cfg: &EnvConfig) {
         self.vm = w.vm.clone();
-        self.replication_interval = lab.cfg.spec.replication.interval.to_string();
+        self.replication_interval = cfg.spec.replication.interval.to_string();
         self.faults = w.receipts.iter().map(|r| json!({"fault": r.fault, "at_ms": r.at.ms()})).collect();
         self.verdicts = w.verdicts.clone();
         if let Some(o) = &w.outcome {

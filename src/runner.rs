@@ -4,7 +4,8 @@
 
 use crate::clock::Wt;
 use crate::config::EnvConfig;
-use crate::env::lab::{procs, Lab};
+use crate::env::lab::procs;
+use crate::env::Environment;
 use crate::report::{self, ScenarioSummary};
 use crate::steps::DrWorld;
 use cucumber::event::ScenarioFinished;
@@ -55,7 +56,7 @@ pub struct RunResult {
 
 struct RunCtx {
     cfg: EnvConfig,
-    lab: tokio::sync::Mutex<Option<Lab>>,
+    env: tokio::sync::Mutex<Option<Environment>>,
     lab_error: Mutex<Option<String>>,
     harness_errors: Mutex<Vec<String>>,
     scenarios: Mutex<Vec<ScenarioSummary>>,
@@ -79,25 +80,25 @@ pub fn harness_error(msg: String) {
     }
 }
 
-/// The run's lab, brought up on first use; a failed bring-up is remembered and not retried.
-pub async fn lab() -> Result<tokio::sync::MappedMutexGuard<'static, Lab>, String> {
+/// The run's environment, brought up on first use; a failed bring-up is remembered and not retried.
+pub async fn env() -> Result<tokio::sync::MappedMutexGuard<'static, Environment>, String> {
     let c = ctx();
-    let mut g = c.lab.lock().await;
+    let mut g = c.env.lock().await;
     if g.is_none() {
         if let Some(e) = c.lab_error.lock().unwrap().clone() {
-            return Err(format!("the lab could not be brought up earlier in this run: {e}"));
+            return Err(format!("the environment could not be brought up earlier in this run: {e}"));
         }
         println!("      bringing up {} ({}) ...", c.cfg.spec.name, c.cfg.replication_summary());
         for ns in procs::reap_stale_netns() {
             println!("      removed namespace {ns} left by an earlier run that was killed");
         }
-        match Lab::up(&c.cfg).await {
-            Ok(l) => {
-                println!("      lab {} up in {:.1}s", l.id, l.up_time.as_secs_f64());
-                *g = Some(l)
+        match Environment::up(&c.cfg).await {
+            Ok(e) => {
+                println!("      {}", e.describe());
+                *g = Some(e)
             }
             Err(e) => {
-                let msg = format!("failed to bring up the lab: {e}");
+                let msg = format!("failed to bring up environment {}: {e}", c.cfg.spec.name);
                 *c.lab_error.lock().unwrap() = Some(msg.clone());
                 return Err(msg);
             }
@@ -230,7 +231,7 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
     std::fs::create_dir_all(&opts.report_dir).map_err(|source| RunError::Report { path: opts.report_dir.clone(), source })?;
     let _ = CTX.set(RunCtx {
         cfg: opts.cfg.clone(),
-        lab: tokio::sync::Mutex::new(None),
+        env: tokio::sync::Mutex::new(None),
         lab_error: Mutex::new(None),
         harness_errors: Mutex::new(vec![]),
         scenarios: Mutex::new(vec![]),
@@ -291,12 +292,12 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
         .await;
 
     let c = ctx();
-    if let Some(mut lab) = c.lab.lock().await.take() {
+    if let Some(mut env) = c.env.lock().await.take() {
         if opts.keep {
-            println!("kept on purpose (--keep): lab {} in {}, namespaces {}", lab.id, lab.root().display(), lab.sites.iter().map(|s| s.ns.as_str()).collect::<Vec<_>>().join(", "));
+            println!("kept on purpose (--keep): {}", env.kept_at());
             procs::set_keep(true);
         }
-        lab.down().await;
+        env.down().await;
     }
     let mut scenarios = std::mem::take(&mut *c.scenarios.lock().unwrap());
     scenarios.extend(skipped);
@@ -321,25 +322,19 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
 async fn teardown(w: &mut DrWorld, summary: &mut ScenarioSummary, dir: &Path) {
     let c = ctx();
     summary.duration_s = w.started.map(|s| Wt::now().since(s).as_secs_f64());
-    let mut g = c.lab.lock().await;
-    let Some(lab) = g.as_mut() else { return };
+    let mut g = c.env.lock().await;
+    let Some(env) = g.as_mut() else { return };
     if let Some(vm) = w.vm.clone() {
-        if let Ok(slot) = lab.slot(&vm) {
-            if let Some(p) = slot.process.as_mut() {
-                p.kill().await;
-            }
-        }
-        let _ = crate::dr::archive(lab, &vm);
-        let _ = lab.stop_scheduler(&vm);
+        env.stop_vm(&vm).await;
     }
     for r in w.receipts.iter().rev() {
-        if let Err(e) = lab.recover(r).await {
+        if let Err(e) = env.recover(r).await {
             c.harness_errors.lock().unwrap().push(format!("failed to recover from fault \"{}\": {e}", r.fault));
         }
     }
-    summary.fill(w, lab);
+    summary.fill(w, env.cfg());
     if let Some(vm) = w.vm.clone() {
-        match report::write_history(dir, summary.index_slug(), lab, &vm, w) {
+        match env.write_history(dir, summary.index_slug(), &vm, w) {
             Ok(p) => summary.history = Some(p),
             Err(e) => c.harness_errors.lock().unwrap().push(format!("failed to write the history of {vm}: {e}")),
         }

@@ -1,7 +1,7 @@
 //! Sites and the environment they belong to.
 
 use super::params::{Duration, Site};
-use super::world::lab;
+use super::world::env;
 use super::DrWorld;
 use crate::runner;
 use cucumber::given;
@@ -23,7 +23,7 @@ async fn regional_lab(_w: &mut DrWorld, a: Site, b: Site) -> anyhow::Result<()> 
         runner::harness_error(msg.clone());
         anyhow::bail!(msg);
     }
-    let _lab = lab().await?;
+    let _env = env().await?;
     Ok(())
 }
 

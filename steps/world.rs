@@ -1,12 +1,11 @@
 //! The per-scenario World, and the bridge from library errors to step failures.
 
 use crate::dr::Outcome;
-use crate::env::lab::{Lab, LabError};
+use crate::env::lab::LabError;
+use crate::env::Environment;
 use crate::fault::Receipt;
 use crate::oracle::Verdict;
 use crate::runner;
-
-pub const VM: &str = "vm";
 
 #[derive(Debug, Default, cucumber::World)]
 pub struct DrWorld {
@@ -39,9 +38,9 @@ pub fn step_err(e: LabError) -> anyhow::Error {
     anyhow::Error::new(e)
 }
 
-/// The run's lab, brought up on first use and shared by every scenario (scenarios run serially).
-pub async fn lab() -> anyhow::Result<tokio::sync::MappedMutexGuard<'static, Lab>> {
-    runner::lab().await.map_err(|e| {
+/// The run's environment, brought up on first use and shared by every scenario (scenarios run serially).
+pub async fn env() -> anyhow::Result<tokio::sync::MappedMutexGuard<'static, Environment>> {
+    runner::env().await.map_err(|e| {
         runner::harness_error(e.clone());
         anyhow::anyhow!(e)
     })

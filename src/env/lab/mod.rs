@@ -420,6 +420,84 @@ impl Lab {
     }
 }
 
+/// What the drill steps ask of a VM, on the lab.
+impl Lab {
+    /// Creates a mirrored disk primary on `site`, boots the VM writing `rate` records/s and waits for its
+    /// first acknowledged record. Returns the VM's name.
+    pub async fn start_vm(&mut self, site: usize, rate: u32) -> Result<String, LabError> {
+        let name = format!("vm{}", self.vms.len());
+        self.create_vm(&name, site, rate).await?;
+        let limit = self.cfg.disk_records() + 1;
+        self.boot(&name, site, Mode::Write, limit).await?;
+        let boot = self.cfg.spec.budgets.boot.0;
+        self.running(&name)?.wait_for("the first acknowledged write", boot, |g| g.acks.first().map(|_| ())).await?;
+        Ok(name)
+    }
+
+    /// The VM's running process, or an error saying it is not running.
+    pub fn running(&mut self, vm: &str) -> Result<&mut VmProcess, LabError> {
+        self.slot(vm)?.process.as_mut().ok_or_else(|| LabError::Usage(format!("VM {vm} is not running")))
+    }
+
+    /// Waits until the current boot has acknowledged `n` records (at least one more than now).
+    pub async fn wait_acks(&mut self, vm: &str, n: u64, deadline: Duration) -> Result<(), LabError> {
+        let p = self.running(vm)?;
+        let want = (p.snapshot().acks.len() as u64).max(n);
+        p.wait_for(&format!("{want} acknowledged writes"), deadline, |g| (g.acks.len() as u64 >= want).then_some(())).await
+    }
+
+    /// Still writing (its probe has not gone away)?
+    pub fn writing(&mut self, vm: &str) -> Result<bool, LabError> {
+        Ok(self.running(vm)?.snapshot().eof.is_none())
+    }
+
+    /// Negative control: damages record `seq` of the VM's disk through a guest on `site` (the VM is
+    /// stopped gracefully first if it runs), then verifies the disk again. Returns the new scan and every
+    /// boot log of the VM so far.
+    pub async fn corrupt_record(&mut self, vm: &str, site: usize, seq: u64) -> Result<(dr_probe::ScanReport, Vec<vm::BootLog>), LabError> {
+        self.require_disposable("damage a record on disk")?;
+        let budgets = self.cfg.spec.budgets.clone();
+        if let Some(p) = self.slot(vm)?.process.as_mut() {
+            if p.qemu.alive() {
+                p.graceful_stop(budgets.graceful_stop.0).await?;
+            }
+        }
+        self.archive(vm)?;
+        self.boot(vm, site, Mode::Corrupt(seq), 0).await?;
+        let p = self.running(vm)?;
+        p.wait_for("the record to be damaged", budgets.boot.0, |g| g.corrupted).await?;
+        p.wait_poweroff(budgets.boot.0).await?;
+        self.archive(vm)?;
+        let limit = self.cfg.disk_records() + 1;
+        self.boot(vm, site, Mode::Verify, limit).await?;
+        let p = self.running(vm)?;
+        let (_, scan) = p.wait_for("the verify scan", budgets.boot.0, |g| g.scan.clone()).await?;
+        p.wait_poweroff(budgets.boot.0).await?;
+        self.archive(vm)?;
+        Ok((scan, self.slot(vm)?.boots.clone()))
+    }
+
+    /// Moves the VM's current boot log into its history (the process is gone or about to be replaced).
+    pub fn archive(&mut self, vm: &str) -> Result<(), LabError> {
+        let slot = self.slot(vm)?;
+        if let Some(p) = slot.process.take() {
+            slot.boots.push(p.snapshot());
+        }
+        Ok(())
+    }
+
+    /// End of a scenario: the VM is killed, its log archived, its scheduler stopped.
+    pub async fn stop_vm(&mut self, vm: &str) {
+        if let Ok(slot) = self.slot(vm) {
+            if let Some(p) = slot.process.as_mut() {
+                p.kill().await;
+            }
+        }
+        let _ = self.archive(vm);
+        let _ = self.stop_scheduler(vm);
+    }
+}
+
 /// VmHWM (peak RSS) of a process, in bytes.
 pub fn proc_hwm(pid: i32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
