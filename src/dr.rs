@@ -20,15 +20,24 @@ use std::time::Duration;
 pub struct Timeline {
     #[serde(skip)]
     pub t0: Wt,
+    #[serde(skip)]
+    vm: String,
+    #[serde(skip)]
+    action: String,
     /// (segment, ms since t0)
     pub marks: Vec<(String, f64)>,
 }
 
 impl Timeline {
-    pub fn starting(t0: Wt, first: &str) -> Timeline {
-        Timeline { t0, marks: vec![(first.into(), 0.0)] }
+    /// A timeline of `action` on `vm` whose first segment, `first`, is at `t0`. Every mark is also
+    /// published on the event stream.
+    pub fn starting(t0: Wt, first: &str, vm: &str, action: &str) -> Timeline {
+        let mut tl = Timeline { t0, vm: vm.into(), action: action.into(), marks: vec![] };
+        tl.mark_at(first, t0);
+        tl
     }
     pub fn mark_at(&mut self, what: &str, at: Wt) {
+        crate::events::publish_at(at, crate::events::Event::Dr { vm: self.vm.clone(), action: self.action.clone(), segment: what.into() });
         self.marks.push((what.into(), at.since(self.t0).as_secs_f64() * 1e3));
     }
     pub fn mark(&mut self, what: &str) {
@@ -135,7 +144,7 @@ pub async fn relocate(lab: &mut Lab, vm: &str, to: usize) -> Result<Outcome, Lab
         return Err(LabError::Usage(format!("VM {vm} is already primary on site {}", lab.sites[to].name)));
     }
     let budgets = lab.cfg.spec.budgets.clone();
-    let mut tl = Timeline::starting(Wt::now(), "requested");
+    let mut tl = Timeline::starting(Wt::now(), "requested", vm, "relocate");
     let p = lab.slot(vm)?.process.as_mut().ok_or_else(|| LabError::Usage(format!("VM {vm} is not running: nothing to relocate")))?;
     let (stopped_at, stop_seq) = p.graceful_stop(budgets.graceful_stop.0).await?;
     tl.mark_at("vm stopped", stopped_at);
@@ -193,7 +202,7 @@ pub async fn failover(lab: &mut Lab, vm: &str, to: usize, fault: Option<&Receipt
             at
         }
     };
-    let mut tl = Timeline::starting(fault_at, "fault");
+    let mut tl = Timeline::starting(fault_at, "fault", vm, "failover");
     tl.mark("failover requested");
     lab.archive(vm)?;
     // Fence: the old primary can no longer reach the survivor, whatever state it comes back in.

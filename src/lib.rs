@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod dr;
 pub mod env;
+pub mod events;
 pub mod fault;
 pub mod lint;
 pub mod oracle;

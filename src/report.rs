@@ -4,14 +4,12 @@
 
 use crate::clock::Wt;
 use crate::config::EnvConfig;
-use crate::env::lab::Lab;
 use crate::oracle::Verdict;
 use crate::runner::RunResult;
 use crate::steps::DrWorld;
 use cucumber::gherkin;
 use serde::Serialize;
 use serde_json::json;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, Serialize)]
@@ -35,6 +33,7 @@ pub struct ScenarioSummary {
     pub loss_bound_ms: Option<f64>,
     pub replication_interval: String,
     pub faults: Vec<serde_json::Value>,
+    /// The VM's history file (every boot, ack, scan, snapshot, fault and DR segment).
     pub history: Option<PathBuf>,
 }
 
@@ -96,55 +95,6 @@ impl ScenarioSummary {
 pub fn skipped(f: &gherkin::Feature, s: &gherkin::Scenario, why: &str) -> ScenarioSummary {
     let tags = f.tags.iter().chain(s.tags.iter()).cloned().collect();
     ScenarioSummary::new(&f.name, &s.name, f.path.clone(), s.position.line, tags, "skipped", Some(why.to_string()))
-}
-
-/// One JSON line per event of the VM's life in this scenario, ordered by witness time.
-pub fn write_history(dir: &Path, slug: String, lab: &mut Lab, vm: &str, w: &DrWorld) -> std::io::Result<PathBuf> {
-    let mut events: Vec<(Wt, serde_json::Value)> = vec![];
-    let slot = lab.slot(vm).map_err(std::io::Error::other)?;
-    for b in &slot.boots {
-        let boot = b.boot_id().unwrap_or("-").to_string();
-        events.push((b.started, json!({"event": "boot-requested", "boot": boot, "site": b.site, "mode": b.mode})));
-        if let Some((t, _)) = &b.hello {
-            events.push((*t, json!({"event": "probe-up", "boot": boot})));
-        }
-        for (seq, t, wall) in &b.acks {
-            events.push((*t, json!({"event": "ack", "boot": boot, "seq": seq, "guestWallNs": wall})));
-        }
-        if let Some((t, s)) = &b.scan {
-            events.push((*t, json!({"event": "scan", "boot": boot, "highestContiguous": s.highest_contiguous, "ranges": s.ranges.len(), "corrupt": s.corrupt.len(), "stop": s.stop})));
-        }
-        if let Some((t, seq)) = b.stopped {
-            events.push((t, json!({"event": "stop-record", "boot": boot, "seq": seq})));
-        }
-        if let Some(t) = b.eof {
-            events.push((t, json!({"event": "probe-gone", "boot": boot})));
-        }
-    }
-    for s in &slot.snaps.lock().unwrap().snaps {
-        events.push((s.started, json!({"event": "mirror-snapshot", "id": s.id, "site": s.site})));
-        if let Some(c) = s.completed {
-            events.push((c, json!({"event": "mirror-snapshot-complete", "id": s.id})));
-        }
-    }
-    for r in &w.receipts {
-        events.push((r.at, json!({"event": "fault", "fault": r.fault})));
-    }
-    if let Some(o) = &w.outcome {
-        for (name, ms) in &o.timeline.marks {
-            events.push((Wt(o.timeline.t0.0 + (*ms * 1e6) as u64), json!({"event": "dr", "action": o.kind, "segment": name})));
-        }
-    }
-    events.sort_by_key(|e| e.0);
-    let path = dir.join(format!("history-{slug}-{vm}.jsonl"));
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
-    for (t, mut v) in events {
-        v["tMs"] = json!((t.ms() * 1000.0).round() / 1000.0);
-        v["vm"] = json!(vm);
-        writeln!(f, "{v}")?;
-    }
-    f.flush()?;
-    Ok(path)
 }
 
 pub fn write_summary(dir: &Path, cfg: &EnvConfig, started: Wt, scenarios: &[ScenarioSummary], res: &RunResult) -> std::io::Result<()> {

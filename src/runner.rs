@@ -247,6 +247,7 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
     let (junit, json) = (open("junit.xml")?, open("cucumber.json")?);
     let cfg = opts.cfg.clone();
     let started = Wt::now();
+    let history = crate::events::HistoryWriter::start(&opts.report_dir);
     let _writer = DrWorld::cucumber::<PathBuf>()
         .with_parser(PreParsed)
         .max_concurrent_scenarios(1)
@@ -299,6 +300,9 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
         }
         env.down().await;
     }
+    if let Err(e) = history.finish().await {
+        c.harness_errors.lock().unwrap().push(format!("failed to write history files in {}: {e}", opts.report_dir.display()));
+    }
     let mut scenarios = std::mem::take(&mut *c.scenarios.lock().unwrap());
     scenarios.extend(skipped);
     let mut res = RunResult { harness_errors: c.harness_errors.lock().unwrap().clone(), ..Default::default() };
@@ -333,10 +337,5 @@ async fn teardown(w: &mut DrWorld, summary: &mut ScenarioSummary, dir: &Path) {
         }
     }
     summary.fill(w, env.cfg());
-    if let Some(vm) = w.vm.clone() {
-        match env.write_history(dir, summary.index_slug(), &vm, w) {
-            Ok(p) => summary.history = Some(p),
-            Err(e) => c.harness_errors.lock().unwrap().push(format!("failed to write the history of {vm}: {e}")),
-        }
-    }
+    summary.history = w.vm.as_deref().map(|vm| crate::events::history_path(dir, vm));
 }

@@ -9,7 +9,6 @@ use crate::config::{Backend, EnvConfig};
 use crate::dr::{self, Evidence, Outcome};
 use crate::fault::{Fault, Receipt};
 use lab::{Lab, LabError};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub enum Environment {
@@ -147,13 +146,6 @@ impl Environment {
     pub async fn stop_vm(&mut self, vm: &str) {
         match self {
             Environment::Lab(l) => l.stop_vm(vm).await,
-        }
-    }
-
-    /// Writes the VM's history (every boot, ack, snapshot) with the scenario's faults and DR segments.
-    pub fn write_history(&mut self, dir: &Path, slug: String, vm: &str, w: &crate::steps::DrWorld) -> std::io::Result<PathBuf> {
-        match self {
-            Environment::Lab(l) => crate::report::write_history(dir, slug, l, vm, w),
         }
     }
 }

@@ -5,6 +5,7 @@ use super::site::{Site, SiteRef};
 use super::LabError;
 use crate::clock::Wt;
 use crate::config::{EnvConfig, Scheduler};
+use crate::events::{self, Event};
 use serde::Deserialize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -172,7 +173,7 @@ pub fn parse_ceph_timestamp(ts: &str) -> Option<f64> {
 /// primary; with `scheduler: ceph` Ceph takes them and this task only records them (start from Ceph's
 /// timestamp, truncated to the second, so never later than the truth). Either way it records when each
 /// snapshot completes on the peer.
-pub fn spawn_scheduler(cfg: &EnvConfig, primary: SiteRef, peer: SiteRef, image: String, log: Arc<Mutex<SnapLog>>) -> tokio::task::JoinHandle<()> {
+pub fn spawn_scheduler(cfg: &EnvConfig, vm: String, primary: SiteRef, peer: SiteRef, image: String, log: Arc<Mutex<SnapLog>>) -> tokio::task::JoinHandle<()> {
     let interval = cfg.spec.replication.interval.0;
     let kind = cfg.spec.replication.scheduler;
     tokio::spawn(async move {
@@ -186,7 +187,10 @@ pub fn spawn_scheduler(cfg: &EnvConfig, primary: SiteRef, peer: SiteRef, image: 
                 let started = Wt(Wt::now().0.saturating_sub(late.as_nanos() as u64));
                 next += interval;
                 match take_snapshot(&primary, &image).await {
-                    Ok(id) => log.lock().unwrap().snaps.push(SnapRecord { id, site: primary.name.clone(), started, completed: None, preexisting: false }),
+                    Ok(id) => {
+                        events::publish_at(started, Event::MirrorSnapshot { vm: vm.clone(), id, site: primary.name.clone() });
+                        log.lock().unwrap().snaps.push(SnapRecord { id, site: primary.name.clone(), started, completed: None, preexisting: false })
+                    }
                     Err(e) => log.lock().unwrap().errors.push(e.to_string()),
                 }
             }
@@ -196,6 +200,7 @@ pub fn spawn_scheduler(cfg: &EnvConfig, primary: SiteRef, peer: SiteRef, image: 
                     for s in list.iter().filter(|s| s.is_primary()) {
                         if g.snaps.iter().all(|r| r.id != s.id) {
                             let started = parse_ceph_timestamp(&s.timestamp).map(Wt::from_unix_secs).unwrap_or_else(Wt::now);
+                            events::publish_at(started, Event::MirrorSnapshot { vm: vm.clone(), id: s.id, site: primary.name.clone() });
                             g.snaps.push(SnapRecord { id: s.id, site: primary.name.clone(), started, completed: None, preexisting: first_poll });
                         }
                     }
@@ -208,6 +213,7 @@ pub fn spawn_scheduler(cfg: &EnvConfig, primary: SiteRef, peer: SiteRef, image: 
                     let done = completed_on_peer(&list);
                     let now = Wt::now();
                     for s in log.lock().unwrap().snaps.iter_mut().filter(|s| s.completed.is_none() && done.contains(&s.id)) {
+                        events::publish_at(now, Event::MirrorSnapshotComplete { vm: vm.clone(), id: s.id });
                         s.completed = Some(now);
                     }
                 }

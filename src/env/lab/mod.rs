@@ -285,7 +285,7 @@ impl Lab {
             mirror::wait_synced(peer, &image, id, self.cfg.spec.budgets.sync_barrier.0).await?;
         }
         let snaps = Arc::new(Mutex::new(SnapLog::default()));
-        let sched = mirror::spawn_scheduler(&self.cfg, (*self.sites[site]).clone(), (*self.sites[1 - site]).clone(), image.clone(), snaps.clone());
+        let sched = mirror::spawn_scheduler(&self.cfg, vm.to_string(), (*self.sites[site]).clone(), (*self.sites[1 - site]).clone(), image.clone(), snaps.clone());
         self.vms.push(VmSlot { name: vm.into(), image, primary: site, rate, process: None, boots: vec![], snaps, scheduler: Some(sched) });
         Ok(t0.elapsed())
     }
@@ -359,6 +359,7 @@ impl Lab {
                 self.link_up = false;
             }
         }
+        crate::events::publish_at(at, crate::events::Event::Fault { fault: fault.clone() });
         Ok(Receipt { fault, at })
     }
 
@@ -386,6 +387,7 @@ impl Lab {
                 self.link_up = true;
             }
         }
+        crate::events::publish(crate::events::Event::Recovered { fault: r.fault.clone() });
         Ok(())
     }
 
@@ -403,7 +405,7 @@ impl Lab {
         let idx = self.slot(vm)?.primary;
         let (p, q) = ((*self.sites[idx]).clone(), (*self.sites[1 - idx]).clone());
         let slot = self.slot(vm)?;
-        let h = mirror::spawn_scheduler(&cfg, p, q, slot.image.clone(), slot.snaps.clone());
+        let h = mirror::spawn_scheduler(&cfg, vm.to_string(), p, q, slot.image.clone(), slot.snaps.clone());
         slot.scheduler = Some(h);
         Ok(())
     }
@@ -495,6 +497,7 @@ impl Lab {
         }
         let _ = self.archive(vm);
         let _ = self.stop_scheduler(vm);
+        crate::events::publish(crate::events::Event::VmDone { vm: vm.to_string() });
     }
 }
 

@@ -5,6 +5,7 @@
 use super::procs::{self, Daemon};
 use super::{Assets, LabError};
 use crate::clock::Wt;
+use crate::events::{self, Event};
 use dr_probe::{Msg, ScanAssembler, ScanReport, PORT_NAME};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -141,6 +142,8 @@ impl VmProcess {
         let log = Arc::new(Mutex::new(BootLog { started, site: s.site.to_string(), mode: tag.to_string(), ..Default::default() }));
         let (tx, rx) = watch::channel(0u64);
         let l2 = log.clone();
+        let vm_name = s.vm.to_string();
+        events::publish_at(started, Event::BootRequested { vm: vm_name.clone(), site: s.site.to_string(), mode: tag.to_string() });
         tokio::spawn(async move {
             let mut lines = BufReader::new(rd).lines();
             let mut asm = ScanAssembler::default();
@@ -151,12 +154,24 @@ impl VmProcess {
                 {
                     let mut g = l2.lock().unwrap();
                     if let Some(r) = asm.feed(&m) {
+                        let (highest_contiguous, ranges, corrupt, stop) = (r.highest_contiguous, r.ranges.len(), r.corrupt.len(), r.stop);
+                        events::publish_at(t, Event::Scan { vm: vm_name.clone(), highest_contiguous, ranges, corrupt, stop });
                         g.scan = Some((t, r));
                     }
+                    let boot = g.hello.as_ref().map(|h| h.1.clone()).unwrap_or_default();
                     match m {
-                        Msg::Hello { boot, .. } => g.hello = Some((t, boot)),
-                        Msg::Ack { seq, wall_ns } => g.acks.push((seq, t, wall_ns)),
-                        Msg::Stopped { seq } => g.stopped = Some((t, seq)),
+                        Msg::Hello { boot, .. } => {
+                            events::publish_at(t, Event::ProbeUp { vm: vm_name.clone(), boot: boot.clone() });
+                            g.hello = Some((t, boot))
+                        }
+                        Msg::Ack { seq, wall_ns } => {
+                            events::publish_at(t, Event::Ack { vm: vm_name.clone(), boot, seq, guest_wall_ns: wall_ns });
+                            g.acks.push((seq, t, wall_ns))
+                        }
+                        Msg::Stopped { seq } => {
+                            events::publish_at(t, Event::StopRecord { vm: vm_name.clone(), seq });
+                            g.stopped = Some((t, seq))
+                        }
                         Msg::Corrupted { seq } => g.corrupted = Some(seq),
                         Msg::Full { seq } => g.full = Some(seq),
                         Msg::Error { msg } => g.errors.push(msg),
@@ -167,7 +182,9 @@ impl VmProcess {
                 n += 1;
                 let _ = tx.send(n);
             }
-            l2.lock().unwrap().eof = Some(Wt::now());
+            let t = Wt::now();
+            events::publish_at(t, Event::ProbeGone { vm: vm_name });
+            l2.lock().unwrap().eof = Some(t);
             let _ = tx.send(u64::MAX);
         });
         Ok(VmProcess {

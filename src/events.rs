@@ -1,0 +1,166 @@
+//! The run's event stream. Everything the witness observes (boots, acks, scans, mirror snapshots, faults,
+//! DR segments) is published here as it happens, stamped with the witness clock; reporters subscribe.
+//! Today's subscriber is the per-VM history writer; evidence reports subscribe the same way.
+
+use crate::clock::Wt;
+use crate::fault::Fault;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    BootRequested { vm: String, site: String, mode: String },
+    ProbeUp { vm: String, boot: String },
+    Ack { vm: String, boot: String, seq: u64, #[serde(rename = "guestWallNs")] guest_wall_ns: u64 },
+    Scan { vm: String, #[serde(rename = "highestContiguous")] highest_contiguous: u64, ranges: usize, corrupt: usize, stop: Option<u64> },
+    StopRecord { vm: String, seq: u64 },
+    ProbeGone { vm: String },
+    MirrorSnapshot { vm: String, id: u64, site: String },
+    MirrorSnapshotComplete { vm: String, id: u64 },
+    Fault { fault: Fault },
+    Recovered { fault: Fault },
+    Dr { vm: String, action: String, segment: String },
+    /// The VM's part in the scenario is over (its history is complete).
+    VmDone { vm: String },
+}
+
+impl Event {
+    pub fn vm(&self) -> Option<&str> {
+        match self {
+            Event::BootRequested { vm, .. }
+            | Event::ProbeUp { vm, .. }
+            | Event::Ack { vm, .. }
+            | Event::Scan { vm, .. }
+            | Event::StopRecord { vm, .. }
+            | Event::ProbeGone { vm }
+            | Event::MirrorSnapshot { vm, .. }
+            | Event::MirrorSnapshotComplete { vm, .. }
+            | Event::Dr { vm, .. }
+            | Event::VmDone { vm } => Some(vm),
+            Event::Fault { .. } | Event::Recovered { .. } => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Stamped {
+    pub t_ms: f64,
+    pub event: Event,
+}
+
+impl Stamped {
+    /// One JSON object: the event's fields plus `tMs`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(&self.event).unwrap_or_default();
+        v["tMs"] = serde_json::json!(self.t_ms);
+        v
+    }
+}
+
+static SUBSCRIBERS: Mutex<Vec<mpsc::UnboundedSender<Arc<Stamped>>>> = Mutex::new(Vec::new());
+
+/// Publishes an event stamped now. Without subscribers it costs a lock and nothing else.
+pub fn publish(event: Event) {
+    publish_at(Wt::now(), event)
+}
+
+/// Publishes an event that happened at `t` (witness clock).
+pub fn publish_at(t: Wt, event: Event) {
+    let mut subs = SUBSCRIBERS.lock().unwrap_or_else(|e| e.into_inner());
+    if subs.is_empty() {
+        return;
+    }
+    let ev = Arc::new(Stamped { t_ms: (t.ms() * 1000.0).round() / 1000.0, event });
+    subs.retain(|s| s.send(ev.clone()).is_ok());
+}
+
+/// A new subscription: every event published from now on, in publication order, none dropped.
+pub fn subscribe() -> mpsc::UnboundedReceiver<Arc<Stamped>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    SUBSCRIBERS.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+    rx
+}
+
+/// Writes `history-<vm>.jsonl` per VM as events arrive. Fault events go to every VM still in play.
+pub struct HistoryWriter {
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub fn history_path(dir: &Path, vm: &str) -> PathBuf {
+    dir.join(format!("history-{vm}.jsonl"))
+}
+
+impl HistoryWriter {
+    pub fn start(dir: &Path) -> HistoryWriter {
+        let mut rx = subscribe();
+        let dir = dir.to_path_buf();
+        let task = tokio::spawn(async move {
+            let mut files: BTreeMap<String, std::io::BufWriter<std::fs::File>> = BTreeMap::new();
+            while let Some(ev) = rx.recv().await {
+                let line = ev.to_json().to_string();
+                match ev.event.vm() {
+                    Some(vm) => {
+                        if !files.contains_key(vm) {
+                            let f = std::fs::File::create(history_path(&dir, vm))?;
+                            files.insert(vm.to_string(), std::io::BufWriter::new(f));
+                        }
+                        let f = files.get_mut(vm).expect("inserted");
+                        writeln!(f, "{line}")?;
+                        if matches!(ev.event, Event::VmDone { .. }) {
+                            f.flush()?;
+                            files.remove(vm);
+                        }
+                    }
+                    None => {
+                        for f in files.values_mut() {
+                            writeln!(f, "{line}")?;
+                        }
+                    }
+                }
+            }
+            for f in files.values_mut() {
+                f.flush()?;
+            }
+            Ok(())
+        });
+        HistoryWriter { task }
+    }
+
+    /// Stops listening and flushes what is open.
+    pub async fn finish(self) -> std::io::Result<()> {
+        SUBSCRIBERS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn history_per_vm_with_faults_to_every_vm_in_play() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = HistoryWriter::start(dir.path());
+        publish(Event::ProbeUp { vm: "vm0".into(), boot: "b0".into() });
+        publish(Event::Ack { vm: "vm0".into(), boot: "b0".into(), seq: 1, guest_wall_ns: 7 });
+        publish(Event::ProbeUp { vm: "vm1".into(), boot: "b1".into() });
+        publish(Event::VmDone { vm: "vm1".into() });
+        publish(Event::Fault { fault: Fault::PowerLoss { site: "a".into() } });
+        w.finish().await.unwrap();
+        let read = |vm| std::fs::read_to_string(history_path(dir.path(), vm)).unwrap();
+        let h0: Vec<serde_json::Value> = read("vm0").lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(h0.len(), 3);
+        assert_eq!(h0[1]["event"], "ack");
+        assert_eq!(h0[1]["seq"], 1);
+        assert_eq!(h0[2]["event"], "fault");
+        assert_eq!(h0[2]["fault"]["kind"], "powerLoss");
+        assert!(h0[0]["tMs"].is_number());
+        // vm1 was done before the fault: its history does not get it
+        assert_eq!(read("vm1").lines().count(), 2);
+    }
+}
