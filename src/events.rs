@@ -5,7 +5,7 @@
 use crate::clock::Wt;
 use crate::fault::Fault;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -100,7 +100,10 @@ impl HistoryWriter {
         let mut rx = subscribe();
         let dir = dir.to_path_buf();
         let task = tokio::spawn(async move {
+            // Files stay open to the end: a VM's late events (its probe noticed going away after the
+            // scenario ended) still belong to its history. Faults go to the VMs still in play.
             let mut files: BTreeMap<String, std::io::BufWriter<std::fs::File>> = BTreeMap::new();
+            let mut in_play: BTreeSet<String> = BTreeSet::new();
             while let Some(ev) = rx.recv().await {
                 let line = ev.to_json().to_string();
                 match ev.event.vm() {
@@ -108,17 +111,18 @@ impl HistoryWriter {
                         if !files.contains_key(vm) {
                             let f = std::fs::File::create(history_path(&dir, vm))?;
                             files.insert(vm.to_string(), std::io::BufWriter::new(f));
+                            in_play.insert(vm.to_string());
                         }
                         let f = files.get_mut(vm).expect("inserted");
                         writeln!(f, "{line}")?;
                         if matches!(ev.event, Event::VmDone { .. }) {
                             f.flush()?;
-                            files.remove(vm);
+                            in_play.remove(vm);
                         }
                     }
                     None => {
-                        for f in files.values_mut() {
-                            writeln!(f, "{line}")?;
+                        for vm in &in_play {
+                            writeln!(files.get_mut(vm).expect("open"), "{line}")?;
                         }
                     }
                 }
@@ -151,6 +155,8 @@ mod tests {
         publish(Event::ProbeUp { vm: "vm1".into(), boot: "b1".into() });
         publish(Event::VmDone { vm: "vm1".into() });
         publish(Event::Fault { fault: Fault::PowerLoss { site: "a".into() } });
+        // a late event of a finished VM is appended, never starts its file over
+        publish(Event::ProbeGone { vm: "vm1".into() });
         w.finish().await.unwrap();
         let read = |vm| std::fs::read_to_string(history_path(dir.path(), vm)).unwrap();
         let h0: Vec<serde_json::Value> = read("vm0").lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -160,7 +166,8 @@ mod tests {
         assert_eq!(h0[2]["event"], "fault");
         assert_eq!(h0[2]["fault"]["kind"], "powerLoss");
         assert!(h0[0]["tMs"].is_number());
-        // vm1 was done before the fault: its history does not get it
-        assert_eq!(read("vm1").lines().count(), 2);
+        // vm1 was done before the fault: its history does not get it, but keeps its late event
+        let h1: Vec<serde_json::Value> = read("vm1").lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(h1.iter().map(|e| e["event"].as_str().unwrap()).collect::<Vec<_>>(), ["probe-up", "vm-done", "probe-gone"]);
     }
 }
