@@ -356,7 +356,7 @@ async fn bench_vm(lab: &mut Lab) -> anyhow::Result<()> {
     let limit = lab.cfg.disk_records() + 1;
     let configured = lab.cfg.spec.vm.write_rate;
     lab.boot("bench", 0, Mode::Write, limit).await?;
-    let p = lab.slot("bench")?.process.as_mut().expect("booted");
+    let p = lab.running("bench")?;
     p.wait_for("the first ack", Duration::from_secs(60), |g| g.acks.first().map(|_| ())).await?;
     println!("bench: VM boot to first acknowledged record: {:.2}s (target < 10s)", t0.elapsed().as_secs_f64());
     p.wait_for("200 acks", Duration::from_secs(60), |g| (g.acks.len() >= 200).then_some(())).await?;

@@ -121,7 +121,7 @@ async fn boot_and_serve(lab: &mut Lab, vm: &str, site: usize, tl: &mut Timeline)
     let limit = scan_limit(lab, &boots);
     let boot = lab.cfg.spec.budgets.boot.0;
     lab.boot(vm, site, Mode::Resume, limit).await?;
-    let p = lab.slot(vm)?.process.as_mut().expect("just booted");
+    let p = lab.running(vm)?;
     let hello = p.wait_for("the probe to start", boot, |g| g.hello.as_ref().map(|h| h.0)).await?;
     tl.mark_at("vm booted", hello);
     let (scanned, scan) = p.wait_for("the recovery scan", boot, |g| g.scan.clone()).await?;
@@ -145,7 +145,7 @@ pub async fn relocate(lab: &mut Lab, vm: &str, to: usize) -> Result<Outcome, Lab
     }
     let budgets = lab.cfg.spec.budgets.clone();
     let mut tl = Timeline::starting(Wt::now(), "requested", vm, "relocate");
-    let p = lab.slot(vm)?.process.as_mut().ok_or_else(|| LabError::Usage(format!("VM {vm} is not running: nothing to relocate")))?;
+    let p = lab.running(vm)?;
     let (stopped_at, stop_seq) = p.graceful_stop(budgets.graceful_stop.0).await?;
     tl.mark_at("vm stopped", stopped_at);
     lab.archive(vm)?;

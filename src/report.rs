@@ -84,12 +84,6 @@ impl ScenarioSummary {
             self.loss_bound_ms = v.bound_ms;
         }
     }
-
-    pub fn index_slug(&self) -> String {
-        let slug: String = self.scenario.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
-        let slug = slug.split('-').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("-");
-        format!("{}-{}", self.line, &slug[..slug.len().min(48)])
-    }
 }
 
 pub fn skipped(f: &gherkin::Feature, s: &gherkin::Scenario, why: &str) -> ScenarioSummary {

@@ -54,20 +54,20 @@ async fn write_on_a_relocate_verify_on_b() {
         lab.stop_scheduler("t")?;
         let limit = cfg.disk_records() + 1;
         lab.boot("t", 0, Mode::Write, limit).await?;
-        let p = lab.slot("t")?.process.as_mut().unwrap();
+        let p = lab.running("t")?;
         p.wait_for("250 acks", Duration::from_secs(90), |g| (g.acks.len() >= 250).then_some(())).await?;
         let image = lab.slot("t")?.image.clone();
         let id = mirror::take_snapshot(&lab.sites[0], &image).await?;
         let sync = mirror::wait_synced(&lab.sites[1], &image, id, Duration::from_secs(60)).await?;
         println!("sync barrier passed in {:.2}s", sync.as_secs_f64());
-        let p = lab.slot("t")?.process.as_mut().unwrap();
+        let p = lab.running("t")?;
         let (_, stop) = p.graceful_stop(Duration::from_secs(30)).await?;
         let writer = p.snapshot();
         let demoted = mirror::demote(&lab.sites[0], &image).await?;
         mirror::wait_synced(&lab.sites[1], &image, demoted, Duration::from_secs(60)).await?;
         mirror::promote(&lab.sites[1], &image, false, Duration::from_secs(60)).await?;
         lab.boot("t", 1, Mode::Verify, limit).await?;
-        let p = lab.slot("t")?.process.as_mut().unwrap();
+        let p = lab.running("t")?;
         let (_, scan) = p.wait_for("the scan", Duration::from_secs(60), |g| g.scan.clone()).await?;
         p.wait_poweroff(Duration::from_secs(30)).await?;
         Ok::<_, dr_drill::env::lab::LabError>((writer, stop, scan))

@@ -128,7 +128,6 @@ pub struct Lab {
     pub assets: Assets,
     initramfs: PathBuf,
     pub vms: Vec<VmSlot>,
-    pub link_up: bool,
     pub up_time: Duration,
 }
 
@@ -176,7 +175,6 @@ impl Lab {
             assets,
             initramfs: root.join("initramfs.cpio"),
             vms: vec![],
-            link_up: true,
             up_time: Duration::ZERO,
         };
         let budget = cfg.spec.budgets.lab_up.0;
@@ -356,7 +354,6 @@ impl Lab {
                 let i = self.site_index(site)?;
                 at = Wt::now();
                 ip(&["-n", &self.sites[i].ns, "link", "set", "wan0", "down"]).await?;
-                self.link_up = false;
             }
         }
         crate::events::publish_at(at, crate::events::Event::Fault { fault: fault.clone() });
@@ -384,7 +381,6 @@ impl Lab {
                 for s in [i, 1 - i] {
                     ip(&["-n", &self.sites[s].ns, "link", "set", "wan0", "up"]).await?;
                 }
-                self.link_up = true;
             }
         }
         crate::events::publish(crate::events::Event::Recovered { fault: r.fault.clone() });
