@@ -113,6 +113,11 @@ mon_cluster_log_file = {d}/log/$cluster.log
 [mgr]
 mgr_data = {d}/mgr
 keyring = {d}/mgr/keyring
+[client.rbd-mirror-peer]
+# rbd-mirror's connection to the PEER site only (upstream's rbd_mirror_remote_osd_op_timeout, PR 52632):
+# Ceph 16 waits forever on ops to a peer that vanished, and a forced promote then hangs behind them.
+rados_osd_op_timeout = 10
+rados_mon_op_timeout = 10
 [osd]
 osd_data = {d}/osd$id
 keyring = {d}/osd$id/keyring
@@ -229,14 +234,9 @@ osd_op_num_threads_per_shard = 2
     pub fn start_rbd_mirror(&mut self) -> Result<(), LabError> {
         let id = format!("rbd-mirror.{}", self.name);
         let kr = self.dir.join("rbd-mirror.keyring").display().to_string();
-        // Ceph 16's rbd-mirror waits forever on ops to a primary cluster that vanished (black-holed, as in a
-        // real site loss), and a forced promote then hangs behind it (ceph/ceph PR 52632). Bounded RADOS op
-        // timeouts, which the daemon's connection to the peer inherits, let the forced promote proceed.
-        self.start(
-            "rbd-mirror",
-            "rbd-mirror",
-            &["-f", "--id", &id, "--keyring", &kr, "--rbd_mirror_image_state_check_interval=5", "--rados_osd_op_timeout=10", "--rados_mon_op_timeout=10"],
-        )
+        // The op timeouts for the peer connection are in ceph.conf ([client.rbd-mirror-peer]): bounded there
+        // only, so the daemon's own local writes are never cut short.
+        self.start("rbd-mirror", "rbd-mirror", &["-f", "--id", &id, "--keyring", &kr, "--rbd_mirror_image_state_check_interval=5"])
     }
 
     pub fn daemon_mut(&mut self, name: &str) -> Option<&mut Daemon> {
