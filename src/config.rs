@@ -49,6 +49,18 @@ pub struct Replication {
     pub mode: ReplicationMode,
     pub interval: Dur,
     pub scheduler: Scheduler,
+    /// How long a mirror snapshot may take to complete on the peer. Declared, never measured: the
+    /// Regional-DR bound is interval + this + one write period, and a snapshot that takes longer fails the
+    /// drill ("replication lagged"). Default: one interval, which is also the most it may be.
+    #[serde(default)]
+    pub sync_allowance: Option<Dur>,
+}
+
+impl Replication {
+    /// The sync allowance in force (declared, or the default of one interval).
+    pub fn allowance(&self) -> Duration {
+        self.sync_allowance.map(|d| d.0).unwrap_or(self.interval.0)
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, serde::Serialize)]
@@ -219,6 +231,13 @@ pub fn from_yaml(path: &Path, text: &str) -> Result<EnvConfig, ConfigError> {
             &format!("{} is outside what the harness scheduler supports (1s to 1h)", spec.replication.interval),
         )?,
     }
+    if let Some(a) = spec.replication.sync_allowance {
+        check(
+            a.0 > Duration::ZERO && a.0 <= iv,
+            "syncAllowance",
+            &format!("{a} must be above zero and at most the interval ({}): a larger allowance would let replication lag past the promise", spec.replication.interval),
+        )?;
+    }
     check((1..=1000).contains(&spec.vm.write_rate), "writeRate", "must be 1 to 1000 records per second")?;
     check(spec.vm.memory.0 >= 64 << 20, "memory", "the guest needs 64Mi at least")?;
     check(
@@ -247,8 +266,8 @@ impl EnvConfig {
     pub fn replication_summary(&self) -> String {
         let r = &self.spec.replication;
         match r.scheduler {
-            Scheduler::Harness => format!("regional (async RBD snapshot mirroring), mirror snapshot every {} issued by the harness", r.interval),
-            Scheduler::Ceph => format!("regional (async RBD snapshot mirroring), Ceph rbd mirror snapshot schedule every {}", r.interval),
+            Scheduler::Harness => format!("regional (async RBD snapshot mirroring), mirror snapshot every {} issued by the harness, sync allowance {}", r.interval, Dur(r.allowance())),
+            Scheduler::Ceph => format!("regional (async RBD snapshot mirroring), Ceph rbd mirror snapshot schedule every {}, sync allowance {}", r.interval, Dur(r.allowance())),
         }
     }
 }
@@ -287,7 +306,18 @@ budgets:
         assert_eq!(e.spec.budgets.boot.0, Duration::from_secs(60));
         assert_eq!(e.spec.vm.disk_size.0, 64 << 20);
         assert_eq!(e.site_names(), ["a".to_string(), "b".to_string()]);
-        assert!(e.replication_summary().contains("every 5s issued by the harness"));
+        assert!(e.replication_summary().contains("every 5s issued by the harness, sync allowance 5s"), "{}", e.replication_summary());
+        assert_eq!(e.spec.replication.allowance(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn sync_allowance_is_declared_and_capped_at_one_interval() {
+        let with = |a: &str| GOOD.replace("  scheduler: harness", &format!("  scheduler: harness\n  syncAllowance: {a}"));
+        let e = from_yaml(Path::new("env.yaml"), &with("3s")).unwrap();
+        assert_eq!(e.spec.replication.allowance(), Duration::from_secs(3));
+        let e = err(&with("6s"));
+        assert!(e.starts_with("env.yaml:11: syncAllowance:") && e.contains("at most the interval (5s)"), "{e}");
+        assert!(err(&with("0s")).contains("above zero"));
     }
 
     #[test]

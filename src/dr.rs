@@ -10,7 +10,7 @@ use crate::env::lab::mirror;
 use crate::env::lab::vm::{BootLog, Mode};
 use crate::env::lab::{Lab, LabError};
 use crate::fault::{Fault, Receipt};
-use crate::oracle::{self, Ack, Bound, Verdict};
+use crate::oracle::{self, Ack, Bound, History, RegionalBound, Verdict};
 use dr_probe::{boot_tag_hex, ScanReport};
 use serde::Serialize;
 use std::time::Duration;
@@ -58,28 +58,34 @@ pub enum ActionKind {
     Failover,
 }
 
-/// What the oracle needs, kept so that each verdict step can judge it against its own bound.
+/// What the oracle needs, frozen when the DR action ends, so that each verdict step judges it against its
+/// own bound.
 #[derive(Clone, Debug)]
 pub struct Evidence {
-    pub acks: Vec<Ack>,
+    /// The writers the action is judged on: every boot up to the one running when the action started
+    /// (a writer started by the action itself cannot own what was lost in it), each read to its end.
+    pub history: History,
     pub scan: ScanReport,
     pub fault_at: Option<Wt>,
     pub stop_seq: Option<u64>,
-    /// Start of the newest mirror snapshot complete on the survivor (failover).
-    pub keep_before: Option<Wt>,
-    /// The Regional-DR bound: interval + the longest measured snapshot sync + one write period.
-    pub max_window: Duration,
+    /// The Regional-DR promise (failover): declared bound, the checkpoint the survivor holds, the syncs.
+    pub regional: Option<RegionalBound>,
 }
 
 impl Evidence {
-    pub fn judge(&self, bound: Bound) -> Verdict {
-        oracle::judge(&self.acks, &self.scan, self.fault_at, bound)
+    pub fn judge(&self, bound: &Bound) -> Verdict {
+        oracle::judge(&self.history, &self.scan, self.fault_at, bound)
     }
     pub fn no_loss(&self) -> Verdict {
-        self.judge(Bound::NoLoss { stop: self.stop_seq })
+        self.judge(&Bound::NoLoss { stop: self.stop_seq })
     }
-    pub fn window(&self) -> Verdict {
-        self.judge(Bound::Window { max_window: self.max_window, keep_before: self.keep_before })
+    /// The Regional-DR verdict; without a Regional-DR promise (a relocate) it cannot be judged.
+    pub fn window(&self) -> Option<Verdict> {
+        self.regional.clone().map(|b| self.judge(&Bound::Window(b)))
+    }
+    /// The verdict that fits the action: the window after a failover, no loss after a relocate.
+    pub fn verdict(&self) -> Verdict {
+        self.window().unwrap_or_else(|| self.no_loss())
     }
 }
 
@@ -94,18 +100,23 @@ pub struct Outcome {
     pub sync: Option<Duration>,
     pub promote_attempts: u32,
     pub snapshots_completed: usize,
-    pub max_sync: Duration,
+    /// Snapshot commands or listings of the scheduler that failed.
+    pub scheduler_errors: Vec<String>,
     /// Receipts of faults the action itself injected (fencing): the after hook recovers them.
     pub receipts: Vec<Receipt>,
 }
 
-/// Acks of every boot of the VM so far, tagged with the boot that made them.
-pub fn all_acks(boots: &[BootLog]) -> Vec<Ack> {
-    boots
-        .iter()
-        .filter_map(|b| Some((boot_tag_hex(b.boot_id()?)?, b)))
-        .flat_map(|(tag, b)| b.acks.iter().map(move |(seq, at, _)| Ack { seq: *seq, at: *at, boot: tag }))
-        .collect()
+/// The witness's record of `boots`: their acks tagged with the boot that made them, their STOP records,
+/// and the lines it could not read.
+pub fn history(boots: &[BootLog]) -> History {
+    let mut h = History::default();
+    for b in boots {
+        let Some(tag) = b.boot_id().and_then(boot_tag_hex) else { continue };
+        h.acks.extend(b.acks.iter().map(|(seq, at, _)| Ack { seq: *seq, at: *at, boot: tag }));
+        h.stops.extend(b.stopped.map(|s| (tag, s.1)));
+        h.garbled += b.garbled.len();
+    }
+    h
 }
 
 /// How far the verify scan reads: past the newest acknowledged record, with margin, within the disk.
@@ -116,7 +127,7 @@ fn scan_limit(lab: &Lab, boots: &[BootLog]) -> u64 {
 
 /// Boots on `site` in resume mode and measures boot, recovery scan and first new acknowledged write.
 async fn boot_and_serve(lab: &mut Lab, vm: &str, site: usize, tl: &mut Timeline) -> Result<ScanReport, LabError> {
-    lab.archive(vm)?;
+    lab.archive(vm).await?;
     let boots = lab.slot(vm)?.boots.clone();
     let limit = scan_limit(lab, &boots);
     let boot = lab.cfg.spec.budgets.boot.0;
@@ -131,14 +142,9 @@ async fn boot_and_serve(lab: &mut Lab, vm: &str, site: usize, tl: &mut Timeline)
     Ok(scan)
 }
 
-/// The Regional-DR bound on the loss window: one interval, plus the longest snapshot sync measured (the
-/// snapshot in flight at the fault may not have completed), plus one write period (the newest surviving
-/// record may have been acknowledged up to one period before the snapshot started).
-pub fn max_window(interval: Duration, max_sync: Duration, rate: u32) -> Duration {
-    interval + max_sync + Duration::from_secs_f64(1.0 / rate.max(1) as f64)
-}
-
-pub async fn relocate(lab: &mut Lab, vm: &str, to: usize) -> Result<Outcome, LabError> {
+/// Relocates the VM to `to`. With `barrier: false` (a negative control) the new primary is promoted by
+/// force right after the demotion, without waiting for the demotion snapshot to reach it.
+pub async fn relocate(lab: &mut Lab, vm: &str, to: usize, barrier: bool) -> Result<Outcome, LabError> {
     let from = lab.slot(vm)?.primary;
     if from == to {
         return Err(LabError::Usage(format!("VM {vm} is already primary on site {}", lab.sites[to].name)));
@@ -148,25 +154,31 @@ pub async fn relocate(lab: &mut Lab, vm: &str, to: usize) -> Result<Outcome, Lab
     let p = lab.running(vm)?;
     let (stopped_at, stop_seq) = p.graceful_stop(budgets.graceful_stop.0).await?;
     tl.mark_at("vm stopped", stopped_at);
-    lab.archive(vm)?;
+    lab.archive(vm).await?;
+    // the writers this relocate is judged on, read to their end
+    let judged = history(&lab.slot(vm)?.boots);
     lab.stop_scheduler(vm)?;
     let image = lab.slot(vm)?.image.clone();
     let demotion = mirror::demote(&lab.sites[from], &image).await?;
     tl.mark("demoted");
-    let sync = mirror::wait_synced(&lab.sites[to], &image, demotion, budgets.sync_barrier.0).await?;
-    tl.mark("synced");
-    let attempts = mirror::promote(&lab.sites[to], &image, false, budgets.promote.0).await?;
+    let (sync, attempts) = if barrier {
+        let sync = mirror::wait_synced(&lab.sites[to], &image, demotion, budgets.sync_barrier.0).await?;
+        tl.mark("synced");
+        (Some(sync), mirror::promote(&lab.sites[to], &image, false, budgets.promote.0).await?)
+    } else {
+        (None, mirror::promote(&lab.sites[to], &image, true, budgets.promote.0).await?)
+    };
     tl.mark("promoted");
     lab.slot(vm)?.primary = to;
+    lab.slot(vm)?.primary_since = Wt::now();
     let scan = boot_and_serve(lab, vm, to, &mut tl).await?;
     lab.start_scheduler(vm)?;
     let slot = lab.slot(vm)?;
-    let (snaps, max_sync) = {
+    let (snaps, errors) = {
         let g = slot.snaps.lock().unwrap();
-        (g.snaps.iter().filter(|s| s.completed.is_some()).count(), g.max_sync())
+        (g.snaps.iter().filter(|s| s.completed.is_some()).count(), g.errors.clone())
     };
-    let acks = all_acks(&slot.boots);
-    let evidence = Evidence { acks, scan, fault_at: None, stop_seq: Some(stop_seq), keep_before: None, max_window: Duration::ZERO };
+    let evidence = Evidence { history: judged, scan, fault_at: None, stop_seq: Some(stop_seq), regional: None };
     Ok(Outcome {
         kind: ActionKind::Relocate,
         vm: vm.into(),
@@ -174,10 +186,10 @@ pub async fn relocate(lab: &mut Lab, vm: &str, to: usize) -> Result<Outcome, Lab
         to: lab.sites[to].name.clone(),
         timeline: tl,
         evidence,
-        sync: Some(sync),
+        sync,
         promote_attempts: attempts,
         snapshots_completed: snaps,
-        max_sync,
+        scheduler_errors: errors,
         receipts: vec![],
     })
 }
@@ -190,7 +202,7 @@ pub async fn failover(lab: &mut Lab, vm: &str, to: usize, fault: Option<&Receipt
         return Err(LabError::Usage(format!("VM {vm} is already primary on site {}", lab.sites[to].name)));
     }
     let budgets = lab.cfg.spec.budgets.clone();
-    let interval = lab.cfg.spec.replication.interval.0;
+    let repl = lab.cfg.spec.replication.clone();
     lab.stop_scheduler(vm)?;
     let fault_at = match fault {
         Some(r) => r.at,
@@ -204,39 +216,46 @@ pub async fn failover(lab: &mut Lab, vm: &str, to: usize, fault: Option<&Receipt
     };
     let mut tl = Timeline::starting(fault_at, "fault", vm, "failover");
     tl.mark("failover requested");
-    lab.archive(vm)?;
+    lab.archive(vm).await?;
+    // the writers this failover is judged on, read to their end: the resumed writer is not among them
+    let judged = history(&lab.slot(vm)?.boots);
     // Fence: the old primary can no longer reach the survivor, whatever state it comes back in.
     let fence = lab.inject(Fault::Isolate { site: lab.sites[from].name.clone() }).await?;
     tl.mark("fenced");
     let image = lab.slot(vm)?.image.clone();
-    // What the survivor holds: the newest mirror snapshot that completed there.
+    // What the survivor holds: the newest mirror snapshot of the old primary complete there.
     let on_survivor = mirror::snaps(&lab.sites[to], &image).await?;
-    let newest_complete = mirror::completed_on_peer(&on_survivor).into_iter().max();
+    let done = mirror::completed_on_peer(&on_survivor);
+    let newest_complete = done.iter().copied().max();
+    let from_name = lab.sites[from].name.clone();
+    lab.slot(vm)?.snaps.lock().unwrap().complete_untimed(&from_name, &done);
     let attempts = mirror::promote(&lab.sites[to], &image, true, budgets.promote.0).await?;
     tl.mark("promoted");
+    let since = lab.slot(vm)?.primary_since;
     lab.slot(vm)?.primary = to;
+    lab.slot(vm)?.primary_since = Wt::now();
     let scan = boot_and_serve(lab, vm, to, &mut tl).await?;
     lab.start_scheduler(vm)?;
     let slot = lab.slot(vm)?;
-    let (snaps, max_sync, keep_before) = {
+    let period = Duration::from_secs_f64(1.0 / slot.rate.max(1) as f64);
+    let (snaps, errors, regional) = {
         let g = slot.snaps.lock().unwrap();
-        let keep = newest_complete.and_then(|id| g.start_of(id));
-        (g.snaps.iter().filter(|s| s.completed.is_some()).count(), g.max_sync(), keep)
+        let checkpoint = newest_complete.and_then(|id| g.checkpoint(&from_name, id));
+        let regional = RegionalBound { interval: repl.interval.0, allowance: repl.allowance(), period, checkpoint, syncs: g.syncs(&from_name, since) };
+        (g.snaps.iter().filter(|s| s.completed.is_some()).count(), g.errors.clone(), regional)
     };
-    let acks = all_acks(&slot.boots);
-    let mw = max_window(interval, max_sync, slot.rate);
-    let evidence = Evidence { acks, scan, fault_at: Some(fault_at), stop_seq: None, keep_before, max_window: mw };
+    let evidence = Evidence { history: judged, scan, fault_at: Some(fault_at), stop_seq: None, regional: Some(regional) };
     Ok(Outcome {
         kind: ActionKind::Failover,
         vm: vm.into(),
-        from: lab.sites[from].name.clone(),
+        from: from_name,
         to: lab.sites[to].name.clone(),
         timeline: tl,
         evidence,
         sync: None,
         promote_attempts: attempts,
         snapshots_completed: snaps,
-        max_sync,
+        scheduler_errors: errors,
         receipts: vec![fence],
     })
 }

@@ -21,7 +21,7 @@ pub enum Event {
     StopRecord { vm: String, seq: u64 },
     ProbeGone { vm: String },
     MirrorSnapshot { vm: String, id: u64, site: String },
-    MirrorSnapshotComplete { vm: String, id: u64 },
+    MirrorSnapshotComplete { vm: String, id: u64, site: String },
     Fault { fault: Fault },
     Recovered { fault: Fault },
     Dr { vm: String, action: String, segment: String },

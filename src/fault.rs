@@ -12,6 +12,9 @@ pub enum Fault {
     PowerLoss { site: String },
     /// The site's rbd-mirror daemon is killed: nothing more is replicated to that site.
     StopReplication { site: String },
+    /// The site's rbd-mirror daemon is frozen (SIGSTOP): replication to the site stalls, then catches up
+    /// when it is thawed (SIGCONT). Replication slowed, not stopped.
+    PauseReplication { site: String },
     /// The site's link to the other site goes down.
     Isolate { site: String },
 }
@@ -21,6 +24,7 @@ impl fmt::Display for Fault {
         match self {
             Fault::PowerLoss { site } => write!(f, "cut the power of site {site}"),
             Fault::StopReplication { site } => write!(f, "stop replication to site {site}"),
+            Fault::PauseReplication { site } => write!(f, "pause replication to site {site}"),
             Fault::Isolate { site } => write!(f, "isolate site {site}"),
         }
     }

@@ -3,12 +3,20 @@
 //! *lost* if it was acknowledged and is not, and *indeterminate* if it was never acknowledged (in flight at
 //! the fault): an indeterminate record is never counted as lost, whether or not it survived.
 //!
-//! A failing bound is a `Verdict` with `passed: false`, not an error: errors mean the harness broke.
+//! The Regional-DR bound is *declared* by the environment (interval + sync allowance + one write period),
+//! never measured on the system under test: a slow snapshot fails the verdict ("replication lagged"), it
+//! never widens the bound. A failover passes only with proof: a snapshot taken while the VM wrote is
+//! complete on the survivor (the must-survive check runs against it) and acknowledged records survived.
+//!
+//! A verdict is `Passed`, `Failed` (the system under test fell short: exit 1) or `Inconclusive` (the
+//! drill could not prove anything either way: it wrote for less than the environment's bound, or the
+//! witness's evidence has a gap; exit 2, since the harness or the scenario, not the system, is at fault).
+//! A failing bound is a `Verdict`, not an error: errors mean the harness broke.
 
 use crate::clock::Wt;
 use dr_probe::ScanReport;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 /// One acknowledgement, as the witness stamped it.
@@ -21,19 +29,95 @@ pub struct Ack {
     pub boot: u64,
 }
 
+/// A replication checkpoint the survivor holds (Regional-DR: a mirror snapshot complete on the survivor).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checkpoint {
+    /// Which one, with its site (`a/12`: snapshot 12 of site a's image).
+    pub name: String,
+    /// Never later than the moment it was really taken: records acknowledged before it must survive.
+    #[serde(rename = "startedNs")]
+    pub started: Wt,
+}
+
+/// One replication round as the witness saw it: started (never earlier than asked, never later than the
+/// storage's own time) and, if seen, completed on the peer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncSample {
+    pub name: String,
+    #[serde(rename = "startedNs")]
+    pub started: Wt,
+    #[serde(rename = "completedNs")]
+    pub completed: Option<Wt>,
+    /// Start to completion, ms (None: not seen complete).
+    pub sync_ms: Option<f64>,
+    /// Found complete on the survivor after the fault without the witness having timed it: it completed
+    /// before the fault, how long it took is unknown, and it is not judged against the allowance.
+    pub untimed: bool,
+}
+
+impl SyncSample {
+    pub fn new(name: String, started: Wt, completed: Option<Wt>) -> SyncSample {
+        let sync_ms = completed.map(|c| c.since(started).as_secs_f64() * 1e3);
+        SyncSample { name, started, completed, sync_ms, untimed: false }
+    }
+}
+
+/// What a Regional-DR failover promises, all of it declared by the environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegionalBound {
+    pub interval: Duration,
+    /// How long a snapshot may take to complete on the peer (declared; at most one interval).
+    pub allowance: Duration,
+    /// One write period of the probe (the newest surviving record may be one period older than the
+    /// checkpoint's start).
+    pub period: Duration,
+    /// The newest checkpoint the survivor holds, if any.
+    pub checkpoint: Option<Checkpoint>,
+    /// Every replication round of this writer's primary up to the fault.
+    pub syncs: Vec<SyncSample>,
+}
+
+impl RegionalBound {
+    /// interval + allowance + one write period.
+    pub fn max_window(&self) -> Duration {
+        regional_max_window(self.interval, self.allowance, self.period)
+    }
+}
+
+/// The declared Regional-DR bound on the loss window: the snapshot after the survivor's newest one was due
+/// one interval later and may take `allowance` to complete; the newest record it holds may be one write
+/// period older than its start.
+pub fn regional_max_window(interval: Duration, allowance: Duration, period: Duration) -> Duration {
+    interval + allowance + period
+}
+
 /// What a DR action promises.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Bound {
     /// Relocate (and Metro-DR failover): every acknowledged record survives; with `stop`, the STOP record
     /// of that sequence must survive too (a graceful shutdown completed and was replicated).
     NoLoss { stop: Option<u64> },
-    /// Regional-DR failover: every record acknowledged before `keep_before` (the start of the last mirror
-    /// snapshot complete on the survivor) survives, and the loss window is at most `max_window`.
-    Window { max_window: Duration, keep_before: Option<Wt> },
+    /// Regional-DR failover.
+    Window(RegionalBound),
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Conclusion {
+    #[default]
+    Passed,
+    /// The system under test fell short (exit 1).
+    Failed,
+    /// Nothing could be proven either way (exit 2).
+    Inconclusive,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Verdict {
+    pub conclusion: Conclusion,
     pub passed: bool,
     pub acked: u64,
     pub stable: u64,
@@ -52,8 +136,24 @@ pub struct Verdict {
     pub loss_window_ms: Option<f64>,
     pub bound_ms: Option<f64>,
     pub newest_surviving: Option<u64>,
-    /// Why it failed (empty when passed).
+    /// The checkpoint the must-survive check ran against (None: it did not run, and the verdict says why).
+    pub must_survive_checked_against: Option<String>,
+    /// Replication rounds judged against the allowance, and the longest measured.
+    pub syncs_judged: usize,
+    pub longest_sync_ms: Option<f64>,
+    /// Why it failed or is inconclusive (empty when passed).
     pub why: Vec<String>,
+}
+
+/// The witness's record of the writers: every acknowledgement, the STOP records of graceful shutdowns
+/// (expected on disk, never indeterminate), and lines from the probe the witness could not read.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct History {
+    pub acks: Vec<Ack>,
+    /// (boot, sequence) of each graceful shutdown's STOP record.
+    pub stops: Vec<(u64, u64)>,
+    /// Lines from the probe that could not be parsed (an ack among them would be missing).
+    pub garbled: usize,
 }
 
 fn ranges(seqs: impl IntoIterator<Item = u64>) -> Vec<(u64, u64)> {
@@ -73,13 +173,18 @@ fn fmt_ranges(r: &[(u64, u64)]) -> String {
     format!("{}{more}", parts.join(", "))
 }
 
-/// Judges `acks` (every acknowledgement of every writer boot so far, in any order) against `scan`.
-pub fn judge(acks: &[Ack], scan: &ScanReport, fault_at: Option<Wt>, bound: Bound) -> Verdict {
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+/// Judges the history against `scan`. `fault_at` is when the primary was lost (failover).
+pub fn judge(h: &History, scan: &ScanReport, fault_at: Option<Wt>, bound: &Bound) -> Verdict {
     // The owner of a sequence is the latest boot that acknowledged it: a writer resumed after a failover
-    // legitimately rewrites sequences its predecessor lost.
+    // legitimately rewrites sequences its predecessor lost. (Callers pass only the boots a DR action is
+    // judged on, so a writer started after the action cannot own what was lost in it.)
     let mut owner: BTreeMap<u64, Ack> = BTreeMap::new();
     let mut superseded = 0;
-    let mut by_time: Vec<&Ack> = acks.iter().collect();
+    let mut by_time: Vec<&Ack> = h.acks.iter().collect();
     by_time.sort_by_key(|a| a.at);
     for a in by_time {
         if owner.insert(a.seq, *a).is_some() {
@@ -101,73 +206,169 @@ pub fn judge(acks: &[Ack], scan: &ScanReport, fault_at: Option<Wt>, bound: Bound
     }
     v.lost_count = lost.len() as u64;
     v.lost = ranges(lost);
-    // the STOP record is expected, not in flight: it is not indeterminate
-    v.indeterminate = scan.ranges.iter().flat_map(|r| r.0..=r.1).filter(|s| !owner.contains_key(s) && scan.stop != Some(*s)).count() as u64;
+    // Indeterminate: on disk, never acknowledged, not a STOP record. The probe has at most one write in
+    // flight, so more than one per writer boot means acknowledgements went missing on the way to the witness.
+    let acked: HashSet<(u64, u64)> = h.acks.iter().map(|a| (a.boot, a.seq)).collect();
+    let mut per_boot: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for &(a, b, boot) in &scan.ranges {
+        for s in a..=b {
+            if !acked.contains(&(boot, s)) && !h.stops.contains(&(boot, s)) && scan.stop != Some(s) {
+                per_boot.entry(boot).or_default().push(s);
+            }
+        }
+    }
+    v.indeterminate = per_boot.values().map(|s| s.len() as u64).sum();
     v.holes = scan.holes();
     v.corrupt = scan.corrupt.iter().map(|(b, c)| (*b, c.as_str().to_string())).collect();
     v.chain_breaks = scan.chain_breaks.clone();
     v.newest_surviving = newest.map(|n| n.seq);
 
+    // The writer at the fault, and since when it wrote.
+    let writer = h.acks.iter().filter(|a| fault_at.is_none_or(|f| a.at <= f)).max_by_key(|a| a.at).map(|a| a.boot);
+    let writing_since = writer.and_then(|w| h.acks.iter().filter(|a| a.boot == w).map(|a| a.at).min());
     if let Some(f) = fault_at {
-        // With nothing surviving, the window reaches back to the first acknowledgement.
-        let reference = newest.map(|n| n.at).or_else(|| owner.values().map(|a| a.at).min());
+        // With nothing surviving, the window reaches back to the writer's first acknowledgement.
+        let reference = newest.map(|n| n.at).or(writing_since);
         v.loss_window_ms = reference.map(|r| f.since(r).as_secs_f64() * 1e3);
     }
 
-    let mut why = vec![];
+    let mut failed = vec![];
+    let mut unproven = vec![];
     if !v.corrupt.is_empty() {
         let c: Vec<String> = v.corrupt.iter().take(8).map(|(b, r)| format!("block {b} ({r})")).collect();
-        why.push(format!("corrupt records on disk: {}", c.join(", ")));
+        failed.push(format!("corrupt records on disk: {}", c.join(", ")));
     }
     if !v.holes.is_empty() {
-        why.push(format!("holes below the newest record: {}", fmt_ranges(&v.holes)));
+        failed.push(format!("holes below the newest record: {}", fmt_ranges(&v.holes)));
     }
     if !v.chain_breaks.is_empty() {
-        why.push(format!("records out of chain: {}", fmt_ranges(&ranges(v.chain_breaks.iter().copied()))));
+        failed.push(format!("records out of chain: {}", fmt_ranges(&ranges(v.chain_breaks.iter().copied()))));
+    }
+    for (boot, seqs) in per_boot.iter().filter(|(_, s)| s.len() > 1) {
+        unproven.push(format!(
+            "{} records of writer boot {boot:016x} are on disk but were never acknowledged ({}); at most one write is in flight, so acknowledgements were lost on the way to the witness",
+            seqs.len(),
+            fmt_ranges(&ranges(seqs.iter().copied()))
+        ));
+    }
+    if h.garbled > 0 {
+        unproven.push(format!("{} lines from the probe could not be read: an acknowledgement among them would be missing from the evidence", h.garbled));
     }
     match bound {
         Bound::NoLoss { stop } => {
             if v.lost_count > 0 {
-                why.push(format!("{} acknowledged records lost: {}", v.lost_count, fmt_ranges(&v.lost)));
+                failed.push(format!("{} acknowledged records lost: {}", v.lost_count, fmt_ranges(&v.lost)));
             }
             if let Some(s) = stop {
-                let present = scan.stop == Some(s);
+                let present = scan.stop == Some(*s);
                 v.stop_present = Some(present);
                 if !present {
-                    why.push(format!("the STOP record {s} of the graceful shutdown is not on disk (found {:?})", scan.stop));
+                    failed.push(format!("the STOP record {s} of the graceful shutdown is not on disk (found {:?})", scan.stop));
                 }
             }
         }
-        Bound::Window { max_window, keep_before } => {
-            v.bound_ms = Some(max_window.as_secs_f64() * 1e3);
-            if let Some(k) = keep_before {
-                let must: Vec<u64> = owner.values().filter(|a| a.at < k && scan.boot_of(a.seq) != Some(a.boot)).map(|a| a.seq).collect();
-                if !must.is_empty() {
-                    why.push(format!(
-                        "{} records acknowledged before the last replicated snapshot started are lost: {}",
-                        must.len(),
-                        fmt_ranges(&ranges(must))
-                    ));
-                }
-            }
-            match v.loss_window_ms {
-                Some(w) if w > max_window.as_secs_f64() * 1e3 => why.push(format!(
-                    "loss window {:.0} ms exceeds the bound {:.0} ms ({} acknowledged records lost)",
-                    w,
-                    max_window.as_secs_f64() * 1e3,
-                    v.lost_count
-                )),
-                None if fault_at.is_none() => why.push("no fault time was recorded: the loss window cannot be judged".into()),
-                _ => {}
-            }
-        }
+        Bound::Window(b) => judge_window(&mut v, scan, fault_at, b, &owner, newest, writing_since, &mut failed, &mut unproven),
     }
     if v.acked == 0 {
-        why.push("no write was acknowledged: there is nothing to judge".into());
+        unproven.push("no write was acknowledged: there is nothing to judge".into());
     }
-    v.passed = why.is_empty();
-    v.why = why;
+    v.conclusion = if !failed.is_empty() {
+        Conclusion::Failed
+    } else if !unproven.is_empty() {
+        Conclusion::Inconclusive
+    } else {
+        Conclusion::Passed
+    };
+    v.passed = v.conclusion == Conclusion::Passed;
+    failed.extend(unproven);
+    v.why = failed;
     v
+}
+
+#[allow(clippy::too_many_arguments)]
+fn judge_window(
+    v: &mut Verdict,
+    scan: &ScanReport,
+    fault_at: Option<Wt>,
+    b: &RegionalBound,
+    owner: &BTreeMap<u64, Ack>,
+    newest: Option<Ack>,
+    writing_since: Option<Wt>,
+    failed: &mut Vec<String>,
+    unproven: &mut Vec<String>,
+) {
+    let max_window = b.max_window();
+    v.bound_ms = Some(max_window.as_secs_f64() * 1e3);
+    let Some(fault) = fault_at else {
+        unproven.push("no fault time was recorded: the loss window cannot be judged".into());
+        return;
+    };
+    // Replication is judged against its declared allowance; a slow round never widens the bound.
+    v.syncs_judged = b.syncs.len();
+    v.longest_sync_ms = b.syncs.iter().filter_map(|s| s.sync_ms).reduce(f64::max);
+    for s in &b.syncs {
+        match s.completed {
+            Some(c) if c.since(s.started) > b.allowance => {
+                failed.push(format!("replication lagged: snapshot {} took {}, allowance {}", s.name, secs(c.since(s.started)), secs(b.allowance)))
+            }
+            None if !s.untimed && s.started < fault && fault.since(s.started) > b.allowance => failed.push(format!(
+                "replication lagged: snapshot {} was not complete on the peer {} after it started, at the fault (allowance {})",
+                s.name,
+                secs(fault.since(s.started)),
+                secs(b.allowance)
+            )),
+            _ => {}
+        }
+    }
+    // No pass without proof: a checkpoint taken while the VM wrote is on the survivor, and acknowledged
+    // records survived.
+    let taken_while_writing = b.checkpoint.as_ref().filter(|c| writing_since.is_some_and(|w| c.started > w));
+    let proof = match (taken_while_writing, &b.checkpoint) {
+        (Some(c), _) => {
+            // the checkpoint holds at least the writer's first record: this is a real check, never vacuous
+            let must: Vec<u64> = owner.values().filter(|a| a.at < c.started && scan.boot_of(a.seq) != Some(a.boot)).map(|a| a.seq).collect();
+            if !must.is_empty() {
+                failed.push(format!(
+                    "{} records acknowledged before snapshot {} (complete on the survivor) started are lost: {}",
+                    must.len(),
+                    c.name,
+                    fmt_ranges(&ranges(must))
+                ));
+            }
+            if newest.is_none() {
+                failed.push("no acknowledged record survived".into());
+            }
+            v.must_survive_checked_against = Some(c.name.clone());
+            Ok(())
+        }
+        (None, Some(c)) => Err(format!("the newest snapshot complete on the survivor ({}) was taken before the VM wrote its first record", c.name)),
+        (None, None) => Err("no snapshot is complete on the survivor".to_string()),
+    };
+    let wrote = writing_since.map(|w| fault.since(w)).unwrap_or_default();
+    if let Err(why) = proof {
+        let needed = b.interval + b.allowance;
+        if wrote < needed {
+            unproven.push(format!(
+                "inconclusive: {why}, and the VM wrote for only {} before the fault, less than one interval plus the sync allowance ({}): no replicated snapshot could be expected; let the VM write for longer",
+                secs(wrote),
+                secs(needed)
+            ));
+        } else {
+            failed.push(format!("{why}: nothing the VM wrote in {} is proven replicated", secs(wrote)));
+        }
+    }
+    if let (Some(w), Some(_)) = (v.loss_window_ms, newest) {
+        if w > max_window.as_secs_f64() * 1e3 {
+            failed.push(format!(
+                "loss window {:.0} ms exceeds the bound {:.0} ms (interval {} + sync allowance {} + one write period; {} acknowledged records lost)",
+                w,
+                max_window.as_secs_f64() * 1e3,
+                secs(b.interval),
+                secs(b.allowance),
+                v.lost_count
+            ));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -178,10 +379,15 @@ mod tests {
 
     const B1: u64 = 0xb1;
     const B2: u64 = 0xb2;
+    const S: Duration = Duration::from_secs(1);
 
     /// Acks 1..=n at 20 ms intervals starting at t=1000 ms.
     fn acks(n: u64, boot: u64) -> Vec<Ack> {
         (1..=n).map(|s| Ack { seq: s, at: Wt::from_ms(1000 + 20 * s), boot }).collect()
+    }
+
+    fn hist(acks: Vec<Ack>) -> History {
+        History { acks, ..Default::default() }
     }
 
     fn scan(ranges: &[(u64, u64, u64)]) -> ScanReport {
@@ -192,6 +398,21 @@ mod tests {
 
     const NOLOSS: Bound = Bound::NoLoss { stop: None };
 
+    /// A 5 s interval, 1 s allowance, 20 ms period; checkpoint `ck` started at `ck_ms`, synced in 1 s.
+    fn regional(ck_ms: Option<u64>) -> RegionalBound {
+        RegionalBound {
+            interval: 5 * S,
+            allowance: S,
+            period: Duration::from_millis(20),
+            checkpoint: ck_ms.map(|ms| Checkpoint { name: "a/7".into(), started: Wt::from_ms(ms) }),
+            syncs: ck_ms.map(|ms| SyncSample::new("a/7".into(), Wt::from_ms(ms), Some(Wt::from_ms(ms + 1000)))).into_iter().collect(),
+        }
+    }
+
+    fn window(ck_ms: Option<u64>) -> Bound {
+        Bound::Window(regional(ck_ms))
+    }
+
     #[test]
     fn table() {
         struct Case {
@@ -200,57 +421,137 @@ mod tests {
             scan: ScanReport,
             fault: Option<Wt>,
             bound: Bound,
-            passed: bool,
+            conclusion: Conclusion,
             lost: u64,
             indeterminate: u64,
         }
-        let w = |ms: u64| Bound::Window { max_window: Duration::from_millis(ms), keep_before: None };
+        use Conclusion::*;
+        // 100 records acked 1020..3000 ms; checkpoint at 2500 ms (seqs 1..74 acked before it).
         let cases = vec![
-            Case { name: "all there", acks: acks(100, B1), scan: scan(&[(1, 100, B1)]), fault: None, bound: NOLOSS, passed: true, lost: 0, indeterminate: 0 },
-            Case { name: "one in flight survived", acks: acks(100, B1), scan: scan(&[(1, 101, B1)]), fault: None, bound: NOLOSS, passed: true, lost: 0, indeterminate: 1 },
-            Case { name: "tail lost", acks: acks(100, B1), scan: scan(&[(1, 90, B1)]), fault: None, bound: NOLOSS, passed: false, lost: 10, indeterminate: 0 },
-            Case { name: "hole", acks: acks(100, B1), scan: scan(&[(1, 40, B1), (42, 100, B1)]), fault: None, bound: NOLOSS, passed: false, lost: 1, indeterminate: 0 },
-            Case { name: "stale boot under the same seqs", acks: acks(100, B1), scan: scan(&[(1, 100, B2)]), fault: None, bound: NOLOSS, passed: false, lost: 100, indeterminate: 0 },
-            Case { name: "empty disk", acks: acks(10, B1), scan: scan(&[]), fault: Some(Wt::from_ms(2000)), bound: w(100_000), passed: true, lost: 10, indeterminate: 0 },
-            Case { name: "nothing acked", acks: vec![], scan: scan(&[(1, 3, B1)]), fault: None, bound: NOLOSS, passed: false, lost: 0, indeterminate: 3 },
-            // fault at 3100 ms; newest surviving ack is seq 90 at 2800 ms: window 300 ms
-            Case { name: "window within", acks: acks(100, B1), scan: scan(&[(1, 90, B1)]), fault: Some(Wt::from_ms(3100)), bound: w(300), passed: true, lost: 10, indeterminate: 0 },
-            Case { name: "window exceeded", acks: acks(100, B1), scan: scan(&[(1, 90, B1)]), fault: Some(Wt::from_ms(3100)), bound: w(299), passed: false, lost: 10, indeterminate: 0 },
-            Case { name: "window but a hole", acks: acks(100, B1), scan: scan(&[(1, 50, B1), (52, 90, B1)]), fault: Some(Wt::from_ms(3100)), bound: w(10_000), passed: false, lost: 11, indeterminate: 0 },
+            Case { name: "all there", acks: acks(100, B1), scan: scan(&[(1, 100, B1)]), fault: None, bound: NOLOSS, conclusion: Passed, lost: 0, indeterminate: 0 },
+            Case { name: "one in flight survived", acks: acks(100, B1), scan: scan(&[(1, 101, B1)]), fault: None, bound: NOLOSS, conclusion: Passed, lost: 0, indeterminate: 1 },
+            Case { name: "two unacked: evidence gap", acks: acks(100, B1), scan: scan(&[(1, 102, B1)]), fault: None, bound: NOLOSS, conclusion: Inconclusive, lost: 0, indeterminate: 2 },
+            Case { name: "tail lost", acks: acks(100, B1), scan: scan(&[(1, 90, B1)]), fault: None, bound: NOLOSS, conclusion: Failed, lost: 10, indeterminate: 0 },
+            Case { name: "hole", acks: acks(100, B1), scan: scan(&[(1, 40, B1), (42, 100, B1)]), fault: None, bound: NOLOSS, conclusion: Failed, lost: 1, indeterminate: 0 },
+            Case { name: "stale boot under the same seqs", acks: acks(100, B1), scan: scan(&[(1, 100, B2)]), fault: None, bound: NOLOSS, conclusion: Failed, lost: 100, indeterminate: 100 },
+            Case { name: "nothing acked", acks: vec![], scan: scan(&[(1, 1, B1)]), fault: None, bound: NOLOSS, conclusion: Inconclusive, lost: 0, indeterminate: 1 },
+            // fault at 3100 ms; newest surviving ack is seq 90 at 2800 ms: window 300 ms, bound 6020 ms
+            Case { name: "window within", acks: acks(100, B1), scan: scan(&[(1, 90, B1)]), fault: Some(Wt::from_ms(3100)), bound: window(Some(2500)), conclusion: Passed, lost: 10, indeterminate: 0 },
+            Case { name: "window exceeded", acks: acks(100, B1), scan: scan(&[(1, 90, B1)]), fault: Some(Wt::from_ms(9200)), bound: window(Some(2500)), conclusion: Failed, lost: 10, indeterminate: 0 },
+            Case { name: "window but a hole", acks: acks(100, B1), scan: scan(&[(1, 50, B1), (52, 90, B1)]), fault: Some(Wt::from_ms(3100)), bound: window(Some(2500)), conclusion: Failed, lost: 11, indeterminate: 0 },
+            // a blank survivor never passes: after long writing it fails, after a short one it proves nothing
+            Case { name: "blank disk, wrote 8 s", acks: acks(100, B1), scan: scan(&[]), fault: Some(Wt::from_ms(9020)), bound: window(None), conclusion: Failed, lost: 100, indeterminate: 0 },
+            Case { name: "blank disk, wrote 2 s", acks: acks(100, B1), scan: scan(&[]), fault: Some(Wt::from_ms(3100)), bound: window(None), conclusion: Inconclusive, lost: 100, indeterminate: 0 },
+            Case { name: "checkpoint but nothing survived", acks: acks(100, B1), scan: scan(&[]), fault: Some(Wt::from_ms(3100)), bound: window(Some(2500)), conclusion: Failed, lost: 100, indeterminate: 0 },
+            Case { name: "checkpoint older than the writer", acks: acks(100, B1), scan: scan(&[(1, 90, B1)]), fault: Some(Wt::from_ms(3100)), bound: window(Some(500)), conclusion: Inconclusive, lost: 10, indeterminate: 0 },
         ];
         for c in cases {
-            let v = judge(&c.acks, &c.scan, c.fault, c.bound);
-            assert_eq!(v.passed, c.passed, "{}: {:?}", c.name, v.why);
+            let v = judge(&hist(c.acks), &c.scan, c.fault, &c.bound);
+            assert_eq!(v.conclusion, c.conclusion, "{}: {:?}", c.name, v.why);
+            assert_eq!(v.passed, c.conclusion == Passed, "{}", c.name);
             assert_eq!(v.lost_count, c.lost, "{}", c.name);
             assert_eq!(v.indeterminate, c.indeterminate, "{}", c.name);
+            assert_eq!(v.why.is_empty(), v.passed, "{}", c.name);
         }
     }
 
     #[test]
     fn loss_window_is_fault_minus_newest_surviving_ack() {
-        let v = judge(&acks(100, B1), &scan(&[(1, 90, B1)]), Some(Wt::from_ms(3100)), NOLOSS);
+        let v = judge(&hist(acks(100, B1)), &scan(&[(1, 90, B1)]), Some(Wt::from_ms(3100)), &NOLOSS);
         assert_eq!(v.newest_surviving, Some(90));
         assert_eq!(v.loss_window_ms, Some(300.0));
         assert_eq!(v.lost, vec![(91, 100)]);
     }
 
     #[test]
-    fn keep_before_catches_loss_inside_the_window() {
-        // Window bound generous, but record 50 (acked at 2000 ms) was acked before the last replicated
-        // snapshot started (2500 ms) and is missing: that must fail even though the window is small.
-        let b = Bound::Window { max_window: Duration::from_secs(100), keep_before: Some(Wt::from_ms(2500)) };
-        let v = judge(&acks(60, B1), &scan(&[(1, 49, B1)]), Some(Wt::from_ms(2300)), b);
-        assert!(!v.passed);
-        assert!(v.why.iter().any(|w| w.contains("before the last replicated snapshot")), "{:?}", v.why);
+    fn bound_is_declared_and_a_slow_sync_fails_instead_of_widening_it() {
+        // One snapshot took 14.2 s: the old bound (interval + longest sync) would have been 19.2 s and
+        // excused a 12 s window. Now the bound stays 6.02 s and the lag itself fails the verdict.
+        let mut b = regional(Some(2500));
+        b.syncs.insert(0, SyncSample::new("a/5".into(), Wt::from_ms(100), Some(Wt::from_ms(14_300))));
+        let v = judge(&hist(acks(100, B1)), &scan(&[(1, 90, B1)]), Some(Wt::from_ms(3100)), &Bound::Window(b.clone()));
+        assert_eq!(v.bound_ms, Some(6020.0));
+        assert_eq!(v.conclusion, Conclusion::Failed);
+        assert!(v.why.iter().any(|w| w == "replication lagged: snapshot a/5 took 14.2 s, allowance 1.0 s"), "{:?}", v.why);
+        assert_eq!(v.longest_sync_ms, Some(14_200.0));
+        assert_eq!(v.syncs_judged, 2);
+        // a snapshot still in flight at the fault, older than the allowance, is lag too
+        let mut b2 = regional(Some(2500));
+        b2.syncs.push(SyncSample::new("a/8".into(), Wt::from_ms(1200), None));
+        let v = judge(&hist(acks(100, B1)), &scan(&[(1, 90, B1)]), Some(Wt::from_ms(3100)), &Bound::Window(b2));
+        assert!(v.why.iter().any(|w| w.contains("snapshot a/8 was not complete on the peer 1.9 s after it started")), "{:?}", v.why);
+        // one found complete on the survivor after the fault, untimed, is not judged
+        let mut b4 = regional(Some(2500));
+        b4.syncs.push(SyncSample { untimed: true, ..SyncSample::new("a/8".into(), Wt::from_ms(1200), None) });
+        assert!(judge(&hist(acks(100, B1)), &scan(&[(1, 90, B1)]), Some(Wt::from_ms(3100)), &Bound::Window(b4)).passed);
+        // one in flight for less than the allowance is fine
+        let mut b3 = regional(Some(2500));
+        b3.syncs.push(SyncSample::new("a/8".into(), Wt::from_ms(2900), None));
+        assert!(judge(&hist(acks(100, B1)), &scan(&[(1, 90, B1)]), Some(Wt::from_ms(3100)), &Bound::Window(b3)).passed);
+        assert_eq!(regional_max_window(5 * S, S, Duration::from_millis(20)), Duration::from_millis(6020));
+    }
+
+    #[test]
+    fn must_survive_runs_against_the_checkpoint_and_says_so() {
+        // Window generous, but record 50 (acked at 2000 ms) was acked before the checkpoint started
+        // (2500 ms) and is missing: that must fail even though the window is small.
+        let v = judge(&hist(acks(60, B1)), &scan(&[(1, 49, B1)]), Some(Wt::from_ms(2300)), &window(Some(2500)));
+        assert_eq!(v.conclusion, Conclusion::Failed);
+        assert!(v.why.iter().any(|w| w.contains("before snapshot a/7 (complete on the survivor) started are lost: 50-60")), "{:?}", v.why);
+        assert_eq!(v.must_survive_checked_against.as_deref(), Some("a/7"));
+        // without a checkpoint the check cannot run, and the verdict cannot pass
+        let v = judge(&hist(acks(400, B1)), &scan(&[(1, 390, B1)]), Some(Wt::from_ms(9200)), &window(None));
+        assert_eq!(v.must_survive_checked_against, None);
+        assert!(!v.passed && v.why.iter().any(|w| w.contains("no snapshot is complete on the survivor")), "{:?}", v.why);
+    }
+
+    #[test]
+    fn a_resumed_writer_cannot_hide_its_predecessors_loss() {
+        // Boot 1 acked 1..=100 and lost 61..=100 in a failover at 3100 ms; boot 2 resumed at 61 and
+        // acked 61..=120 after the fault. Judged with boot 2's acks the window saturates to zero; the
+        // failover is judged on the writers up to the fault.
+        let mut both = acks(100, B1);
+        both.extend((61..=120).map(|s| Ack { seq: s, at: Wt::from_ms(20_000 + s), boot: B2 }));
+        let disk = scan(&[(1, 60, B1), (61, 120, B2)]);
+        let fault = Some(Wt::from_ms(9200));
+        let hidden = judge(&hist(both), &disk, fault, &window(Some(1100)));
+        assert_eq!(hidden.loss_window_ms, Some(0.0), "what mixing the boots would have hidden");
+        let judged = judge(&hist(acks(100, B1)), &disk, fault, &window(Some(1100)));
+        assert_eq!(judged.lost, vec![(61, 100)]);
+        assert_eq!(judged.loss_window_ms, Some(9200.0 - 2200.0));
+        assert_eq!(judged.conclusion, Conclusion::Failed, "{:?}", judged.why);
+    }
+
+    #[test]
+    fn unreadable_probe_lines_make_the_evidence_inconclusive() {
+        let h = History { acks: acks(100, B1), garbled: 1, ..Default::default() };
+        let v = judge(&h, &scan(&[(1, 100, B1)]), None, &NOLOSS);
+        assert_eq!(v.conclusion, Conclusion::Inconclusive, "{:?}", v.why);
+        // but a real loss stays a failure whatever the evidence gap
+        let v = judge(&h, &scan(&[(1, 90, B1)]), None, &NOLOSS);
+        assert_eq!(v.conclusion, Conclusion::Failed);
+    }
+
+    #[test]
+    fn stop_records_of_every_boot_are_expected_not_indeterminate() {
+        // boot 1: 1..=100 then STOP 101 (relocated); boot 2: 102..=150 then STOP 151
+        let mut a = acks(100, B1);
+        a.extend((102..=150).map(|s| Ack { seq: s, at: Wt::from_ms(10_000 + s), boot: B2 }));
+        let mut s = scan(&[(1, 101, B1), (102, 151, B2)]);
+        s.stop = Some(151);
+        let h = History { acks: a, stops: vec![(B1, 101), (B2, 151)], garbled: 0 };
+        let v = judge(&h, &s, None, &Bound::NoLoss { stop: Some(151) });
+        assert_eq!((v.indeterminate, v.conclusion), (0, Conclusion::Passed), "{:?}", v.why);
     }
 
     #[test]
     fn stop_record_must_survive() {
         let mut s = scan(&[(1, 101, B1)]);
-        let v = judge(&acks(100, B1), &s, None, Bound::NoLoss { stop: Some(101) });
+        let h = History { acks: acks(100, B1), stops: vec![(B1, 101)], garbled: 0 };
+        let v = judge(&h, &s, None, &Bound::NoLoss { stop: Some(101) });
         assert!(!v.passed && v.stop_present == Some(false));
         s.stop = Some(101);
-        let v = judge(&acks(100, B1), &s, None, Bound::NoLoss { stop: Some(101) });
+        let v = judge(&h, &s, None, &Bound::NoLoss { stop: Some(101) });
         assert!(v.passed, "{:?}", v.why);
     }
 
@@ -258,11 +559,11 @@ mod tests {
     fn corruption_and_chain_breaks_always_fail() {
         let mut s = scan(&[(1, 100, B1)]);
         s.corrupt.push((101, Corruption::BadPayload));
-        let v = judge(&acks(100, B1), &s, None, NOLOSS);
+        let v = judge(&hist(acks(100, B1)), &s, None, &NOLOSS);
         assert!(!v.passed && v.why[0].contains("block 101 (bad-payload-checksum)"), "{:?}", v.why);
         let mut s = scan(&[(1, 100, B1)]);
         s.chain_breaks.push(7);
-        assert!(!judge(&acks(100, B1), &s, None, NOLOSS).passed);
+        assert_eq!(judge(&hist(acks(100, B1)), &s, None, &NOLOSS).conclusion, Conclusion::Failed);
     }
 
     #[test]
@@ -270,7 +571,7 @@ mod tests {
         // Boot 1 acked 1..100 and lost 81..100 in a failover; boot 2 resumed at 81 and wrote 81..120.
         let mut a = acks(100, B1);
         a.extend((81..=120).map(|s| Ack { seq: s, at: Wt::from_ms(10_000 + s), boot: B2 }));
-        let v = judge(&a, &scan(&[(1, 80, B1), (81, 120, B2)]), None, NOLOSS);
+        let v = judge(&hist(a), &scan(&[(1, 80, B1), (81, 120, B2)]), None, &NOLOSS);
         assert!(v.passed, "{:?}", v.why);
         assert_eq!((v.acked, v.superseded), (120, 20));
     }
@@ -286,10 +587,29 @@ mod tests {
             for s in present.iter().copied() {
                 match rs.last_mut() { Some(r) if r.1 + 1 == s => r.1 = s, _ => rs.push((s, s, B1)) }
             }
-            let v = judge(&acks(n, B1), &scan(&rs), None, NOLOSS);
+            let v = judge(&hist(acks(n, B1)), &scan(&rs), None, &NOLOSS);
             let truly_lost = (1..=n).filter(|s| !present.contains(s)).count() as u64;
             prop_assert_eq!(v.lost_count, truly_lost);
-            if truly_lost > 0 { prop_assert!(!v.passed); }
+            if truly_lost > 0 { prop_assert!(!v.passed); prop_assert_eq!(v.conclusion, Conclusion::Failed); }
+        }
+
+        /// A Regional-DR verdict never passes when a record acknowledged before the checkpoint is gone, nor
+        /// when the window exceeds the declared bound, whatever the syncs measured.
+        #[test]
+        fn window_never_passes_beyond_the_declared_bound(n in 50u64..300, keep in 0u64..300, ck in 0u64..300, fault_extra in 0u64..12_000, slow in 0u64..30_000) {
+            let keep = keep.min(n);
+            let fault = Wt::from_ms(1000 + 20 * n + fault_extra);
+            let mut b = regional(Some(1000 + 20 * ck.min(n) + 10));
+            b.syncs.push(SyncSample::new("a/3".into(), Wt::from_ms(1000), Some(Wt::from_ms(1000 + slow))));
+            let rs: Vec<(u64, u64, u64)> = if keep > 0 { vec![(1, keep, B1)] } else { vec![] };
+            let v = judge(&hist(acks(n, B1)), &scan(&rs), Some(fault), &Bound::Window(b.clone()));
+            prop_assert_eq!(v.bound_ms, Some(b.max_window().as_secs_f64() * 1e3));
+            if v.passed {
+                prop_assert!(v.loss_window_ms.unwrap() <= v.bound_ms.unwrap());
+                prop_assert!(keep >= ck.min(n));
+                prop_assert!(slow <= 1000);
+                prop_assert!(v.must_survive_checked_against.is_some());
+            }
         }
 
         /// The loss window equals fault time minus the ack time of the newest surviving record.
@@ -297,7 +617,7 @@ mod tests {
         fn window_is_exact(n in 2u64..300, keep in 1u64..300, extra_ms in 0u64..5000) {
             let keep = keep.min(n);
             let fault = Wt::from_ms(1000 + 20 * n + extra_ms);
-            let v = judge(&acks(n, B1), &scan(&[(1, keep, B1)]), Some(fault), NOLOSS);
+            let v = judge(&hist(acks(n, B1)), &scan(&[(1, keep, B1)]), Some(fault), &NOLOSS);
             let expect = (20 * (n - keep) + extra_ms) as f64;
             prop_assert!((v.loss_window_ms.unwrap() - expect).abs() < 1e-6);
         }

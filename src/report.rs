@@ -31,6 +31,8 @@ pub struct ScenarioSummary {
     pub records_indeterminate: Option<u64>,
     pub loss_window_ms: Option<f64>,
     pub loss_bound_ms: Option<f64>,
+    /// The action's verdict: passed, failed (the system under test) or inconclusive (nothing proven).
+    pub conclusion: Option<crate::oracle::Conclusion>,
     pub replication_interval: String,
     pub faults: Vec<serde_json::Value>,
     /// The VM's history file (every boot, ack, scan, snapshot, fault and DR segment).
@@ -56,6 +58,7 @@ impl ScenarioSummary {
             records_indeterminate: None,
             loss_window_ms: None,
             loss_bound_ms: None,
+            conclusion: None,
             replication_interval: String::new(),
             faults: vec![],
             history: None,
@@ -74,9 +77,17 @@ impl ScenarioSummary {
                 "syncBarrierMs": o.sync.map(|d| d.as_secs_f64() * 1e3),
                 "promoteAttempts": o.promote_attempts,
                 "mirrorSnapshotsCompleted": o.snapshots_completed,
-                "maxSnapshotSyncMs": o.max_sync.as_secs_f64() * 1e3,
+                "schedulerErrors": o.scheduler_errors,
+                "syncAllowanceMs": o.evidence.regional.as_ref().map(|b| b.allowance.as_secs_f64() * 1e3),
+                "syncs": o.evidence.regional.as_ref().map(|b| &b.syncs),
+                "checkpoint": o.evidence.regional.as_ref().and_then(|b| b.checkpoint.as_ref()),
             }));
-            let v = if o.evidence.fault_at.is_some() { o.evidence.window() } else { o.evidence.no_loss() };
+            let v = o.evidence.verdict();
+            self.conclusion = Some(v.conclusion);
+            if v.conclusion == crate::oracle::Conclusion::Inconclusive && self.status == "failed" {
+                // ran, proved nothing either way: neither passed nor a failure of the system (exit 2)
+                self.status = "inconclusive".into();
+            }
             self.records_acked = Some(v.acked);
             self.records_lost = Some(v.lost_count);
             self.records_indeterminate = Some(v.indeterminate);

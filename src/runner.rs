@@ -180,13 +180,16 @@ fn all_tags<'a>(f: &'a gherkin::Feature, r: Option<&'a gherkin::Rule>, s: &'a gh
 
 /// Steps that destroy or damage something (faults, forced promotion): refused on non-disposable environments.
 pub fn is_destructive(step: &str) -> bool {
-    ["loses power", "replication to site", "is cut off", "is corrupted", "is failed over"].iter().any(|p| step.contains(p))
+    ["loses power", "replication to site", "is cut off", "is corrupted", "is failed over", "without waiting for the sync barrier"].iter().any(|p| step.contains(p))
 }
 
 /// Why this environment cannot run a scenario, if it cannot (the scenario is then skipped, never passed).
 fn unsupported(cfg: &EnvConfig, tags: &[&str]) -> Option<String> {
     if tags.contains(&"metro") {
         return Some(format!("needs Metro-DR (synchronous replication); environment {} is {}", cfg.spec.name, cfg.replication_summary()));
+    }
+    if tags.contains(&"scheduler-ceph") && cfg.spec.replication.scheduler != crate::config::Scheduler::Ceph {
+        return Some(format!("needs Ceph's own mirror snapshot schedule (scheduler: ceph); environment {} is {}", cfg.spec.name, cfg.replication_summary()));
     }
     None
 }

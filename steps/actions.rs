@@ -6,13 +6,23 @@ use super::DrWorld;
 use crate::fault::Fault;
 use cucumber::when;
 
-#[when(expr = "the VM is relocated to site {site}")]
-async fn relocate(w: &mut DrWorld, site: Site) -> anyhow::Result<()> {
+async fn relocate_to(w: &mut DrWorld, site: Site, barrier: bool) -> anyhow::Result<()> {
     let vm = w.vm()?.to_string();
-    let o = env().await?.relocate(&vm, &site.0).await.map_err(step_err)?;
+    let o = env().await?.relocate(&vm, &site.0, barrier).await.map_err(step_err)?;
     println!("      relocate {} -> {}: {}", o.from, o.to, o.timeline.render());
     w.outcome = Some(o);
     Ok(())
+}
+
+#[when(expr = "the VM is relocated to site {site}")]
+async fn relocate(w: &mut DrWorld, site: Site) -> anyhow::Result<()> {
+    relocate_to(w, site, true).await
+}
+
+/// Negative control: the new primary is promoted by force right after the demotion.
+#[when(expr = "the VM is relocated to site {site} without waiting for the sync barrier")]
+async fn relocate_without_barrier(w: &mut DrWorld, site: Site) -> anyhow::Result<()> {
+    relocate_to(w, site, false).await
 }
 
 #[when(expr = "the VM is failed over to site {site}")]

@@ -23,6 +23,18 @@ async fn stop_replication(w: &mut DrWorld, site: Site) -> anyhow::Result<()> {
     inject(w, Fault::StopReplication { site: site.0 }).await
 }
 
+#[when(expr = "replication to site {site} pauses")]
+async fn pause_replication(w: &mut DrWorld, site: Site) -> anyhow::Result<()> {
+    inject(w, Fault::PauseReplication { site: site.0 }).await
+}
+
+#[when(expr = "replication to site {site} resumes")]
+async fn resume_replication(w: &mut DrWorld, site: Site) -> anyhow::Result<()> {
+    let r = w.receipts.iter().rev().find(|r| matches!(&r.fault, Fault::PauseReplication { site: s } if *s == site.0)).cloned();
+    let r = r.ok_or_else(|| anyhow::anyhow!("replication to site {} was not paused in this scenario", site.0))?;
+    env().await?.recover(&r).await.map_err(step_err)
+}
+
 #[when(expr = "site {site} is cut off from the other site")]
 async fn isolate(w: &mut DrWorld, site: Site) -> anyhow::Result<()> {
     inject(w, Fault::Isolate { site: site.0 }).await

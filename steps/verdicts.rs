@@ -2,7 +2,7 @@
 //! oracle's reasons; it is never retried.
 
 use super::DrWorld;
-use crate::oracle::Verdict;
+use crate::oracle::{Conclusion, Verdict};
 use cucumber::then;
 
 fn conclude(w: &mut DrWorld, what: &str, v: Verdict) -> anyhow::Result<()> {
@@ -16,11 +16,19 @@ fn conclude(w: &mut DrWorld, what: &str, v: Verdict) -> anyhow::Result<()> {
             + &v.bound_ms.map(|b| format!(" (bound {b:.0} ms)")).unwrap_or_default()
     );
     println!("      {what}: {line}");
-    let passed = v.passed;
+    let conclusion = v.conclusion;
     let why = v.why.join("; ");
     w.verdicts.push((what.to_string(), v));
-    anyhow::ensure!(passed, "{what}: {why} [{line}]");
-    Ok(())
+    match conclusion {
+        Conclusion::Passed => Ok(()),
+        Conclusion::Failed => anyhow::bail!("{what}: {why} [{line}]"),
+        // nothing proven either way: not a pass, and not the system's failure (exit 2)
+        Conclusion::Inconclusive => {
+            let msg = format!("{what}: inconclusive: {why} [{line}]");
+            crate::runner::harness_error(msg.clone());
+            anyhow::bail!(msg)
+        }
+    }
 }
 
 #[then("no acknowledged write is lost")]
@@ -39,6 +47,7 @@ async fn stop_survives(w: &mut DrWorld) -> anyhow::Result<()> {
 
 #[then("the data loss window is at most the replication interval")]
 async fn window(w: &mut DrWorld) -> anyhow::Result<()> {
-    let v = w.outcome()?.evidence.window();
+    let o = w.outcome()?;
+    let v = o.evidence.window().ok_or_else(|| anyhow::anyhow!("the last DR action ({:?}) promises no loss, not a loss window: judge it with \"no acknowledged write is lost\"", o.kind))?;
     conclude(w, "loss window within the replication interval", v)
 }

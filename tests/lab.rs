@@ -172,8 +172,9 @@ fn default_drills_pass() {
     assert!(junit.contains("<testsuites") && junit.contains("Relocate a writing VM"));
 }
 
-/// Negative controls: replication stopped before a failover, and a record corrupted on disk, must both
-/// fail (exit 1), with the loss window and the corruption reported.
+/// Negative controls: replication stopped before a failover, replication lagging for several intervals
+/// (then caught up), a relocate promoted without the sync barrier, and a record corrupted on disk must all
+/// fail (exit 1), each for its own reason. The Ceph-schedule control is skipped here (harness scheduler).
 #[test]
 fn negative_controls_fail() {
     let _g = serial();
@@ -182,17 +183,59 @@ fn negative_controls_fail() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.lines().any(|l| l == "scenarios: 0 passed, 2 failed, 0 skipped"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "scenarios: 0 passed, 4 failed, 1 skipped"), "{stdout}");
     let s = summary(dir.path());
     let sc = s["scenarios"].as_array().unwrap();
-    let broken = sc.iter().find(|x| x["scenario"].as_str().unwrap().contains("replication")).unwrap();
+    let find = |needle: &str| sc.iter().find(|x| x["scenario"].as_str().unwrap().contains(needle)).unwrap_or_else(|| panic!("no scenario {needle}"));
+    let broken = find("replication to site b stopped");
     assert_eq!(broken["status"], "failed");
+    assert_eq!(broken["conclusion"], "failed");
     assert!(broken["reason"].as_str().unwrap().contains("exceeds the bound"), "{broken}");
     assert!(broken["lossWindowMs"].as_f64().unwrap() > broken["lossBoundMs"].as_f64().unwrap());
     assert!(broken["recordsLost"].as_u64().unwrap() > 0);
-    let corrupt = sc.iter().find(|x| x["scenario"].as_str().unwrap().contains("damage")).unwrap();
+    // the slow snapshot fails the drill; the bound stays the declared one (interval + allowance + period)
+    let lagged = find("lagged");
+    assert_eq!(lagged["status"], "failed");
+    assert!(lagged["reason"].as_str().unwrap().contains("replication lagged: snapshot a/"), "{lagged}");
+    assert_eq!(lagged["lossBoundMs"].as_f64().unwrap(), broken["lossBoundMs"].as_f64().unwrap());
+    let unbarriered = find("without waiting for the sync barrier");
+    assert_eq!(unbarriered["status"], "failed");
+    assert!(unbarriered["reason"].as_str().unwrap().contains("acknowledged records lost"), "{unbarriered}");
+    let corrupt = find("damage");
     assert_eq!(corrupt["status"], "failed");
     assert!(corrupt["reason"].as_str().unwrap().contains("block 50 (bad-payload-checksum)"), "{corrupt}");
+    let skipped = find("Ceph's 1-minute schedule");
+    assert_eq!(skipped["status"], "skipped");
+    assert!(skipped["reason"].as_str().unwrap().contains("scheduler: ceph"), "{skipped}");
+}
+
+/// Negative control on Ceph's own schedule, in a time zone 8 hours west of UTC: one scheduled snapshot
+/// replicates, then replication stops for more than an interval. Snapshot times must be read right (the
+/// must-survive check runs against a snapshot taken while the VM wrote) and the drill must fail.
+#[test]
+fn ceph_schedule_negative_control_fails_in_any_time_zone() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("dr-drill")
+        .unwrap()
+        .args(["run", "--env", "environments/lab-regional-ceph-schedule.yaml", "--tags", "@scheduler-ceph", "--report-dir"])
+        .arg(dir.path())
+        .env("TZ", "WST+08")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let s = summary(dir.path());
+    let sc = &s["scenarios"][0];
+    assert_eq!(sc["status"], "failed");
+    assert!(sc["reason"].as_str().unwrap().contains("exceeds the bound"), "{sc}");
+    let v = &sc["verdicts"][0][1];
+    assert!(v["mustSurviveCheckedAgainst"].as_str().is_some_and(|c| c.starts_with("a/")), "the must-survive check did not run: {v}");
+    // the checkpoint's start lies inside the run, on the witness clock (not hours off)
+    let started = sc["action"]["checkpoint"]["startedNs"].as_f64().unwrap() / 1e6;
+    let fault = sc["faults"].as_array().unwrap().iter().find(|f| f["fault"]["kind"] == "powerLoss").unwrap()["at_ms"].as_f64().unwrap();
+    assert!(started > fault - 150_000.0 && started < fault - 60_000.0, "checkpoint started at {started} ms, fault at {fault} ms");
 }
 
 /// SIGTERM in the middle of a drill (the VM writing, a scenario half-way) removes every process, namespace

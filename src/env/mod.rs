@@ -110,10 +110,11 @@ impl Environment {
         }
     }
 
-    pub async fn relocate(&mut self, vm: &str, to: &str) -> Result<Outcome, LabError> {
+    /// Relocates the VM; `barrier: false` promotes without waiting for the sync barrier (negative control).
+    pub async fn relocate(&mut self, vm: &str, to: &str, barrier: bool) -> Result<Outcome, LabError> {
         let to = self.site_index(to)?;
         match self {
-            Environment::Lab(l) => dr::relocate(l, vm, to).await,
+            Environment::Lab(l) => dr::relocate(l, vm, to, barrier).await,
         }
     }
 
@@ -133,7 +134,7 @@ impl Environment {
                 let (scan, boots) = l.corrupt_record(vm, i, seq).await?;
                 if let Some(e) = evidence {
                     e.scan = scan;
-                    e.acks = dr::all_acks(&boots);
+                    e.history = dr::history(&boots);
                     // the STOP now expected is the last graceful stop's
                     e.stop_seq = boots.iter().rev().find_map(|b| b.stopped.map(|s| s.1));
                 }

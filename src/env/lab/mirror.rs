@@ -5,6 +5,7 @@ use super::site::{Site, SiteRef};
 use super::LabError;
 use crate::clock::Wt;
 use crate::config::{EnvConfig, Scheduler};
+use crate::oracle::{Checkpoint, SyncSample};
 use crate::events::{self, Event};
 use serde::Deserialize;
 use std::sync::{Arc, Mutex};
@@ -123,33 +124,92 @@ pub async fn wait_synced(peer: &SiteRef, image: &str, id: u64, deadline: Duratio
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SnapRecord {
     pub id: u64,
+    /// The primary site that took it: ids of the two clusters advance together, so a snapshot is known by
+    /// (site, id) only.
     pub site: String,
-    /// When the snapshot was due (harness scheduler: its tick) or taken (Ceph's schedule: its timestamp,
-    /// truncated to the second); never later than the truth.
+    /// Harness scheduler: the tick it was due at (a late tick is reported, never counted as sync time).
+    pub due: Option<Wt>,
+    /// Never earlier than when the harness asked for it (harness scheduler) and never later than Ceph's own
+    /// timestamp (Ceph's schedule: that timestamp, truncated to the second).
     pub started: Wt,
-    /// When the witness first saw it complete on the peer.
+    /// When the witness first saw it complete on the peer (the start of the listing that showed it).
     pub completed: Option<Wt>,
     /// Taken before the scheduler started watching (its sync time was not measured).
     pub preexisting: bool,
+    /// Found complete on the survivor after the fault, its completion not timed by the witness.
+    #[serde(default)]
+    pub untimed: bool,
+}
+
+impl SnapRecord {
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.site, self.id)
+    }
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct SnapLog {
     pub snaps: Vec<SnapRecord>,
+    /// Snapshot commands and listings that failed (reported with the verdict).
     pub errors: Vec<String>,
 }
 
 impl SnapLog {
-    /// Longest start-to-complete time seen.
-    pub fn max_sync(&self) -> Duration {
-        self.snaps.iter().filter(|s| !s.preexisting).filter_map(|s| s.completed.map(|c| c.since(s.started))).max().unwrap_or_default()
+    pub fn get(&self, site: &str, id: u64) -> Option<&SnapRecord> {
+        self.snaps.iter().find(|s| s.site == site && s.id == id)
     }
-    pub fn start_of(&self, id: u64) -> Option<Wt> {
-        self.snaps.iter().find(|s| s.id == id).map(|s| s.started)
+
+    fn record(&mut self, r: SnapRecord) -> bool {
+        if self.get(&r.site, r.id).is_some() {
+            return false;
+        }
+        self.snaps.push(r);
+        true
+    }
+
+    /// Marks the snapshots of `site` whose ids `done` lists as complete at `at`; returns the ids newly marked.
+    pub fn complete(&mut self, site: &str, done: &[u64], at: Wt) -> Vec<u64> {
+        let mut v = vec![];
+        for s in self.snaps.iter_mut().filter(|s| s.site == site && s.completed.is_none() && done.contains(&s.id)) {
+            s.completed = Some(at);
+            v.push(s.id);
+        }
+        v
+    }
+
+    /// The checkpoint the survivor holds when snapshot `id` of `site` is the newest complete there: its start
+    /// as logged, or, if the witness never logged it (a snapshot command that failed after Ceph made it),
+    /// the start of the newest logged snapshot of that site before it, which is earlier than the truth and
+    /// so only weakens what must survive; the name says so.
+    pub fn checkpoint(&self, site: &str, id: u64) -> Option<Checkpoint> {
+        if let Some(r) = self.get(site, id) {
+            return Some(Checkpoint { name: r.name(), started: r.started });
+        }
+        let older = self.snaps.iter().filter(|s| s.site == site && s.id < id).max_by_key(|s| s.id)?;
+        Some(Checkpoint { name: format!("{site}/{id} (not logged; start of {} used)", older.name()), started: older.started })
+    }
+
+    /// Snapshots of `site` that `done` lists as complete but the witness had not seen complete (it stopped
+    /// watching at the fault): complete, untimed.
+    pub fn complete_untimed(&mut self, site: &str, done: &[u64]) {
+        for s in self.snaps.iter_mut().filter(|s| s.site == site && s.completed.is_none() && done.contains(&s.id)) {
+            s.untimed = true;
+        }
+    }
+
+    /// The replication rounds of `site` since `since` (when it last became primary) measured by the
+    /// witness, for the oracle to judge.
+    pub fn syncs(&self, site: &str, since: Wt) -> Vec<SyncSample> {
+        self.snaps
+            .iter()
+            .filter(|s| s.site == site && !s.preexisting && s.started >= since)
+            .map(|s| SyncSample { untimed: s.untimed, ..SyncSample::new(s.name(), s.started, s.completed) })
+            .collect()
     }
 }
 
-/// Parses Ceph's snapshot timestamp ("Wed Nov 25 20:10:00 2026", local time = UTC here) into Unix seconds.
+/// Parses Ceph's snapshot timestamp ("Wed Nov 25 20:10:00 2026") into Unix seconds. The rbd CLI prints
+/// local time: every Ceph tool the lab runs gets `TZ=UTC` (see `Site::tool`), so this reads UTC.
 pub fn parse_ceph_timestamp(ts: &str) -> Option<f64> {
     let w: Vec<&str> = ts.split_whitespace().collect();
     let [_, mon, day, hms, year] = w.as_slice() else { return None };
@@ -170,55 +230,68 @@ pub fn parse_ceph_timestamp(ts: &str) -> Option<f64> {
 }
 
 /// The per-image scheduler. With `scheduler: harness` it takes a mirror snapshot every interval on the
-/// primary; with `scheduler: ceph` Ceph takes them and this task only records them (start from Ceph's
-/// timestamp, truncated to the second, so never later than the truth). Either way it records when each
-/// snapshot completes on the peer.
+/// primary, its start being the moment it asked; with `scheduler: ceph` Ceph takes them and this task only
+/// records them (start from Ceph's timestamp, truncated to the second, so never later than the truth).
+/// Either way it records when each snapshot of this primary completes on the peer.
 pub fn spawn_scheduler(cfg: &EnvConfig, vm: String, primary: SiteRef, peer: SiteRef, image: String, log: Arc<Mutex<SnapLog>>) -> tokio::task::JoinHandle<()> {
     let interval = cfg.spec.replication.interval.0;
     let kind = cfg.spec.replication.scheduler;
+    // A snapshot not logged before is logged and published.
+    let record = |log: &Mutex<SnapLog>, vm: &str, r: SnapRecord| {
+        let (id, started, site) = (r.id, r.started, r.site.clone());
+        if log.lock().unwrap().record(r) {
+            events::publish_at(started, Event::MirrorSnapshot { vm: vm.to_string(), id, site });
+        }
+    };
     tokio::spawn(async move {
         let mut next = tokio::time::Instant::now() + interval;
         let mut first_poll = true;
         loop {
+            let rec = |id, due, started, preexisting| SnapRecord { id, site: primary.name.clone(), due, started, completed: None, preexisting, untimed: false };
             if kind == Scheduler::Harness && tokio::time::Instant::now() >= next {
-                // A snapshot's start is the tick it was due at: a late tick counts toward its sync time
-                // (the loss window bound grows, the records required to survive do not).
-                let late = tokio::time::Instant::now().saturating_duration_since(next);
-                let started = Wt(Wt::now().0.saturating_sub(late.as_nanos() as u64));
+                let due = Wt(Wt::now().0.saturating_sub(tokio::time::Instant::now().saturating_duration_since(next).as_nanos() as u64));
                 next += interval;
+                let asked = Wt::now();
                 match take_snapshot(&primary, &image).await {
                     Ok(id) => {
-                        events::publish_at(started, Event::MirrorSnapshot { vm: vm.clone(), id, site: primary.name.clone() });
-                        log.lock().unwrap().snaps.push(SnapRecord { id, site: primary.name.clone(), started, completed: None, preexisting: false })
+                        record(&log, &vm, rec(id, Some(due), asked, false));
                     }
-                    Err(e) => log.lock().unwrap().errors.push(e.to_string()),
+                    Err(e) => {
+                        // The command may have failed after Ceph made the snapshot: adopt every primary
+                        // snapshot newer than all logged ones, with the moment we asked as its start.
+                        log.lock().unwrap().errors.push(e.to_string());
+                        if let Ok(list) = snaps(&primary, &image).await {
+                            let newest = log.lock().unwrap().snaps.iter().filter(|s| s.site == primary.name).map(|s| s.id).max().unwrap_or(0);
+                            for s in list.iter().filter(|s| s.is_primary() && s.id > newest) {
+                                record(&log, &vm, rec(s.id, Some(due), asked, false));
+                            }
+                        }
+                    }
                 }
             }
             if kind == Scheduler::Ceph {
                 if let Ok(list) = snaps(&primary, &image).await {
-                    let mut g = log.lock().unwrap();
                     for s in list.iter().filter(|s| s.is_primary()) {
-                        if g.snaps.iter().all(|r| r.id != s.id) {
-                            let started = parse_ceph_timestamp(&s.timestamp).map(Wt::from_unix_secs).unwrap_or_else(Wt::now);
-                            events::publish_at(started, Event::MirrorSnapshot { vm: vm.clone(), id: s.id, site: primary.name.clone() });
-                            g.snaps.push(SnapRecord { id: s.id, site: primary.name.clone(), started, completed: None, preexisting: first_poll });
-                        }
+                        let started = parse_ceph_timestamp(&s.timestamp).map(Wt::from_unix_secs).unwrap_or_else(Wt::now);
+                        record(&log, &vm, rec(s.id, None, started, first_poll));
                     }
                     first_poll = false;
                 }
             }
-            let pending: Vec<u64> = log.lock().unwrap().snaps.iter().filter(|s| s.completed.is_none()).map(|s| s.id).collect();
-            if !pending.is_empty() {
-                if let Ok(list) = snaps(&peer, &image).await {
-                    let done = completed_on_peer(&list);
-                    let now = Wt::now();
-                    for s in log.lock().unwrap().snaps.iter_mut().filter(|s| s.completed.is_none() && done.contains(&s.id)) {
-                        events::publish_at(now, Event::MirrorSnapshotComplete { vm: vm.clone(), id: s.id });
-                        s.completed = Some(now);
+            let pending = log.lock().unwrap().snaps.iter().any(|s| s.site == primary.name && s.completed.is_none());
+            if pending {
+                let polled = Wt::now();
+                match snaps(&peer, &image).await {
+                    Ok(list) => {
+                        let done = completed_on_peer(&list);
+                        for id in log.lock().unwrap().complete(&primary.name, &done, polled) {
+                            events::publish_at(polled, Event::MirrorSnapshotComplete { vm: vm.clone(), id, site: primary.name.clone() });
+                        }
                     }
+                    Err(e) => log.lock().unwrap().errors.push(e.to_string()),
                 }
             }
-            let wait = if pending.is_empty() { Duration::from_millis(500) } else { Duration::from_millis(200) };
+            let wait = if pending { Duration::from_millis(200) } else { Duration::from_millis(500) };
             let until = if kind == Scheduler::Harness { next.min(tokio::time::Instant::now() + wait) } else { tokio::time::Instant::now() + wait.max(Duration::from_secs(1)) };
             tokio::time::sleep_until(until).await;
         }
@@ -275,13 +348,38 @@ mod tests {
         assert!(parse_snaps("not json").is_err());
     }
 
+    fn rec(site: &str, id: u64, started: u64, completed: Option<u64>, preexisting: bool) -> SnapRecord {
+        SnapRecord { id, site: site.into(), due: None, started: Wt::from_ms(started), completed: completed.map(Wt::from_ms), preexisting, untimed: false }
+    }
+
     #[test]
-    fn max_sync_ignores_unmeasured_snapshots() {
-        let r = |id, started, completed: Option<u64>, preexisting| SnapRecord { id, site: "a".into(), started: Wt::from_ms(started), completed: completed.map(Wt::from_ms), preexisting };
-        let log = SnapLog { snaps: vec![r(1, 0, Some(9000), true), r(2, 10_000, Some(11_500), false), r(3, 15_000, None, false)], errors: vec![] };
-        assert_eq!(log.max_sync(), Duration::from_millis(1500));
-        assert_eq!(log.start_of(2), Some(Wt::from_ms(10_000)));
-        assert_eq!(log.start_of(9), None);
+    fn syncs_leave_out_unmeasured_snapshots_and_other_sites() {
+        let log = SnapLog { snaps: vec![rec("a", 1, 0, Some(9000), true), rec("a", 2, 10_000, Some(11_500), false), rec("a", 3, 15_000, None, false), rec("b", 4, 20_000, Some(21_000), false)], errors: vec![] };
+        let s = log.syncs("a", Wt::from_ms(0));
+        assert_eq!(s.iter().map(|x| (x.name.as_str(), x.sync_ms)).collect::<Vec<_>>(), [("a/2", Some(1500.0)), ("a/3", None)]);
+        assert_eq!(log.syncs("b", Wt::from_ms(0)).len(), 1);
+        assert_eq!(log.syncs("a", Wt::from_ms(12_000)).len(), 1, "only since the site became primary");
+    }
+
+    #[test]
+    fn snapshots_are_known_by_site_and_id() {
+        // After a relocate a -> b, both clusters have a snapshot 5. A completion seen on a (the peer of
+        // b) for primary snapshot 5 belongs to b/5, never to a/5.
+        let mut log = SnapLog { snaps: vec![rec("a", 5, 1_000, None, false), rec("b", 5, 30_000, None, false)], errors: vec![] };
+        assert_eq!(log.complete("b", &[5], Wt::from_ms(31_000)), vec![5]);
+        assert_eq!(log.get("a", 5).unwrap().completed, None);
+        assert_eq!(log.get("b", 5).unwrap().completed, Some(Wt::from_ms(31_000)));
+        assert_eq!(log.checkpoint("b", 5).unwrap().started, Wt::from_ms(30_000));
+        assert!(!log.record(rec("b", 5, 99, None, false)), "a snapshot is logged once");
+    }
+
+    #[test]
+    fn a_checkpoint_missing_from_the_log_falls_back_to_an_earlier_start_and_says_so() {
+        let log = SnapLog { snaps: vec![rec("a", 3, 1_000, Some(2_000), false), rec("a", 4, 6_000, Some(7_000), false), rec("b", 9, 8_000, None, false)], errors: vec![] };
+        let c = log.checkpoint("a", 6).unwrap();
+        assert_eq!(c.started, Wt::from_ms(6_000));
+        assert_eq!(c.name, "a/6 (not logged; start of a/4 used)");
+        assert_eq!(log.checkpoint("a", 2), None);
     }
 
     #[test]
@@ -289,5 +387,14 @@ mod tests {
         assert_eq!(parse_ceph_timestamp("Thu Jan  1 00:00:10 1970"), Some(10.0));
         assert_eq!(parse_ceph_timestamp("Wed Nov 25 20:10:00 2026"), Some(1795637400.0));
         assert_eq!(parse_ceph_timestamp("garbage"), None);
+    }
+
+    #[test]
+    fn ceph_tools_run_in_utc() {
+        // The rbd CLI prints snapshot times in local time: the lab pins every Ceph tool to UTC, whatever
+        // the harness's own zone, so `parse_ceph_timestamp` reads them right.
+        let s = super::super::site::Site::new("a", "drd-test-a", "10.77.0.1", std::path::PathBuf::from("/nonexistent"), Duration::from_secs(1));
+        let c = s.tool("rbd");
+        assert!(c.as_std().get_envs().any(|(k, v)| k == "TZ" && v == Some(std::ffi::OsStr::new("UTC"))));
     }
 }

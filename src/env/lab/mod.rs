@@ -111,6 +111,8 @@ pub struct VmSlot {
     pub name: String,
     pub image: String,
     pub primary: usize,
+    /// When the current primary became primary (its replication rounds since then are judged).
+    pub primary_since: Wt,
     /// Records per second the probe writes.
     pub rate: u32,
     pub process: Option<VmProcess>,
@@ -284,7 +286,7 @@ impl Lab {
         }
         let snaps = Arc::new(Mutex::new(SnapLog::default()));
         let sched = mirror::spawn_scheduler(&self.cfg, vm.to_string(), (*self.sites[site]).clone(), (*self.sites[1 - site]).clone(), image.clone(), snaps.clone());
-        self.vms.push(VmSlot { name: vm.into(), image, primary: site, rate, process: None, boots: vec![], snaps, scheduler: Some(sched) });
+        self.vms.push(VmSlot { name: vm.into(), image, primary: site, primary_since: Wt::now(), rate, process: None, boots: vec![], snaps, scheduler: Some(sched) });
         Ok(t0.elapsed())
     }
 
@@ -350,6 +352,17 @@ impl Lab {
                     d.kill().await;
                 }
             }
+            Fault::PauseReplication { site } => {
+                let i = self.site_index(site)?;
+                at = Wt::now();
+                let Some(d) = self.sites[i].daemon_mut("rbd-mirror").filter(|d| d.pid > 0) else {
+                    return Err(LabError::Usage(format!("cannot pause replication to site {site}: it has no rbd-mirror daemon")));
+                };
+                if !d.alive() {
+                    return Err(LabError::Usage(format!("cannot pause replication to site {site}: its rbd-mirror daemon is not running")));
+                }
+                d.signal(libc::SIGSTOP);
+            }
             Fault::Isolate { site } => {
                 let i = self.site_index(site)?;
                 at = Wt::now();
@@ -374,6 +387,15 @@ impl Lab {
                 let alive = self.sites[i].daemon_mut("rbd-mirror").is_some_and(|d| d.alive());
                 if !alive && self.sites[i].powered() {
                     self.sites[i].start_rbd_mirror()?;
+                }
+            }
+            Fault::PauseReplication { site } => {
+                // SIGCONT to a running (or dead) daemon does nothing: idempotent
+                let i = self.site_index(site)?;
+                if let Some(d) = self.sites[i].daemon_mut("rbd-mirror") {
+                    if d.alive() {
+                        d.signal(libc::SIGCONT);
+                    }
                 }
             }
             Fault::Isolate { site } => {
@@ -460,26 +482,32 @@ impl Lab {
                 p.graceful_stop(budgets.graceful_stop.0).await?;
             }
         }
-        self.archive(vm)?;
+        self.archive(vm).await?;
         self.boot(vm, site, Mode::Corrupt(seq), 0).await?;
         let p = self.running(vm)?;
         p.wait_for("the record to be damaged", budgets.boot.0, |g| g.corrupted).await?;
         p.wait_poweroff(budgets.boot.0).await?;
-        self.archive(vm)?;
+        self.archive(vm).await?;
         let limit = self.cfg.disk_records() + 1;
         self.boot(vm, site, Mode::Verify, limit).await?;
         let p = self.running(vm)?;
         let (_, scan) = p.wait_for("the verify scan", budgets.boot.0, |g| g.scan.clone()).await?;
         p.wait_poweroff(budgets.boot.0).await?;
-        self.archive(vm)?;
+        self.archive(vm).await?;
         Ok((scan, self.slot(vm)?.boots.clone()))
     }
 
-    /// Moves the VM's current boot log into its history (the process is gone or about to be replaced).
-    pub fn archive(&mut self, vm: &str) -> Result<(), LabError> {
+    /// Moves the VM's current boot log into its history once the witness has read its stream to the end
+    /// (the process is gone: killed, powered off, or stopped gracefully).
+    pub async fn archive(&mut self, vm: &str) -> Result<(), LabError> {
         let slot = self.slot(vm)?;
-        if let Some(p) = slot.process.take() {
+        if let Some(mut p) = slot.process.take() {
+            if p.qemu.alive() {
+                p.kill().await;
+            }
+            let drained = p.drain(Duration::from_secs(10)).await;
             slot.boots.push(p.snapshot());
+            drained?;
         }
         Ok(())
     }
@@ -491,7 +519,7 @@ impl Lab {
                 p.kill().await;
             }
         }
-        let _ = self.archive(vm);
+        let _ = self.archive(vm).await;
         let _ = self.stop_scheduler(vm);
         crate::events::publish(crate::events::Event::VmDone { vm: vm.to_string() });
     }

@@ -151,6 +151,13 @@ impl Daemon {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends `sig` to the daemon (SIGSTOP / SIGCONT: freeze and thaw). Only to a child still running.
+    pub fn signal(&mut self, sig: i32) {
+        if self.alive() {
+            unsafe { libc::kill(self.pid, sig) };
+        }
+    }
+
     /// SIGKILL now (power loss); reaps the child.
     pub async fn kill(&mut self) {
         if self.alive() {

@@ -49,6 +49,9 @@ impl SiteRef {
     pub fn tool(&self, program: &str) -> tokio::process::Command {
         let mut c = procs::in_netns(&self.ns, program);
         c.env("CEPH_CONF", self.conf());
+        // The rbd CLI prints snapshot timestamps in local time; UTC makes them independent of the host's
+        // zone (`mirror::parse_ceph_timestamp` reads UTC).
+        c.env("TZ", "UTC");
         c
     }
 

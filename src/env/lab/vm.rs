@@ -52,6 +52,8 @@ pub struct BootLog {
     pub eof: Option<Wt>,
     /// (n, witness time) of PONG answers.
     pub pongs: Vec<(u64, Wt)>,
+    /// Lines from the probe that could not be parsed (kept: an ack among them would be missing evidence).
+    pub garbled: Vec<String>,
 }
 
 impl BootLog {
@@ -150,7 +152,13 @@ impl VmProcess {
             let mut n = 0u64;
             while let Ok(Some(line)) = lines.next_line().await {
                 let t = Wt::now();
-                let Some(m) = Msg::parse(&line) else { continue };
+                let Some(m) = Msg::parse(&line) else {
+                    // the kernel's own console lines never come over this port; anything unreadable is kept
+                    if !line.trim().is_empty() {
+                        l2.lock().unwrap().garbled.push(line);
+                    }
+                    continue;
+                };
                 {
                     let mut g = l2.lock().unwrap();
                     if let Some(r) = asm.feed(&m) {
@@ -258,6 +266,22 @@ impl VmProcess {
         } else {
             self.qemu.kill().await;
             Err(self.err(format!("the guest did not power off within {deadline:?}")))
+        }
+    }
+
+    /// Waits until the witness has read the probe's stream to its end (QEMU is gone and every line it
+    /// sent before dying is in the log), so that no acknowledgement is left out of the evidence.
+    pub async fn drain(&mut self, deadline: Duration) -> Result<(), LabError> {
+        let t = tokio::time::Instant::now() + deadline;
+        loop {
+            if self.log.lock().unwrap().eof.is_some() {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(t, self.changed.changed()).await {
+                Err(_) => return Err(self.err(format!("the probe's stream did not end within {deadline:?} after QEMU stopped"))),
+                Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Ok(Ok(())) => {}
+            }
         }
     }
 
