@@ -1,6 +1,6 @@
 //! Command-line definitions.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 pub const DEFAULT_ENV: &str = "environments/lab-regional.yaml";
@@ -42,46 +42,7 @@ pub enum Command {
     },
     /// DR-readiness checks over manifests (files, directories, `-` for stdin) from the OpenShift
     /// Virtualization DR guidance. Exit 0 clean, 1 findings at or above --fail-on, 2 unreadable input.
-    Lint {
-        /// Manifests: YAML files (multi-document), directories (a GitOps tree), or `-` for stdin.
-        paths: Vec<PathBuf>,
-        #[arg(long, value_enum, default_value = "human")]
-        format: crate::lint::output::Format,
-        /// Lowest severity that makes the exit code 1.
-        #[arg(long, value_enum, default_value = "error")]
-        fail_on: crate::lint::Severity,
-        /// The common label selecting a discovered application's resources.
-        #[arg(long, default_value = "app")]
-        app_label: String,
-        /// How the application is protected by RHACM.
-        #[arg(long, value_enum, default_value = "auto")]
-        mode: crate::lint::rules::AppMode,
-        /// The DR kind the application is meant for.
-        #[arg(long, value_enum, default_value = "regional")]
-        dr: crate::lint::rules::DrKind,
-        /// Declared RPO, e.g. 5m (default: the --env file's replication interval when given).
-        #[arg(long)]
-        rpo: Option<crate::units::Dur>,
-        /// Environment file whose replication interval is the declared RPO.
-        #[arg(long = "env")]
-        env: Option<PathBuf>,
-        /// The replication class flattens cloned images (cloned PVCs can be protected).
-        #[arg(long)]
-        flatten: bool,
-        /// Lint a live cluster: the kubeconfig context to read.
-        #[arg(long, requires = "namespace", conflicts_with = "paths")]
-        context: Option<String>,
-        /// Lint a live cluster: the namespace of the application.
-        #[arg(long, short = 'n', requires = "context")]
-        namespace: Option<String>,
-        /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
-        #[arg(long)]
-        kubeconfig: Option<PathBuf>,
-        /// Live, Metro-DR: the peer site's context; the median API round trip to it is checked against 10 ms
-        /// (run lint from the primary site for the figure to mean the inter-site distance).
-        #[arg(long, requires = "context")]
-        peer_context: Option<String>,
-    },
+    Lint(LintArgs),
     /// Measure the lab against its speed targets and print the figures.
     Bench {
         #[arg(long = "env", default_value = DEFAULT_ENV)]
@@ -113,4 +74,46 @@ pub enum EnvAction {
         #[arg(long = "env", default_value = DEFAULT_ENV)]
         env: PathBuf,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct LintArgs {
+    /// Manifests: YAML files (multi-document), directories (a GitOps tree), or `-` for stdin.
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: crate::lint::output::Format,
+    /// Lowest severity that makes the exit code 1.
+    #[arg(long, value_enum, default_value = "error")]
+    pub fail_on: crate::lint::Severity,
+    /// The common label selecting a discovered application's resources.
+    #[arg(long, default_value = "app")]
+    pub app_label: String,
+    /// How the application is protected by RHACM.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub mode: crate::lint::rules::AppMode,
+    /// The DR kind the application is meant for.
+    #[arg(long, value_enum, default_value = "regional")]
+    pub dr: crate::lint::rules::DrKind,
+    /// Declared RPO, e.g. 5m (default: the --env file's replication interval when given).
+    #[arg(long)]
+    pub rpo: Option<crate::units::Dur>,
+    /// Environment file whose replication interval is the declared RPO.
+    #[arg(long = "env")]
+    pub env: Option<PathBuf>,
+    /// The replication class flattens cloned images (cloned PVCs can be protected).
+    #[arg(long)]
+    pub flatten: bool,
+    /// Lint a live cluster: the kubeconfig context to read.
+    #[arg(long, requires = "namespace", conflicts_with = "paths")]
+    pub context: Option<String>,
+    /// Lint a live cluster: the namespace of the application.
+    #[arg(long, short = 'n', requires = "context")]
+    pub namespace: Option<String>,
+    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Live, Metro-DR: the peer site's context; the median API round trip to it is checked against 10 ms
+    /// (run lint from the primary site for the figure to mean the inter-site distance).
+    #[arg(long, requires = "context")]
+    pub peer_context: Option<String>,
 }

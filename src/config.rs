@@ -19,10 +19,12 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EnvFile {
     pub name: String,
+    /// Where the sites run, with the fields only that backend has.
     pub backend: Backend,
     /// Destructive steps (power loss, forced promote) refuse to run unless this is true.
     pub disposable: bool,
     pub sites: Vec<SiteSpec>,
+    /// How the sites' storage replicates, with the fields only that mode has.
     pub replication: Replication,
     #[serde(default)]
     pub vm: VmSpec,
@@ -30,11 +32,36 @@ pub struct EnvFile {
     pub budgets: Budgets,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+/// The backend, a tagged variant: `backend: { lab: { ... } }`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub enum Backend {
     /// Embedded: network-namespace sites with real Ceph, rbd-mirror and QEMU on this machine.
-    Lab,
+    Lab(LabSpec),
+}
+
+/// Lab-only settings: the QEMU guest.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LabSpec {
+    #[serde(default = "LabSpec::default_memory")]
+    pub memory: ByteSize,
+    /// Size of the VM disk (the mirrored RBD image); the record ring must not wrap during a drill.
+    #[serde(default = "LabSpec::default_disk")]
+    pub disk_size: ByteSize,
+}
+
+impl LabSpec {
+    fn default_memory() -> ByteSize {
+        ByteSize(128 << 20)
+    }
+    fn default_disk() -> ByteSize {
+        ByteSize(64 << 20)
+    }
+    /// Records the disk holds (block 0 is never used).
+    pub fn disk_records(&self) -> u64 {
+        self.disk_size.0 / 4096 - 1
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -43,10 +70,17 @@ pub struct SiteSpec {
     pub name: String,
 }
 
+/// The replication mode, a tagged variant: `replication: { regional: { ... } }`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub enum Replication {
+    /// Asynchronous RBD snapshot mirroring between two clusters.
+    Regional(Regional),
+}
+
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Replication {
-    pub mode: ReplicationMode,
+pub struct Regional {
     pub interval: Dur,
     pub scheduler: Scheduler,
     /// How long a mirror snapshot may take to complete on the peer. Declared, never measured: the
@@ -56,18 +90,11 @@ pub struct Replication {
     pub sync_allowance: Option<Dur>,
 }
 
-impl Replication {
+impl Regional {
     /// The sync allowance in force (declared, or the default of one interval).
     pub fn allowance(&self) -> Duration {
         self.sync_allowance.map(|d| d.0).unwrap_or(self.interval.0)
     }
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum ReplicationMode {
-    /// Asynchronous RBD snapshot mirroring between two clusters.
-    Regional,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, serde::Serialize)]
@@ -79,34 +106,24 @@ pub enum Scheduler {
     Ceph,
 }
 
+/// The VM's workload, whatever runs it.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct VmSpec {
-    #[serde(default = "VmSpec::default_memory")]
-    pub memory: ByteSize,
     /// Records per second the probe writes.
     #[serde(default = "VmSpec::default_rate")]
     pub write_rate: u32,
-    /// Size of the VM disk (the mirrored RBD image); the record ring must not wrap during a drill.
-    #[serde(default = "VmSpec::default_disk")]
-    pub disk_size: ByteSize,
 }
 
 impl VmSpec {
-    fn default_memory() -> ByteSize {
-        ByteSize(128 << 20)
-    }
     fn default_rate() -> u32 {
         50
-    }
-    fn default_disk() -> ByteSize {
-        ByteSize(64 << 20)
     }
 }
 
 impl Default for VmSpec {
     fn default() -> Self {
-        VmSpec { memory: Self::default_memory(), write_rate: Self::default_rate(), disk_size: Self::default_disk() }
+        VmSpec { write_rate: Self::default_rate() }
     }
 }
 
@@ -114,8 +131,9 @@ impl Default for VmSpec {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Budgets {
-    #[serde(default = "Budgets::d_lab_up")]
-    pub lab_up: Dur,
+    /// Bringing the environment up.
+    #[serde(default = "Budgets::d_up", alias = "labUp")]
+    pub up: Dur,
     #[serde(default = "Budgets::d_sync")]
     pub sync_barrier: Dur,
     #[serde(default = "Budgets::d_boot")]
@@ -129,7 +147,7 @@ pub struct Budgets {
 }
 
 impl Budgets {
-    fn d_lab_up() -> Dur {
+    fn d_up() -> Dur {
         Dur(Duration::from_secs(180))
     }
     fn d_sync() -> Dur {
@@ -152,7 +170,7 @@ impl Budgets {
 impl Default for Budgets {
     fn default() -> Self {
         Budgets {
-            lab_up: Self::d_lab_up(),
+            up: Self::d_up(),
             sync_barrier: Self::d_sync(),
             boot: Self::d_boot(),
             promote: Self::d_promote(),
@@ -165,7 +183,25 @@ impl Default for Budgets {
 impl EnvFile {
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
-            Backend::Lab => "lab",
+            Backend::Lab(_) => "lab",
+        }
+    }
+    /// The Regional-DR settings, if replication is regional.
+    pub fn regional(&self) -> Option<&Regional> {
+        match &self.replication {
+            Replication::Regional(r) => Some(r),
+        }
+    }
+    /// The replication interval (the declared RPO).
+    pub fn interval(&self) -> Duration {
+        match &self.replication {
+            Replication::Regional(r) => r.interval.0,
+        }
+    }
+    /// The replication mode's name, for reports.
+    pub fn mode_name(&self) -> &'static str {
+        match self.replication {
+            Replication::Regional(_) => "regional",
         }
     }
 }
@@ -203,9 +239,34 @@ pub fn yaml_error(e: &serde_saphyr::Error) -> (u64, String) {
     (line, first.to_string())
 }
 
+/// The flat forms of `backend` and `replication` that earlier versions read, named with their line so that
+/// a user's file says what to write instead. Pure.
+fn old_form(text: &str) -> Option<(u64, String)> {
+    let mut in_replication = false;
+    for (i, l) in text.lines().enumerate() {
+        let line = i as u64 + 1;
+        if !l.starts_with(' ') && !l.starts_with('#') && !l.trim().is_empty() {
+            in_replication = l.starts_with("replication:");
+        }
+        if let Some(v) = l.strip_prefix("backend:").map(str::trim) {
+            if !v.is_empty() && !v.starts_with('{') && !v.starts_with('#') {
+                return Some((line, format!("backend: name the backend as a key with its settings under it, e.g. `backend: {{ {v}: {{}} }}` (found `backend: {v}`)")));
+            }
+        }
+        if in_replication && l.trim_start().starts_with("mode:") {
+            let v = l.trim_start().trim_start_matches("mode:").trim();
+            return Some((line, format!("replication: name the mode as a key with its settings under it, e.g. `replication: {{ {v}: {{ interval: 5s, scheduler: harness }} }}` (found `mode: {v}`)")));
+        }
+    }
+    None
+}
+
 /// Parses and validates an environment file's text. Pure.
 pub fn from_yaml(path: &Path, text: &str) -> Result<EnvConfig, ConfigError> {
     let invalid = |line: u64, msg: String| ConfigError::Invalid { path: path.to_path_buf(), line, msg };
+    if let Some((line, msg)) = old_form(text) {
+        return Err(invalid(line, msg));
+    }
     let spec: EnvFile = serde_saphyr::from_str(text).map_err(|e| {
         let (line, msg) = yaml_error(&e);
         invalid(line, msg)
@@ -218,33 +279,37 @@ pub fn from_yaml(path: &Path, text: &str) -> Result<EnvConfig, ConfigError> {
         check(ok, "name", &format!("site name {:?} must be 1-8 characters of a-z and 0-9", s.name))?;
     }
     check(spec.sites[0].name != spec.sites[1].name, "sites", &format!("two sites are named {:?}", spec.sites[0].name))?;
-    let iv = spec.replication.interval.0;
-    match spec.replication.scheduler {
-        Scheduler::Ceph => check(
-            iv >= Duration::from_secs(60) && iv.as_secs() % 60 == 0 && iv.subsec_nanos() == 0,
-            "interval",
-            &format!("{} is below what Ceph's rbd mirror snapshot schedule supports (whole minutes, 1m at least); use scheduler: harness for shorter intervals", spec.replication.interval),
-        )?,
-        Scheduler::Harness => check(
-            iv >= Duration::from_secs(1) && iv <= Duration::from_secs(3600),
-            "interval",
-            &format!("{} is outside what the harness scheduler supports (1s to 1h)", spec.replication.interval),
-        )?,
-    }
-    if let Some(a) = spec.replication.sync_allowance {
-        check(
-            a.0 > Duration::ZERO && a.0 <= iv,
-            "syncAllowance",
-            &format!("{a} must be above zero and at most the interval ({}): a larger allowance would let replication lag past the promise", spec.replication.interval),
-        )?;
+    match &spec.replication {
+        Replication::Regional(r) => {
+            let iv = r.interval.0;
+            match r.scheduler {
+                Scheduler::Ceph => check(
+                    iv >= Duration::from_secs(60) && iv.as_secs() % 60 == 0 && iv.subsec_nanos() == 0,
+                    "interval",
+                    &format!("{} is below what Ceph's rbd mirror snapshot schedule supports (whole minutes, 1m at least); use scheduler: harness for shorter intervals", r.interval),
+                )?,
+                Scheduler::Harness => check(
+                    iv >= Duration::from_secs(1) && iv <= Duration::from_secs(3600),
+                    "interval",
+                    &format!("{} is outside what the harness scheduler supports (1s to 1h)", r.interval),
+                )?,
+            }
+            if let Some(a) = r.sync_allowance {
+                check(
+                    a.0 > Duration::ZERO && a.0 <= iv,
+                    "syncAllowance",
+                    &format!("{a} must be above zero and at most the interval ({}): a larger allowance would let replication lag past the promise", r.interval),
+                )?;
+            }
+        }
     }
     check((1..=1000).contains(&spec.vm.write_rate), "writeRate", "must be 1 to 1000 records per second")?;
-    check(spec.vm.memory.0 >= 64 << 20, "memory", "the guest needs 64Mi at least")?;
-    check(
-        spec.vm.disk_size.0 >= 4 << 20 && spec.vm.disk_size.0 % 4096 == 0,
-        "diskSize",
-        "must be at least 4Mi and a multiple of 4Ki",
-    )?;
+    match &spec.backend {
+        Backend::Lab(l) => {
+            check(l.memory.0 >= 64 << 20, "memory", "the guest needs 64Mi at least")?;
+            check(l.disk_size.0 >= 4 << 20 && l.disk_size.0 % 4096 == 0, "diskSize", "must be at least 4Mi and a multiple of 4Ki")?;
+        }
+    }
     Ok(EnvConfig { path: path.to_path_buf(), spec })
 }
 
@@ -255,19 +320,16 @@ pub fn load(path: &Path) -> Result<EnvConfig, ConfigError> {
 }
 
 impl EnvConfig {
-    pub fn site_names(&self) -> [String; 2] {
-        [self.spec.sites[0].name.clone(), self.spec.sites[1].name.clone()]
-    }
-    /// Records the disk holds (block 0 is never used).
-    pub fn disk_records(&self) -> u64 {
-        self.spec.vm.disk_size.0 / 4096 - 1
+    pub fn site_names(&self) -> Vec<String> {
+        self.spec.sites.iter().map(|s| s.name.clone()).collect()
     }
     /// One sentence on the replication in force, for status and every report.
     pub fn replication_summary(&self) -> String {
-        let r = &self.spec.replication;
-        match r.scheduler {
-            Scheduler::Harness => format!("regional (async RBD snapshot mirroring), mirror snapshot every {} issued by the harness, sync allowance {}", r.interval, Dur(r.allowance())),
-            Scheduler::Ceph => format!("regional (async RBD snapshot mirroring), Ceph rbd mirror snapshot schedule every {}, sync allowance {}", r.interval, Dur(r.allowance())),
+        match &self.spec.replication {
+            Replication::Regional(r) => match r.scheduler {
+                Scheduler::Harness => format!("regional (async RBD snapshot mirroring), mirror snapshot every {} issued by the harness, sync allowance {}", r.interval, Dur(r.allowance())),
+                Scheduler::Ceph => format!("regional (async RBD snapshot mirroring), Ceph rbd mirror snapshot schedule every {}, sync allowance {}", r.interval, Dur(r.allowance())),
+            },
         }
     }
 }
@@ -278,17 +340,18 @@ mod tests {
 
     const GOOD: &str = "\
 name: lab-regional
-backend: lab
+backend:
+  lab:
+    memory: 128Mi
 disposable: true
 sites:
   - name: a
   - name: b
 replication:
-  mode: regional
-  interval: 5s
-  scheduler: harness
+  regional:
+    interval: 5s
+    scheduler: harness
 vm:
-  memory: 128Mi
   writeRate: 50
 budgets:
   syncBarrier: 60s
@@ -301,29 +364,31 @@ budgets:
     #[test]
     fn good_file_parses_with_defaults() {
         let e = from_yaml(Path::new("env.yaml"), GOOD).unwrap();
-        assert_eq!(e.spec.replication.interval.0, Duration::from_secs(5));
+        assert_eq!(e.spec.interval(), Duration::from_secs(5));
         assert_eq!(e.spec.budgets.sync_barrier.0, Duration::from_secs(60));
         assert_eq!(e.spec.budgets.boot.0, Duration::from_secs(60));
-        assert_eq!(e.spec.vm.disk_size.0, 64 << 20);
+        let Backend::Lab(lab) = &e.spec.backend;
+        assert_eq!(lab.disk_size.0, 64 << 20);
+        assert_eq!(lab.disk_records(), 16383);
         assert_eq!(e.site_names(), ["a".to_string(), "b".to_string()]);
         assert!(e.replication_summary().contains("every 5s issued by the harness, sync allowance 5s"), "{}", e.replication_summary());
-        assert_eq!(e.spec.replication.allowance(), Duration::from_secs(5));
+        assert_eq!(e.spec.regional().unwrap().allowance(), Duration::from_secs(5));
     }
 
     #[test]
     fn sync_allowance_is_declared_and_capped_at_one_interval() {
-        let with = |a: &str| GOOD.replace("  scheduler: harness", &format!("  scheduler: harness\n  syncAllowance: {a}"));
+        let with = |a: &str| GOOD.replace("    scheduler: harness", &format!("    scheduler: harness\n    syncAllowance: {a}"));
         let e = from_yaml(Path::new("env.yaml"), &with("3s")).unwrap();
-        assert_eq!(e.spec.replication.allowance(), Duration::from_secs(3));
+        assert_eq!(e.spec.regional().unwrap().allowance(), Duration::from_secs(3));
         let e = err(&with("6s"));
-        assert!(e.starts_with("env.yaml:11: syncAllowance:") && e.contains("at most the interval (5s)"), "{e}");
+        assert!(e.starts_with("env.yaml:13: syncAllowance:") && e.contains("at most the interval (5s)"), "{e}");
         assert!(err(&with("0s")).contains("above zero"));
     }
 
     #[test]
     fn unknown_key_names_line_and_key() {
         let e = err(&GOOD.replace("  writeRate: 50", "  writeRate: 50\n  colour: red"));
-        assert!(e.starts_with("env.yaml:14: unknown field `colour`"), "{e}");
+        assert!(e.starts_with("env.yaml:15: unknown field `colour`"), "{e}");
         assert!(e.contains("colour"), "{e}");
         assert_eq!(e.lines().count(), 1, "{e}");
     }
@@ -331,14 +396,14 @@ budgets:
     #[test]
     fn bad_duration_is_refused() {
         let e = err(&GOOD.replace("interval: 5s", "interval: 5 parsecs"));
-        assert!(e.starts_with("env.yaml:9:"), "{e}");
+        assert!(e.starts_with("env.yaml:11:"), "{e}");
         assert!(e.contains("5 parsecs"), "{e}");
     }
 
     #[test]
     fn ceph_scheduler_below_a_minute_is_refused() {
         let e = err(&GOOD.replace("scheduler: harness", "scheduler: ceph"));
-        assert!(e.starts_with("env.yaml:9: interval:"), "{e}");
+        assert!(e.starts_with("env.yaml:11: interval:"), "{e}");
         assert!(e.contains("1m at least"), "{e}");
         assert!(from_yaml(Path::new("x"), &GOOD.replace("scheduler: harness", "scheduler: ceph").replace("5s", "2m")).is_ok());
         assert!(err(&GOOD.replace("scheduler: harness", "scheduler: ceph").replace("5s", "90s")).contains("whole minutes"));
@@ -348,7 +413,7 @@ budgets:
     fn duplicate_site_names_are_refused() {
         let e = err(&GOOD.replace("- name: b", "- name: a"));
         assert!(e.contains("two sites are named \"a\""), "{e}");
-        assert!(e.starts_with("env.yaml:4:"), "{e}");
+        assert!(e.starts_with("env.yaml:6:"), "{e}");
     }
 
     #[test]
@@ -356,7 +421,15 @@ budgets:
         assert!(err(&GOOD.replace("writeRate: 50", "writeRate: 0")).contains("writeRate"));
         assert!(err(&GOOD.replace("  - name: b\n", "")).contains("exactly two sites"));
         assert!(err(&GOOD.replace("interval: 5s", "interval: 500ms")).contains("1s to 1h"));
-        assert!(err(&GOOD.replace("backend: lab", "backend: moon")).contains("moon"));
+        assert!(err(&GOOD.replace("  lab:", "  moon:")).contains("moon"));
+        // the backend and the replication mode are tagged variants: the old flat forms are refused by line
+        let e = err(&GOOD.replace("backend:\n  lab:\n    memory: 128Mi", "backend: lab"));
+        assert!(e.starts_with("env.yaml:2:"), "{e}");
+        assert!(e.contains("`backend: { lab: {} }`"), "{e}");
+        let e = err(&GOOD.replace("  regional:\n    interval: 5s\n    scheduler: harness", "  mode: regional\n  interval: 5s\n  scheduler: harness"));
+        assert!(e.starts_with("env.yaml:10: replication: name the mode as a key"), "{e}");
+        // lab-only fields live under the lab
+        assert!(err(&GOOD.replace("vm:\n  writeRate: 50", "vm:\n  writeRate: 50\n  memory: 128Mi")).contains("unknown field `memory`"));
         assert!(err("name: [unclosed").starts_with("env.yaml:"));
         assert!(err(&GOOD.replace("memory: 128Mi", "memory: lots")).contains("lots"));
     }

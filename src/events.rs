@@ -1,6 +1,7 @@
 //! The run's event stream. Everything the witness observes (boots, acks, scans, mirror snapshots, faults,
 //! DR segments) is published here as it happens, stamped with the witness clock; reporters subscribe.
-//! Today's subscriber is the per-VM history writer; evidence reports subscribe the same way.
+//! Today's subscriber is the per-VM history writer; evidence reports subscribe the same way. The stream
+//! belongs to the run (`Bus`), handed to the environment when it comes up.
 
 use crate::clock::Wt;
 use crate::fault::Fault;
@@ -62,33 +63,56 @@ impl Stamped {
     }
 }
 
-static SUBSCRIBERS: Mutex<Vec<mpsc::UnboundedSender<Arc<Stamped>>>> = Mutex::new(Vec::new());
-
-/// Publishes an event stamped now. Without subscribers it costs a lock and nothing else.
-pub fn publish(event: Event) {
-    publish_at(Wt::now(), event)
+/// The run's event stream: cheap to clone into every task that observes something. Each run makes its
+/// own; nothing is global.
+#[derive(Clone, Default)]
+pub struct Bus {
+    subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<Stamped>>>>>,
 }
 
-/// Publishes an event that happened at `t` (witness clock).
-pub fn publish_at(t: Wt, event: Event) {
-    let mut subs = SUBSCRIBERS.lock().unwrap_or_else(|e| e.into_inner());
-    if subs.is_empty() {
-        return;
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bus")
     }
-    let ev = Arc::new(Stamped { t_ms: (t.ms() * 1000.0).round() / 1000.0, event });
-    subs.retain(|s| s.send(ev.clone()).is_ok());
 }
 
-/// A new subscription: every event published from now on, in publication order, none dropped.
-pub fn subscribe() -> mpsc::UnboundedReceiver<Arc<Stamped>> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    SUBSCRIBERS.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
-    rx
+impl Bus {
+    pub fn new() -> Bus {
+        Bus::default()
+    }
+
+    /// Publishes an event stamped now. Without subscribers it costs a lock and nothing else.
+    pub fn publish(&self, event: Event) {
+        self.publish_at(Wt::now(), event)
+    }
+
+    /// Publishes an event that happened at `t` (witness clock).
+    pub fn publish_at(&self, t: Wt, event: Event) {
+        let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        if subs.is_empty() {
+            return;
+        }
+        let ev = Arc::new(Stamped { t_ms: (t.ms() * 1000.0).round() / 1000.0, event });
+        subs.retain(|s| s.send(ev.clone()).is_ok());
+    }
+
+    /// A new subscription: every event published from now on, in publication order, none dropped.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Arc<Stamped>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        rx
+    }
+
+    /// Ends every subscription (subscribers see the end of the stream).
+    pub fn close(&self) {
+        self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
 }
 
 /// Writes `history-<vm>.jsonl` per VM as events arrive. Fault events go to every VM still in play.
 pub struct HistoryWriter {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    bus: Bus,
 }
 
 pub fn history_path(dir: &Path, vm: &str) -> PathBuf {
@@ -96,8 +120,8 @@ pub fn history_path(dir: &Path, vm: &str) -> PathBuf {
 }
 
 impl HistoryWriter {
-    pub fn start(dir: &Path) -> HistoryWriter {
-        let mut rx = subscribe();
+    pub fn start(bus: &Bus, dir: &Path) -> HistoryWriter {
+        let mut rx = bus.subscribe();
         let dir = dir.to_path_buf();
         let task = tokio::spawn(async move {
             // Files stay open to the end: a VM's late events (its probe noticed going away after the
@@ -132,12 +156,12 @@ impl HistoryWriter {
             }
             Ok(())
         });
-        HistoryWriter { task }
+        HistoryWriter { task, bus: bus.clone() }
     }
 
-    /// Stops listening and flushes what is open.
+    /// Ends the run's stream and flushes what is open.
     pub async fn finish(self) -> std::io::Result<()> {
-        SUBSCRIBERS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.bus.close();
         self.task.await.map_err(std::io::Error::other)?
     }
 }
@@ -149,7 +173,9 @@ mod tests {
     #[tokio::test]
     async fn history_per_vm_with_faults_to_every_vm_in_play() {
         let dir = tempfile::tempdir().unwrap();
-        let w = HistoryWriter::start(dir.path());
+        let bus = Bus::new();
+        let publish = |e| bus.publish(e);
+        let w = HistoryWriter::start(&bus, dir.path());
         publish(Event::ProbeUp { vm: "vm0".into(), boot: "b0".into() });
         publish(Event::Ack { vm: "vm0".into(), boot: "b0".into(), seq: 1, guest_wall_ns: 7 });
         publish(Event::ProbeUp { vm: "vm1".into(), boot: "b1".into() });

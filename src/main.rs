@@ -12,5 +12,5 @@ fn main() {
             std::process::exit(code);
         }
     };
-    std::process::exit(dr_drill::app::main(cli));
+    std::process::exit(dr_drill::commands::main(cli));
 }

@@ -4,13 +4,68 @@
 
 use crate::clock::Wt;
 use crate::config::EnvConfig;
-use crate::oracle::Verdict;
-use crate::runner::RunResult;
-use crate::steps::DrWorld;
-use cucumber::gherkin;
+use crate::drill::Outcome;
+use crate::error::Cause;
+use crate::fault::Receipt;
+use crate::oracle::{Conclusion, Verdict};
+use crate::timeline::Segment;
 use serde::Serialize;
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What one scenario did, as plain data: the reports are made from this, never from the World.
+#[derive(Clone, Debug, Default)]
+pub struct ScenarioRecord {
+    pub duration: Duration,
+    pub vm: Option<String>,
+    pub receipts: Vec<Receipt>,
+    pub outcome: Option<Outcome>,
+    pub verdicts: Vec<(String, Verdict)>,
+    /// The cause of the scenario's failure, if it failed (the harness's outranks the system's).
+    pub cause: Option<Cause>,
+    /// What went wrong after the scenario (recovering its faults): the run exits 2.
+    pub harness_errors: Vec<String>,
+}
+
+/// A whole run, as plain data.
+#[derive(Debug, Default)]
+pub struct RunResult {
+    pub scenarios: Vec<ScenarioSummary>,
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub harness_errors: Vec<String>,
+}
+
+impl RunResult {
+    /// Counts the scenarios.
+    pub fn new(scenarios: Vec<ScenarioSummary>, harness_errors: Vec<String>) -> RunResult {
+        let mut r = RunResult { harness_errors, ..Default::default() };
+        for s in &scenarios {
+            match s.status.as_str() {
+                "passed" => r.passed += 1,
+                "skipped" => r.skipped += 1,
+                _ => r.failed += 1,
+            }
+        }
+        r.scenarios = scenarios;
+        r
+    }
+
+    /// 0 every scenario passed (skipped ones say why), 1 the system under test failed a scenario, 2 the
+    /// harness or its input broke, or a scenario proved nothing either way (inconclusive).
+    pub fn exit_code(&self) -> i32 {
+        let harness = !self.harness_errors.is_empty() || self.scenarios.iter().any(|s| s.cause == Some(Cause::Harness) || s.status == "inconclusive");
+        if harness {
+            2
+        } else if self.failed > 0 {
+            1
+        } else {
+            0
+        }
+    }
+}
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -26,6 +81,8 @@ pub struct ScenarioSummary {
     pub vm: Option<String>,
     pub action: Option<serde_json::Value>,
     pub verdicts: Vec<(String, Verdict)>,
+    /// Who is at fault if it failed: the system under test (exit 1) or the harness and its input (exit 2).
+    pub cause: Option<Cause>,
     pub records_acked: Option<u64>,
     pub records_lost: Option<u64>,
     pub records_indeterminate: Option<u64>,
@@ -53,6 +110,7 @@ impl ScenarioSummary {
             vm: None,
             action: None,
             verdicts: vec![],
+            cause: None,
             records_acked: None,
             records_lost: None,
             records_indeterminate: None,
@@ -65,26 +123,27 @@ impl ScenarioSummary {
         }
     }
 
-    pub fn fill(&mut self, w: &DrWorld, cfg: &EnvConfig) {
-        self.vm = w.vm.clone();
-        self.replication_interval = cfg.spec.replication.interval.to_string();
-        self.faults = w.receipts.iter().map(|r| json!({"fault": r.fault, "at_ms": r.at.ms()})).collect();
-        self.verdicts = w.verdicts.clone();
-        if let Some(o) = &w.outcome {
+    /// Fills in what the scenario did.
+    pub fn fill(&mut self, rec: &ScenarioRecord, cfg: &EnvConfig) {
+        self.duration_s = Some(rec.duration.as_secs_f64());
+        self.vm = rec.vm.clone();
+        self.replication_interval = crate::units::Dur(cfg.spec.interval()).to_string();
+        self.faults = rec.receipts.iter().map(|r| json!({"fault": r.fault, "at_ms": r.at.ms()})).collect();
+        self.verdicts = rec.verdicts.clone();
+        self.cause = if self.status == "passed" { None } else { rec.cause };
+        if let Some(o) = &rec.outcome {
+            let regional = o.evidence.regional();
             self.action = Some(json!({
                 "kind": o.kind, "from": o.from, "to": o.to,
                 "rto": o.timeline.marks,
-                "syncBarrierMs": o.sync.map(|d| d.as_secs_f64() * 1e3),
-                "promoteAttempts": o.promote_attempts,
-                "mirrorSnapshotsCompleted": o.snapshots_completed,
-                "schedulerErrors": o.scheduler_errors,
-                "syncAllowanceMs": o.evidence.regional.as_ref().map(|b| b.allowance.as_secs_f64() * 1e3),
-                "syncs": o.evidence.regional.as_ref().map(|b| &b.syncs),
-                "checkpoint": o.evidence.regional.as_ref().and_then(|b| b.checkpoint.as_ref()),
+                "driver": o.details,
+                "syncAllowanceMs": regional.map(|b| b.allowance.as_secs_f64() * 1e3),
+                "syncs": regional.map(|b| &b.syncs),
+                "checkpoint": regional.and_then(|b| b.checkpoint.as_ref()),
             }));
             let v = o.evidence.verdict();
             self.conclusion = Some(v.conclusion);
-            if v.conclusion == crate::oracle::Conclusion::Inconclusive && self.status == "failed" {
+            if v.conclusion == Conclusion::Inconclusive && self.status == "failed" {
                 // ran, proved nothing either way: neither passed nor a failure of the system (exit 2)
                 self.status = "inconclusive".into();
             }
@@ -97,24 +156,21 @@ impl ScenarioSummary {
     }
 }
 
-pub fn skipped(f: &gherkin::Feature, s: &gherkin::Scenario, why: &str) -> ScenarioSummary {
-    let tags = f.tags.iter().chain(s.tags.iter()).cloned().collect();
-    ScenarioSummary::new(&f.name, &s.name, f.path.clone(), s.position.line, tags, "skipped", Some(why.to_string()))
-}
 
-pub fn write_summary(dir: &Path, cfg: &EnvConfig, started: Wt, scenarios: &[ScenarioSummary], res: &RunResult) -> std::io::Result<()> {
+pub fn write_summary(dir: &Path, cfg: &EnvConfig, started: Wt, res: &RunResult) -> std::io::Result<()> {
     let s = json!({
         "environment": {
             "name": cfg.spec.name, "file": cfg.path, "backend": cfg.spec.backend_name(),
             "replication": cfg.replication_summary(),
-            "mode": cfg.spec.replication.mode, "interval": cfg.spec.replication.interval.to_string(),
-            "scheduler": cfg.spec.replication.scheduler,
+            "mode": cfg.spec.mode_name(), "interval": crate::units::Dur(cfg.spec.interval()).to_string(),
+            "scheduler": cfg.spec.regional().map(|r| r.scheduler),
+            "syncAllowance": cfg.spec.regional().map(|r| crate::units::Dur(r.allowance()).to_string()),
         },
         "startedUnix": started.unix_secs(),
         "durationS": Wt::now().since(started).as_secs_f64(),
         "passed": res.passed, "failed": res.failed, "skipped": res.skipped,
         "harnessErrors": res.harness_errors,
-        "scenarios": scenarios,
+        "scenarios": res.scenarios,
     });
     std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&s).map_err(std::io::Error::other)?)
 }
@@ -128,7 +184,7 @@ pub fn figures(scenarios: &[ScenarioSummary]) -> String {
         let serving = sc
             .action
             .as_ref()
-            .and_then(|a| a["rto"].as_array().and_then(|m| m.iter().find(|x| x[0] == "serving")).and_then(|x| x[1].as_f64()))
+            .and_then(|a| a["rto"].as_array().and_then(|m| m.iter().find(|x| x[0] == Segment::Serving.as_str())).and_then(|x| x[1].as_f64()))
             .map(|ms| format!("{:.1}s", ms / 1e3))
             .unwrap_or_else(|| "-".into());
         let window = match (sc.loss_window_ms, sc.loss_bound_ms) {
@@ -147,4 +203,90 @@ pub fn figures(scenarios: &[ScenarioSummary]) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Wt;
+    use crate::drill::Evidence;
+    use crate::fault::Fault;
+    use crate::oracle::{Ack, Bound, Checkpoint, History, RegionalBound, SyncSample};
+    use crate::timeline::{ActionKind, Timeline};
+    use dr_probe::ScanReport;
+
+    fn cfg() -> EnvConfig {
+        let text = "name: snap\nbackend:\n  lab: {}\ndisposable: true\nsites:\n  - name: a\n  - name: b\nreplication:\n  regional:\n    interval: 5s\n    scheduler: harness\n    syncAllowance: 3s\n";
+        crate::config::from_yaml(Path::new("snap.yaml"), text).unwrap()
+    }
+
+    /// A failover that lost the tail 91..=100 within its bound, summarised: the summary is a snapshot of
+    /// plain data, field by field.
+    #[test]
+    fn a_failover_summary_as_a_snapshot() {
+        let boot = 0xb1;
+        let acks = (1..=100).map(|s| Ack { seq: s, at: Wt::from_ms(1000 + 20 * s), boot }).collect();
+        let scan = ScanReport { ranges: vec![(1, 90, boot)], highest_contiguous: 90, ..Default::default() };
+        let bound = Bound::Window(RegionalBound {
+            interval: Duration::from_secs(5),
+            allowance: Duration::from_secs(3),
+            period: Duration::from_millis(20),
+            checkpoint: Some(Checkpoint { name: "a/7".into(), started: Wt::from_ms(2500) }),
+            syncs: vec![SyncSample::new("a/7".into(), Wt::from_ms(2500), Some(Wt::from_ms(3600)))],
+        });
+        let mut timeline = Timeline::starting(Wt::from_ms(3100), Segment::Fault);
+        timeline.mark_at(Segment::Promoted, Wt::from_ms(8100));
+        timeline.mark_at(Segment::Serving, Wt::from_ms(12_100));
+        let outcome = Outcome {
+            kind: ActionKind::Failover,
+            vm: "vm0".into(),
+            from: "a".into(),
+            to: "b".into(),
+            timeline,
+            evidence: Evidence { history: History { acks, ..Default::default() }, scan, fault_at: Some(Wt::from_ms(3100)), stop_seq: None, bound },
+            details: json!({"promoteAttempts": 1}),
+            receipts: vec![],
+        };
+        let rec = ScenarioRecord {
+            duration: Duration::from_millis(51_000),
+            vm: Some("vm0".into()),
+            receipts: vec![Receipt { fault: Fault::PowerLoss { site: "a".into() }, at: Wt::from_ms(3100) }],
+            outcome: Some(outcome),
+            ..Default::default()
+        };
+        let mut s = ScenarioSummary::new("Failover", "power loss", None, 7, vec!["failover".into()], "passed", None);
+        s.fill(&rec, &cfg());
+        let v = serde_json::to_value(&s).unwrap();
+        let expect = json!({
+            "status": "passed", "conclusion": "passed", "cause": null, "durationS": 51.0, "vm": "vm0",
+            "recordsAcked": 100, "recordsLost": 10, "recordsIndeterminate": 0,
+            "lossWindowMs": 300.0, "lossBoundMs": 8020.0, "replicationInterval": "5s",
+        });
+        for (k, want) in expect.as_object().unwrap() {
+            assert_eq!(&v[k], want, "{k}");
+        }
+        let a = &v["action"];
+        assert_eq!(a["kind"], "failover");
+        assert_eq!(a["rto"], json!([["fault", 0.0], ["promoted", 5000.0], ["serving", 9000.0]]));
+        assert_eq!(a["checkpoint"]["name"], "a/7");
+        assert_eq!(a["syncs"][0]["syncMs"], 1100.0);
+        assert_eq!(a["syncAllowanceMs"], 3000.0);
+        assert_eq!(a["driver"]["promoteAttempts"], 1);
+        assert_eq!(v["faults"][0]["fault"], json!({"kind": "powerLoss", "site": "a"}));
+        assert!(figures(&[s]).contains("300 / 8020 ms"));
+    }
+
+    #[test]
+    fn exit_codes_by_cause() {
+        let sc = |status: &str, cause| {
+            let mut s = ScenarioSummary::new("f", "s", None, 1, vec![], status, None);
+            s.cause = cause;
+            s
+        };
+        assert_eq!(RunResult::new(vec![sc("passed", None), sc("skipped", None)], vec![]).exit_code(), 0);
+        assert_eq!(RunResult::new(vec![sc("passed", None), sc("failed", Some(Cause::System))], vec![]).exit_code(), 1);
+        assert_eq!(RunResult::new(vec![sc("failed", Some(Cause::System)), sc("failed", Some(Cause::Harness))], vec![]).exit_code(), 2);
+        assert_eq!(RunResult::new(vec![sc("inconclusive", Some(Cause::Harness))], vec![]).exit_code(), 2);
+        assert_eq!(RunResult::new(vec![sc("passed", None)], vec!["failed to recover".into()]).exit_code(), 2);
+    }
 }

@@ -1,12 +1,15 @@
 //! Cucumber wiring: features are parsed and every step checked before anything is started, scenarios run
-//! serially against one shared lab, and cucumber's events flow through one writer pipeline to the
-//! terminal, JUnit and JSON; the run's own records go to summary.json and history files.
+//! serially against the run's one environment, and cucumber's events flow through one writer pipeline to
+//! the terminal, JUnit and JSON; the run's own records go to summary.json and history files. Each run owns
+//! its session (environment, event stream) and hands it to every scenario in the `before` hook.
 
 use crate::clock::Wt;
-use crate::config::EnvConfig;
-use crate::env::lab::procs;
-use crate::env::Environment;
-use crate::report::{self, ScenarioSummary};
+use crate::config::{EnvConfig, Replication, Scheduler};
+use crate::error::{Cause, EnvError};
+use crate::events::{Bus, HistoryWriter};
+use crate::report::{self, RunResult, ScenarioSummary};
+use crate::scenario::Scenario;
+use crate::session::Session;
 use crate::steps::DrWorld;
 use cucumber::event::ScenarioFinished;
 use cucumber::gherkin::{self, tagexpr::TagOperation};
@@ -14,7 +17,7 @@ use cucumber::tag::Ext as _;
 use cucumber::{writer, World as _, WriterExt as _};
 use futures::FutureExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 /// Errors of the run's input, each naming the file and line.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +33,7 @@ pub enum RunError {
     #[error("{path}:{line}: refusing to run destructive step \"{step}\": environment {env} is not marked disposable (set `disposable: true`)")]
     NotDisposable { path: PathBuf, line: usize, step: String, env: String },
     #[error(transparent)]
-    Lab(#[from] crate::env::lab::LabError),
+    Env(#[from] EnvError),
     #[error("no scenario matches (tags: {0})")]
     NothingSelected(String),
     #[error("failed to write reports to {path}: {source}")]
@@ -43,68 +46,6 @@ pub struct RunOptions {
     pub tags: Option<String>,
     pub report_dir: PathBuf,
     pub keep: bool,
-}
-
-#[derive(Debug, Default)]
-pub struct RunResult {
-    pub scenarios: Vec<ScenarioSummary>,
-    pub passed: usize,
-    pub failed: usize,
-    pub skipped: usize,
-    pub harness_errors: Vec<String>,
-}
-
-struct RunCtx {
-    cfg: EnvConfig,
-    env: tokio::sync::Mutex<Option<Environment>>,
-    lab_error: Mutex<Option<String>>,
-    harness_errors: Mutex<Vec<String>>,
-    scenarios: Mutex<Vec<ScenarioSummary>>,
-    report_dir: PathBuf,
-}
-
-static CTX: OnceLock<RunCtx> = OnceLock::new();
-
-fn ctx() -> &'static RunCtx {
-    CTX.get().expect("the runner sets the run context before any step runs")
-}
-
-pub fn config() -> &'static EnvConfig {
-    &ctx().cfg
-}
-
-/// Records that the harness (not the system under test) broke: the run exits 2.
-pub fn harness_error(msg: String) {
-    if let Some(c) = CTX.get() {
-        c.harness_errors.lock().unwrap().push(msg);
-    }
-}
-
-/// The run's environment, brought up on first use; a failed bring-up is remembered and not retried.
-pub async fn env() -> Result<tokio::sync::MappedMutexGuard<'static, Environment>, String> {
-    let c = ctx();
-    let mut g = c.env.lock().await;
-    if g.is_none() {
-        if let Some(e) = c.lab_error.lock().unwrap().clone() {
-            return Err(format!("the environment could not be brought up earlier in this run: {e}"));
-        }
-        println!("      bringing up {} ({}) ...", c.cfg.spec.name, c.cfg.replication_summary());
-        for ns in procs::reap_stale_netns() {
-            println!("      removed namespace {ns} left by an earlier run that was killed");
-        }
-        match Environment::up(&c.cfg).await {
-            Ok(e) => {
-                println!("      {}", e.describe());
-                *g = Some(e)
-            }
-            Err(e) => {
-                let msg = format!("failed to bring up environment {}: {e}", c.cfg.spec.name);
-                *c.lab_error.lock().unwrap() = Some(msg.clone());
-                return Err(msg);
-            }
-        }
-    }
-    Ok(tokio::sync::MutexGuard::map(g, |l| l.as_mut().expect("set above")))
 }
 
 /// Feature files under `paths` (files as given, directories walked for `*.feature`), sorted.
@@ -178,34 +119,49 @@ fn all_tags<'a>(f: &'a gherkin::Feature, r: Option<&'a gherkin::Rule>, s: &'a gh
     f.tags.iter().chain(r.iter().flat_map(|r| r.tags.iter())).chain(s.tags.iter()).map(|t| t.as_str()).collect()
 }
 
-/// Steps that destroy or damage something (faults, forced promotion): refused on non-disposable environments.
+/// Steps that destroy or damage something (faults, forced promotion): refused on non-disposable
+/// environments. Pure.
 pub fn is_destructive(step: &str) -> bool {
     ["loses power", "replication to site", "is cut off", "is corrupted", "is failed over", "without waiting for the sync barrier"].iter().any(|p| step.contains(p))
 }
 
-/// Why this environment cannot run a scenario, if it cannot (the scenario is then skipped, never passed).
-fn unsupported(cfg: &EnvConfig, tags: &[&str]) -> Option<String> {
+/// Why this environment cannot run a scenario with these tags, if it cannot (the scenario is then skipped,
+/// never passed). Pure.
+pub fn unsupported(cfg: &EnvConfig, tags: &[&str]) -> Option<String> {
+    let Replication::Regional(r) = &cfg.spec.replication;
     if tags.contains(&"metro") {
         return Some(format!("needs Metro-DR (synchronous replication); environment {} is {}", cfg.spec.name, cfg.replication_summary()));
     }
-    if tags.contains(&"scheduler-ceph") && cfg.spec.replication.scheduler != crate::config::Scheduler::Ceph {
+    if tags.contains(&"scheduler-ceph") && r.scheduler != Scheduler::Ceph {
         return Some(format!("needs Ceph's own mirror snapshot schedule (scheduler: ceph); environment {} is {}", cfg.spec.name, cfg.replication_summary()));
     }
     None
 }
 
+/// A tag expression ("@relocate and not @slow"); empty selects everything. Pure.
+pub fn tag_filter(expr: &str) -> Result<impl Fn(&[&str]) -> bool + Clone + 'static, RunError> {
+    let op: Option<TagOperation> = if expr.trim().is_empty() {
+        None
+    } else {
+        Some(expr.parse().map_err(|e| RunError::Tags { expr: expr.to_string(), msg: format!("{e}") })?)
+    };
+    Ok(move |tags: &[&str]| op.as_ref().is_none_or(|op| op.eval(tags.iter())))
+}
+
+fn skipped(f: &gherkin::Feature, r: Option<&gherkin::Rule>, s: &gherkin::Scenario, why: &str) -> ScenarioSummary {
+    let tags = all_tags(f, r, s).into_iter().map(String::from).collect();
+    ScenarioSummary::new(&f.name, &s.name, f.path.clone(), s.position.line, tags, "skipped", Some(why.to_string()))
+}
+
+/// Runs the selected scenarios of `opts.paths` against `opts.cfg`. Everything the run needs (its session,
+/// its event stream, the summaries) belongs to this call: a process may run any number of runs.
 pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
     let files = feature_files(&opts.paths)?;
     let features = load_features(&files)?;
     let expr = opts.tags.clone().unwrap_or_default();
-    let op: Option<TagOperation> = if expr.trim().is_empty() {
-        None
-    } else {
-        Some(expr.parse().map_err(|e| RunError::Tags { expr: expr.clone(), msg: format!("{e}") })?)
-    };
-    let selects = move |tags: &[&str]| op.as_ref().is_none_or(|op| op.eval(tags.iter()));
+    let selects = tag_filter(&expr)?;
     let mut selected = 0;
-    let mut skipped = vec![];
+    let mut skipped_scenarios = vec![];
     for f in &features {
         let scenarios = f.scenarios.iter().map(|s| (None, s)).chain(f.rules.iter().flat_map(|r| r.scenarios.iter().map(move |s| (Some(r), s))));
         for (r, s) in scenarios {
@@ -220,27 +176,19 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
                     });
                 }
                 match unsupported(&opts.cfg, &tags) {
-                    Some(why) => skipped.push(report::skipped(f, s, &why)),
+                    Some(why) => skipped_scenarios.push(skipped(f, r, s, &why)),
                     None => selected += 1,
                 }
             }
         }
     }
     // Input is sound: now check that the machine has what the environment needs.
-    crate::env::lab::Assets::locate()?;
-    if selected == 0 && skipped.is_empty() {
+    crate::env::preflight(&opts.cfg)?;
+    if selected == 0 && skipped_scenarios.is_empty() {
         return Err(RunError::NothingSelected(if expr.is_empty() { "none".into() } else { expr }));
     }
     std::fs::create_dir_all(&opts.report_dir).map_err(|source| RunError::Report { path: opts.report_dir.clone(), source })?;
-    let _ = CTX.set(RunCtx {
-        cfg: opts.cfg.clone(),
-        env: tokio::sync::Mutex::new(None),
-        lab_error: Mutex::new(None),
-        harness_errors: Mutex::new(vec![]),
-        scenarios: Mutex::new(vec![]),
-        report_dir: opts.report_dir.clone(),
-    });
-    for s in &skipped {
+    for s in &skipped_scenarios {
         println!("  skipped: {} ({})", s.scenario, s.reason.as_deref().unwrap_or(""));
     }
     let open = |name: &str| {
@@ -248,9 +196,15 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
         std::fs::File::create(&p).map_err(|source| RunError::Report { path: p, source })
     };
     let (junit, json) = (open("junit.xml")?, open("cucumber.json")?);
-    let cfg = opts.cfg.clone();
+    let bus = Bus::new();
+    let session = Session::new(opts.cfg.clone(), bus.clone());
+    let summaries: Arc<Mutex<Vec<ScenarioSummary>>> = Arc::default();
+    let run_errors: Arc<Mutex<Vec<String>>> = Arc::default();
     let started = Wt::now();
-    let history = crate::events::HistoryWriter::start(&opts.report_dir);
+    let history = HistoryWriter::start(&bus, &opts.report_dir);
+    let (cfg, cfg2) = (opts.cfg.clone(), opts.cfg.clone());
+    let (s_before, s_after, e_after) = (session.clone(), summaries.clone(), run_errors.clone());
+    let report_dir = opts.report_dir.clone();
     let _writer = DrWorld::cucumber::<PathBuf>()
         .with_parser(PreParsed)
         .max_concurrent_scenarios(1)
@@ -262,13 +216,14 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
                 .tee::<DrWorld, _>(writer::Json::for_tee(json))
                 .normalized(),
         )
-        .before(|_, _, _, w| {
+        .before(move |_, _, _, w| {
+            let session = s_before.clone();
             async move {
-                w.started = Some(Wt::now());
+                w.scenario = Some(Scenario::new(session));
             }
             .boxed_local()
         })
-        .after(|f, r, s, finished, w| {
+        .after(move |f, r, s, finished, w| {
             let tags: Vec<String> = all_tags(f, r, s).into_iter().map(String::from).collect();
             let (feature, scenario, line) = (f.name.clone(), s.name.clone(), s.position.line);
             let path = f.path.clone();
@@ -278,13 +233,21 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
                 ScenarioFinished::StepFailed(_, _, e) => ("failed", Some(e.to_string())),
                 ScenarioFinished::BeforeHookFailed(_) => ("failed", Some("the before hook failed".to_string())),
             };
+            let state = w.and_then(|w| w.scenario.take());
+            let (cfg, summaries, run_errors, dir) = (cfg2.clone(), s_after.clone(), e_after.clone(), report_dir.clone());
             async move {
-                let c = ctx();
                 let mut summary = ScenarioSummary::new(&feature, &scenario, path, line, tags, status, reason);
-                if let Some(w) = w {
-                    teardown(w, &mut summary, &c.report_dir).await;
+                if let Some(sc) = state {
+                    let rec = sc.finish().await;
+                    summary.fill(&rec, &cfg);
+                    summary.history = rec.vm.as_deref().map(|vm| crate::events::history_path(&dir, vm));
+                    run_errors.lock().unwrap().extend(rec.harness_errors);
                 }
-                c.scenarios.lock().unwrap().push(summary);
+                if status == "skipped" {
+                    // a step without definition: the input broke
+                    summary.cause = Some(Cause::Harness);
+                }
+                summaries.lock().unwrap().push(summary);
             }
             .boxed_local()
         })
@@ -295,50 +258,56 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
         })
         .await;
 
-    let c = ctx();
-    if let Some(mut env) = c.env.lock().await.take() {
-        if opts.keep {
-            println!("kept on purpose (--keep): {}", env.kept_at());
-            procs::set_keep(true);
-        }
-        env.down().await;
-    }
+    session.finish(opts.keep).await;
+    let mut errors = std::mem::take(&mut *run_errors.lock().unwrap());
     if let Err(e) = history.finish().await {
-        c.harness_errors.lock().unwrap().push(format!("failed to write history files in {}: {e}", opts.report_dir.display()));
+        errors.push(format!("failed to write history files in {}: {e}", opts.report_dir.display()));
     }
-    let mut scenarios = std::mem::take(&mut *c.scenarios.lock().unwrap());
-    scenarios.extend(skipped);
-    let mut res = RunResult { harness_errors: c.harness_errors.lock().unwrap().clone(), ..Default::default() };
-    for s in &scenarios {
-        match s.status.as_str() {
-            "passed" => res.passed += 1,
-            "skipped" => res.skipped += 1,
-            _ => res.failed += 1,
-        }
-    }
-    if scenarios.iter().any(|s| s.status == "skipped" && s.reason.as_deref() == Some("a step has no definition")) {
-        res.harness_errors.push("a step has no definition".into());
-    }
-    report::write_summary(&opts.report_dir, &opts.cfg, started, &scenarios, &res)
-        .map_err(|source| RunError::Report { path: opts.report_dir.clone(), source })?;
-    res.scenarios = scenarios;
+    let mut scenarios = std::mem::take(&mut *summaries.lock().unwrap());
+    scenarios.extend(skipped_scenarios);
+    let res = RunResult::new(scenarios, errors);
+    report::write_summary(&opts.report_dir, &opts.cfg, started, &res).map_err(|source| RunError::Report { path: opts.report_dir.clone(), source })?;
     Ok(res)
 }
 
-/// After every scenario: stop its VM, recover every injected fault (newest first), write its history.
-async fn teardown(w: &mut DrWorld, summary: &mut ScenarioSummary, dir: &Path) {
-    let c = ctx();
-    summary.duration_s = w.started.map(|s| Wt::now().since(s).as_secs_f64());
-    let mut g = c.env.lock().await;
-    let Some(env) = g.as_mut() else { return };
-    if let Some(vm) = w.vm.clone() {
-        env.stop_vm(&vm).await;
-    }
-    for r in w.receipts.iter().rev() {
-        if let Err(e) = env.recover(r).await {
-            c.harness_errors.lock().unwrap().push(format!("failed to recover from fault \"{}\": {e}", r.fault));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destructive_steps_are_recognised() {
+        for s in [
+            "site a loses power",
+            "replication to site b stops",
+            "replication to site b pauses",
+            "site a is cut off from the other site",
+            "record 5 of the VM's disk is corrupted on site b",
+            "the VM is failed over to site b",
+            "the VM is relocated to site b without waiting for the sync barrier",
+        ] {
+            assert!(is_destructive(s), "{s}");
+        }
+        for s in ["the VM is relocated to site b", "a VM writing 50 records per second on site a", "no acknowledged write is lost", "the VM runs for 12s"] {
+            assert!(!is_destructive(s), "{s}");
         }
     }
-    summary.fill(w, env.cfg());
-    summary.history = w.vm.as_deref().map(|vm| crate::events::history_path(dir, vm));
+
+    #[test]
+    fn tag_expressions_select() {
+        let f = tag_filter("@negative and not @scheduler-ceph").unwrap();
+        assert!(f(&["negative"]));
+        assert!(!f(&["negative", "scheduler-ceph"]));
+        assert!(!f(&["failover"]));
+        assert!(tag_filter("").unwrap()(&["anything"]));
+        assert!(matches!(tag_filter("@a and and"), Err(RunError::Tags { .. })));
+    }
+
+    #[test]
+    fn scenarios_an_environment_cannot_run_are_skipped_with_the_reason() {
+        let text = "name: e\nbackend:\n  lab: {}\ndisposable: true\nsites:\n  - name: a\n  - name: b\nreplication:\n  regional:\n    interval: 5s\n    scheduler: harness\n";
+        let cfg = crate::config::from_yaml(Path::new("e.yaml"), text).unwrap();
+        assert!(unsupported(&cfg, &["metro"]).unwrap().contains("needs Metro-DR"));
+        assert!(unsupported(&cfg, &["negative", "scheduler-ceph"]).unwrap().contains("scheduler: ceph"));
+        assert_eq!(unsupported(&cfg, &["failover"]), None);
+    }
 }

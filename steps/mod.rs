@@ -1,5 +1,5 @@
 //! Step definitions: one module per domain concept. A step translates one sentence into one library call
-//! and keeps per-scenario state in the World; the lab itself is shared by the run (see `runner`).
+//! on the scenario the World holds (`scenario::Scenario`); the environment is shared by the run (see `session`).
 
 pub mod actions;
 pub mod faults;

@@ -4,7 +4,7 @@
 use assert_cmd::Command;
 use std::path::Path;
 
-const GOOD: &str = "name: t\nbackend: lab\ndisposable: true\nsites:\n  - name: a\n  - name: b\nreplication:\n  mode: regional\n  interval: 5s\n  scheduler: harness\n";
+const GOOD: &str = "name: t\nbackend:\n  lab: {}\ndisposable: true\nsites:\n  - name: a\n  - name: b\nreplication:\n  regional:\n    interval: 5s\n    scheduler: harness\n";
 
 fn drill() -> Command {
     Command::cargo_bin("dr-drill").unwrap()
@@ -45,7 +45,7 @@ fn unknown_key() {
     let (code, err) = run_with_env(&format!("{GOOD}flavour: vanilla\n"), &[]);
     assert_eq!(code, 2, "{err}");
     let l = error_line(&err);
-    assert!(l.contains("env.yaml:11:") && l.contains("flavour"), "{l}");
+    assert!(l.contains("env.yaml:12:") && l.contains("flavour"), "{l}");
 }
 
 #[test]
@@ -53,7 +53,7 @@ fn bad_duration() {
     let (code, err) = run_with_env(&GOOD.replace("interval: 5s", "interval: fortnight"), &[]);
     assert_eq!(code, 2, "{err}");
     let l = error_line(&err);
-    assert!(l.contains("env.yaml:9:") && l.contains("fortnight"), "{l}");
+    assert!(l.contains("env.yaml:10:") && l.contains("fortnight"), "{l}");
 }
 
 #[test]

@@ -2,9 +2,12 @@
 //! what `scripts/setup.sh` installs; they run one at a time (the machine has two cores).
 
 use assert_cmd::Command;
-use dr_drill::config;
+use dr_drill::config::{self, Backend};
 use dr_drill::env::lab::vm::Mode;
-use dr_drill::env::lab::{mirror, Lab};
+use dr_drill::env::lab::{self, mirror};
+use dr_drill::events::Bus;
+use dr_drill::ports::{DrDriver, Infrastructure, Workload};
+use dr_drill::topology::Topology;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -46,34 +49,39 @@ fn env() -> config::EnvConfig {
 async fn write_on_a_relocate_verify_on_b() {
     let _g = serial();
     let cfg = env();
+    let Backend::Lab(spec) = &cfg.spec.backend;
     let t0 = Instant::now();
-    let mut lab = Lab::up(&cfg).await.expect("lab up");
+    let mut lab = lab::up(&cfg, spec, &Topology::of(&cfg), Bus::new()).await.expect("lab up");
     println!("lab up in {:.1}s", t0.elapsed().as_secs_f64());
+    let limit = spec.disk_records() + 1;
     let res = async {
-        lab.create_vm("t", 0, 50).await?;
-        lab.stop_scheduler("t")?;
-        let limit = cfg.disk_records() + 1;
-        lab.boot("t", 0, Mode::Write, limit).await?;
-        let p = lab.running("t")?;
+        let volume = lab.driver.provision("t", "a").await?;
+        lab.driver.stop_scheduler("t")?;
+        lab.workload.start_stopped("t", 50);
+        lab.workload.boot("t", "a", &volume, Mode::Write, limit).await?;
+        let p = lab.workload.running("t")?;
         p.wait_for("250 acks", Duration::from_secs(90), |g| (g.acks.len() >= 250).then_some(())).await?;
-        let image = lab.slot("t")?.image.clone();
-        let id = mirror::take_snapshot(&lab.sites[0], &image).await?;
-        let sync = mirror::wait_synced(&lab.sites[1], &image, id, Duration::from_secs(60)).await?;
+        let (a, b) = (lab.driver.site("a")?.clone(), lab.driver.site("b")?.clone());
+        let id = mirror::take_snapshot(&a, &volume.name).await?;
+        let sync = mirror::wait_synced(&b, &volume.name, id, Duration::from_secs(60)).await?;
         println!("sync barrier passed in {:.2}s", sync.as_secs_f64());
-        let p = lab.running("t")?;
+        let p = lab.workload.running("t")?;
         let (_, stop) = p.graceful_stop(Duration::from_secs(30)).await?;
         let writer = p.snapshot();
-        let demoted = mirror::demote(&lab.sites[0], &image).await?;
-        mirror::wait_synced(&lab.sites[1], &image, demoted, Duration::from_secs(60)).await?;
-        mirror::promote(&lab.sites[1], &image, false, Duration::from_secs(60)).await?;
-        lab.boot("t", 1, Mode::Verify, limit).await?;
-        let p = lab.running("t")?;
+        let demoted = mirror::demote(&a, &volume.name).await?;
+        mirror::wait_synced(&b, &volume.name, demoted, Duration::from_secs(60)).await?;
+        mirror::promote(&b, &volume.name, false, Duration::from_secs(60)).await?;
+        lab.workload.archive("t").await?;
+        lab.workload.boot("t", "b", &volume, Mode::Verify, limit).await?;
+        let p = lab.workload.running("t")?;
         let (_, scan) = p.wait_for("the scan", Duration::from_secs(60), |g| g.scan.clone()).await?;
         p.wait_poweroff(Duration::from_secs(30)).await?;
-        Ok::<_, dr_drill::env::lab::LabError>((writer, stop, scan))
+        Ok::<_, dr_drill::error::EnvError>((writer, stop, scan))
     }
     .await;
-    lab.down().await;
+    lab.workload.shutdown().await;
+    lab.driver.shutdown().await;
+    lab.sites.down().await;
     let (writer, stop, scan) = res.expect("the chain runs");
     assert!(writer.acks.len() >= 250);
     let tag = dr_probe::boot_tag_hex(writer.boot_id().unwrap()).unwrap();
@@ -83,7 +91,7 @@ async fn write_on_a_relocate_verify_on_b() {
     assert!(scan.corrupt.is_empty() && scan.chain_breaks.is_empty() && scan.holes().is_empty(), "{scan:?}");
     assert_eq!(scan.stop, Some(stop));
     assert_eq!(scan.highest_contiguous, stop);
-    assert!(netns().iter().all(|n| !n.contains(&lab.id)), "namespaces left: {:?}", netns());
+    assert!(netns().iter().all(|n| !n.contains(&lab.sites.id)), "namespaces left: {:?}", netns());
 }
 
 /// `env up` interrupted half-way (SIGINT while the clusters are being made) leaves no namespace, daemon or
@@ -266,4 +274,63 @@ fn terminated_run_leaves_nothing() {
     assert_eq!(procs_mentioning(&needle), Vec::<String>::new(), "processes left behind");
     assert_eq!(netns(), before, "namespaces left behind");
     assert_eq!(std::fs::read_dir(runs.path()).unwrap().count(), 0, "run directory left behind");
+}
+
+/// Exit codes by cause. A harness error (the QEMU binary removed after the run checked for it, while the
+/// lab comes up) exits 2; a replication failure (a relocate whose sync barrier never passes, replication
+/// to the target stopped) exits 1.
+#[test]
+fn exit_codes_follow_the_cause() {
+    let _g = serial();
+    // the assets, with QEMU's binary as a link the test can take away
+    let assets = tempfile::tempdir().unwrap();
+    let real = PathBuf::from(std::env::var("DR_DRILL_ASSETS").unwrap_or_else(|_| "/opt/dr-drill".into()));
+    for d in ["kernel", "bin"] {
+        std::os::unix::fs::symlink(real.join(d), assets.path().join(d)).unwrap();
+    }
+    std::fs::create_dir_all(assets.path().join("qemu/usr/bin")).unwrap();
+    for d in ["share", "lib"] {
+        std::os::unix::fs::symlink(real.join("qemu/usr").join(d), assets.path().join("qemu/usr").join(d)).unwrap();
+    }
+    let qemu = assets.path().join("qemu/usr/bin/qemu-system-x86_64");
+    std::os::unix::fs::symlink(real.join("qemu/usr/bin/qemu-system-x86_64"), &qemu).unwrap();
+    let runs = tempfile::tempdir().unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    let needle = runs.path().display().to_string();
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("dr-drill"))
+        .args(["run", "features/relocate.feature", "--report-dir"])
+        .arg(reports.path())
+        .env("DR_DRILL_ASSETS", assets.path())
+        .env("DR_DRILL_RUN_DIR", runs.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while procs_mentioning(&needle).iter().all(|p| !p.contains("ceph-mon -i")) {
+        assert!(t0.elapsed() < Duration::from_secs(60), "the run never started its lab");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::remove_file(&qemu).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    // ip netns exec starts, then cannot exec QEMU: either way the VM never ran
+    assert!(stdout.contains("QEMU exited at start") || stdout.contains("failed to start QEMU"), "{stdout}");
+    let s = summary(reports.path());
+    assert_eq!(s["scenarios"][0]["cause"], "harness", "{s}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("dr-drill")
+        .unwrap()
+        .args(["run", "--env", "tests/fixtures/lab-short-barrier.yaml", "tests/fixtures/features/relocate-replication-stopped.feature", "--report-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("waiting for mirror snapshot"), "{stdout}");
+    let s = summary(dir.path());
+    assert_eq!(s["scenarios"][0]["cause"], "system", "{s}");
 }

@@ -1,19 +1,27 @@
 //! RBD snapshot mirroring between the two sites: pool and peers, the rbd-mirror daemons, mirror snapshots,
-//! the sync barrier, promote and demote, and the mirror-snapshot scheduler.
+//! the sync barrier, promote and demote, the mirror-snapshot scheduler, and the DR driver over all of it.
 
 use super::site::{Site, SiteRef};
-use super::LabError;
 use crate::clock::Wt;
-use crate::config::{EnvConfig, Scheduler};
+use crate::config::{Budgets, EnvConfig, Regional, Scheduler};
+use crate::error::{from_wait, Cause, EnvError};
+use crate::events::{Bus, Event};
 use crate::oracle::{Checkpoint, SyncSample};
-use crate::events::{self, Event};
+use crate::ports::{DrDriver, DriverReport, Marker, Promise, Volume};
+use crate::timeline::Segment;
+use crate::topology::Topology;
+use crate::wait;
+use async_trait::async_trait;
 use serde::Deserialize;
+use serde_json::json;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Pool `rbd` on both sites, image-mode mirroring, peers bootstrapped both ways (rx-tx), an rbd-mirror daemon
 /// per site, and Ceph's own schedule when the environment asks for it.
-pub async fn setup(sites: &mut [Site], cfg: &EnvConfig) -> Result<(), LabError> {
+pub async fn setup(sites: &mut [Site], cfg: &EnvConfig) -> Result<(), EnvError> {
+    let Some(regional) = cfg.spec.regional() else { return Ok(()) };
     let (sa, sb) = sites.split_at_mut(1);
     let pool = |s: &Site| {
         let s = s.r.clone();
@@ -36,8 +44,8 @@ pub async fn setup(sites: &mut [Site], cfg: &EnvConfig) -> Result<(), LabError> 
         .await?;
     a.start_rbd_mirror()?;
     b.start_rbd_mirror()?;
-    if cfg.spec.replication.scheduler == Scheduler::Ceph {
-        let every = format!("{}m", cfg.spec.replication.interval.0.as_secs() / 60);
+    if regional.scheduler == Scheduler::Ceph {
+        let every = format!("{}m", regional.interval.0.as_secs() / 60);
         for s in [&*a, &*b] {
             s.cli("rbd", &["mirror", "snapshot", "schedule", "add", "--pool", "rbd", &every]).await?;
         }
@@ -86,17 +94,17 @@ pub fn completed_on_peer(snaps: &[SnapEntry]) -> Vec<u64> {
     snaps.iter().filter(|s| s.is_mirror() && s.namespace.complete).filter_map(|s| s.namespace.primary_snap_id).collect()
 }
 
-pub async fn snaps(s: &SiteRef, image: &str) -> Result<Vec<SnapEntry>, LabError> {
+pub async fn snaps(s: &SiteRef, image: &str) -> Result<Vec<SnapEntry>, EnvError> {
     let out = s.cli("rbd", &["snap", "ls", "--all", "--format", "json", &format!("rbd/{image}")]).await?;
     parse_snaps(&out).map_err(|e| s.err(&format!("list snapshots of {image}"), e))
 }
 
-pub async fn newest_primary_snap(s: &SiteRef, image: &str) -> Result<Option<u64>, LabError> {
+pub async fn newest_primary_snap(s: &SiteRef, image: &str) -> Result<Option<u64>, EnvError> {
     Ok(snaps(s, image).await?.iter().filter(|x| x.is_primary()).map(|x| x.id).max())
 }
 
 /// Takes a mirror snapshot on the primary and returns its id.
-pub async fn take_snapshot(s: &SiteRef, image: &str) -> Result<u64, LabError> {
+pub async fn take_snapshot(s: &SiteRef, image: &str) -> Result<u64, EnvError> {
     let out = s.cli("rbd", &["mirror", "image", "snapshot", &format!("rbd/{image}")]).await?;
     out.split_whitespace()
         .last()
@@ -104,20 +112,21 @@ pub async fn take_snapshot(s: &SiteRef, image: &str) -> Result<u64, LabError> {
         .ok_or_else(|| s.err(&format!("take a mirror snapshot of {image}"), format!("unexpected output {out:?}")))
 }
 
+/// The sync barrier's condition: primary snapshot `id` is complete in this (peer's) listing. Pure.
+pub fn synced(id: u64) -> impl Fn(&[SnapEntry]) -> bool {
+    move |list| completed_on_peer(list).contains(&id)
+}
+
 /// The sync barrier: waits until primary snapshot `id` is complete on `peer`. Returns how long it took.
-pub async fn wait_synced(peer: &SiteRef, image: &str, id: u64, deadline: Duration) -> Result<Duration, LabError> {
+/// Replication that does not arrive in time is the system's failure.
+pub async fn wait_synced(peer: &SiteRef, image: &str, id: u64, deadline: Duration) -> Result<Duration, EnvError> {
     let t0 = Instant::now();
-    loop {
-        if let Ok(s) = snaps(peer, image).await {
-            if completed_on_peer(&s).contains(&id) {
-                return Ok(t0.elapsed());
-            }
-        }
-        if t0.elapsed() > deadline {
-            return Err(LabError::Timeout { site: peer.name.clone(), what: format!("mirror snapshot {id} of {image} to complete"), after: deadline });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let done = synced(id);
+    let check = || async { Ok::<_, EnvError>(snaps(peer, image).await.ok().filter(|l| done(l)).map(|_| ())) };
+    wait::until(format!("mirror snapshot {id} of {image} to complete"), deadline, check, wait::every(Duration::from_millis(100)))
+        .await
+        .map_err(|e| from_wait(&peer.name, Cause::System, e))?;
+    Ok(t0.elapsed())
 }
 
 /// One mirror snapshot as the witness saw it.
@@ -150,6 +159,9 @@ impl SnapRecord {
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct SnapLog {
     pub snaps: Vec<SnapRecord>,
+    /// (site, when) of a snapshot command still running: a snapshot Ceph made for it that the witness
+    /// never heard of (the command was cut off) started no earlier than that.
+    pub asking: Option<(String, Wt)>,
     /// Snapshot commands and listings that failed (reported with the verdict).
     pub errors: Vec<String>,
 }
@@ -184,6 +196,14 @@ impl SnapLog {
     pub fn checkpoint(&self, site: &str, id: u64) -> Option<Checkpoint> {
         if let Some(r) = self.get(site, id) {
             return Some(Checkpoint { name: r.name(), started: r.started });
+        }
+        // Only with a baseline (the snapshots the site had when the scheduler started, e.g. the promotion
+        // snapshot) is "newer than everything logged" the same as "made for the command still running".
+        let baseline = self.snaps.iter().any(|s| s.site == site && s.preexisting);
+        let newest_logged = self.snaps.iter().filter(|s| s.site == site).map(|s| s.id).max().unwrap_or(0);
+        if let Some((_, asked)) = self.asking.as_ref().filter(|(s, _)| s == site && id > newest_logged && baseline) {
+            // newer than everything logged: made for the command that was still running
+            return Some(Checkpoint { name: format!("{site}/{id} (its snapshot command was cut off; start = when it was asked)"), started: *asked });
         }
         let older = self.snaps.iter().filter(|s| s.site == site && s.id < id).max_by_key(|s| s.id)?;
         Some(Checkpoint { name: format!("{site}/{id} (not logged; start of {} used)", older.name()), started: older.started })
@@ -233,25 +253,36 @@ pub fn parse_ceph_timestamp(ts: &str) -> Option<f64> {
 /// primary, its start being the moment it asked; with `scheduler: ceph` Ceph takes them and this task only
 /// records them (start from Ceph's timestamp, truncated to the second, so never later than the truth).
 /// Either way it records when each snapshot of this primary completes on the peer.
-pub fn spawn_scheduler(cfg: &EnvConfig, vm: String, primary: SiteRef, peer: SiteRef, image: String, log: Arc<Mutex<SnapLog>>) -> tokio::task::JoinHandle<()> {
-    let interval = cfg.spec.replication.interval.0;
-    let kind = cfg.spec.replication.scheduler;
+pub fn spawn_scheduler(regional: &Regional, bus: Bus, vm: String, primary: SiteRef, peer: SiteRef, image: String, log: Arc<Mutex<SnapLog>>) -> tokio::task::JoinHandle<()> {
+    let interval = regional.interval.0;
+    let kind = regional.scheduler;
+    let completions = bus.clone();
     // A snapshot not logged before is logged and published.
-    let record = |log: &Mutex<SnapLog>, vm: &str, r: SnapRecord| {
+    let record = move |log: &Mutex<SnapLog>, vm: &str, r: SnapRecord| {
         let (id, started, site) = (r.id, r.started, r.site.clone());
         if log.lock().unwrap().record(r) {
-            events::publish_at(started, Event::MirrorSnapshot { vm: vm.to_string(), id, site });
+            bus.publish_at(started, Event::MirrorSnapshot { vm: vm.to_string(), id, site });
         }
     };
     tokio::spawn(async move {
         let mut next = tokio::time::Instant::now() + interval;
+        // The baseline: snapshots the primary already has (its first snapshot, a promotion snapshot), with
+        // Ceph's own time as their start, never later than the truth; their syncs are not judged.
         let mut first_poll = true;
+        if let Ok(list) = snaps(&primary, &image).await {
+            for s in list.iter().filter(|s| s.is_primary()) {
+                let started = parse_ceph_timestamp(&s.timestamp).map(Wt::from_unix_secs).unwrap_or_default();
+                record(&log, &vm, SnapRecord { id: s.id, site: primary.name.clone(), due: None, started, completed: None, preexisting: true, untimed: false });
+            }
+            first_poll = false;
+        }
         loop {
             let rec = |id, due, started, preexisting| SnapRecord { id, site: primary.name.clone(), due, started, completed: None, preexisting, untimed: false };
             if kind == Scheduler::Harness && tokio::time::Instant::now() >= next {
                 let due = Wt(Wt::now().0.saturating_sub(tokio::time::Instant::now().saturating_duration_since(next).as_nanos() as u64));
                 next += interval;
                 let asked = Wt::now();
+                log.lock().unwrap().asking = Some((primary.name.clone(), asked));
                 match take_snapshot(&primary, &image).await {
                     Ok(id) => {
                         record(&log, &vm, rec(id, Some(due), asked, false));
@@ -268,6 +299,7 @@ pub fn spawn_scheduler(cfg: &EnvConfig, vm: String, primary: SiteRef, peer: Site
                         }
                     }
                 }
+                log.lock().unwrap().asking = None;
             }
             if kind == Scheduler::Ceph {
                 if let Ok(list) = snaps(&primary, &image).await {
@@ -284,8 +316,9 @@ pub fn spawn_scheduler(cfg: &EnvConfig, vm: String, primary: SiteRef, peer: Site
                 match snaps(&peer, &image).await {
                     Ok(list) => {
                         let done = completed_on_peer(&list);
-                        for id in log.lock().unwrap().complete(&primary.name, &done, polled) {
-                            events::publish_at(polled, Event::MirrorSnapshotComplete { vm: vm.clone(), id, site: primary.name.clone() });
+                        let newly = log.lock().unwrap().complete(&primary.name, &done, polled);
+                        for id in newly {
+                            completions.publish_at(polled, Event::MirrorSnapshotComplete { vm: vm.clone(), id, site: primary.name.clone() });
                         }
                     }
                     Err(e) => log.lock().unwrap().errors.push(e.to_string()),
@@ -299,30 +332,196 @@ pub fn spawn_scheduler(cfg: &EnvConfig, vm: String, primary: SiteRef, peer: Site
 }
 
 /// Demotes the image on its primary; returns the demotion snapshot's id.
-pub async fn demote(s: &SiteRef, image: &str) -> Result<u64, LabError> {
+pub async fn demote(s: &SiteRef, image: &str) -> Result<u64, EnvError> {
     s.cli("rbd", &["mirror", "image", "demote", &format!("rbd/{image}")]).await?;
     newest_primary_snap(s, image).await?.ok_or_else(|| s.err(&format!("find the demotion snapshot of {image}"), "no primary mirror snapshot after demote"))
 }
 
 /// Promotes the image. A non-forced promote is refused ("Read-only file system") until the demotion
 /// snapshot has been copied: that refusal is retried (infrastructure, not data) until the deadline.
-pub async fn promote(s: &SiteRef, image: &str, force: bool, deadline: Duration) -> Result<u32, LabError> {
+pub async fn promote(s: &SiteRef, image: &str, force: bool, deadline: Duration) -> Result<u32, EnvError> {
     let spec = format!("rbd/{image}");
     let mut args = vec!["mirror", "image", "promote"];
     if force {
         args.push("--force");
     }
     args.push(&spec);
-    let t0 = Instant::now();
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
+    let attempts = std::sync::atomic::AtomicU32::new(0);
+    // Retried, with this reason: a non-forced promote is refused until the demotion snapshot is copied
+    // (infrastructure catching up, not data). Any other refusal ends the wait at once.
+    let check = || async {
+        let n = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         match s.cli_within("rbd", &args, deadline).await {
-            Ok(_) => return Ok(attempts),
-            Err(LabError::Site { detail, .. }) if !force && detail.contains("Read-only file system") && t0.elapsed() < deadline => {
-                tokio::time::sleep(Duration::from_millis(250)).await;
+            Ok(_) => Ok(Some(n)),
+            Err(EnvError::Site { detail, .. }) if !force && detail.contains("Read-only file system") => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    wait::until(format!("{image} to be promoted"), deadline, check, wait::every(Duration::from_millis(250))).await.map_err(|e| from_wait(&s.name, Cause::System, e))
+}
+
+/// One protected VM disk: its image, where it is primary (and since when), its snapshots as the witness
+/// saw them, and the scheduler taking or watching them.
+struct Protected {
+    image: String,
+    primary: String,
+    since: Wt,
+    snaps: Arc<Mutex<SnapLog>>,
+    scheduler: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The Regional-DR driver on RBD snapshot mirroring: a mirrored image per VM; relocate = demote, sync
+/// barrier on the demotion snapshot, promote; failover = forced promote of what the survivor holds, with
+/// the newest snapshot complete there as the checkpoint and the declared bound as the promise.
+pub struct RbdMirrorDriver {
+    regional: Regional,
+    /// Size of each VM's image, MiB.
+    disk_mib: u64,
+    budgets: Budgets,
+    topology: Topology,
+    sites: BTreeMap<String, SiteRef>,
+    bus: Bus,
+    vms: BTreeMap<String, Protected>,
+}
+
+impl RbdMirrorDriver {
+    pub fn new(cfg: &EnvConfig, topology: Topology, sites: BTreeMap<String, SiteRef>, bus: Bus) -> RbdMirrorDriver {
+        let regional = cfg.spec.regional().cloned().expect("the RBD mirror driver serves Regional-DR environments");
+        let crate::config::Backend::Lab(lab) = &cfg.spec.backend;
+        RbdMirrorDriver { regional, disk_mib: lab.disk_size.0 >> 20, budgets: cfg.spec.budgets.clone(), topology, sites, bus, vms: BTreeMap::new() }
+    }
+
+    pub fn site(&self, name: &str) -> Result<&SiteRef, EnvError> {
+        self.topology.site(name)?;
+        self.sites.get(name).ok_or_else(|| EnvError::Usage(format!("site {name} has no storage in this lab")))
+    }
+
+    fn vm(&mut self, vm: &str) -> Result<&mut Protected, EnvError> {
+        self.vms.get_mut(vm).ok_or_else(|| EnvError::Usage(format!("no VM named {vm} in this scenario")))
+    }
+
+    /// The image of `vm` (for the lab's own benchmarks).
+    pub fn image(&self, vm: &str) -> Result<String, EnvError> {
+        self.vms.get(vm).map(|p| p.image.clone()).ok_or_else(|| EnvError::Usage(format!("no VM named {vm}")))
+    }
+
+    /// Starts the scheduler of `vm` on its primary.
+    fn start_scheduler(&mut self, vm: &str) -> Result<(), EnvError> {
+        let p = self.vms.get(vm).ok_or_else(|| EnvError::Usage(format!("no VM named {vm}")))?;
+        let (primary, peer) = (self.site(&p.primary)?.clone(), self.site(&self.topology.peer_of(&p.primary)?)?.clone());
+        let h = spawn_scheduler(&self.regional, self.bus.clone(), vm.to_string(), primary, peer, p.image.clone(), p.snaps.clone());
+        self.vm(vm)?.scheduler = Some(h);
+        Ok(())
+    }
+
+    /// Stops the scheduler of `vm` (its primary is about to change, or the scenario ends).
+    pub fn stop_scheduler(&mut self, vm: &str) -> Result<(), EnvError> {
+        if let Some(h) = self.vm(vm)?.scheduler.take() {
+            h.abort();
+        }
+        Ok(())
+    }
+
+    fn details(&self, vm: &str, sync: Option<Duration>, attempts: u32) -> serde_json::Value {
+        let (completed, errors) = self.vms.get(vm).map(|p| {
+            let g = p.snaps.lock().unwrap();
+            (g.snaps.iter().filter(|s| s.completed.is_some()).count(), g.errors.clone())
+        }).unwrap_or_default();
+        json!({
+            "syncBarrierMs": sync.map(|d| d.as_secs_f64() * 1e3),
+            "promoteAttempts": attempts,
+            "mirrorSnapshotsCompleted": completed,
+            "schedulerErrors": errors,
+        })
+    }
+}
+
+#[async_trait]
+impl DrDriver for RbdMirrorDriver {
+    /// A mirrored image primary on `site`; returns once its first snapshot is on the peer, with the
+    /// mirror-snapshot scheduler running.
+    async fn provision(&mut self, vm: &str, site: &str) -> Result<Volume, EnvError> {
+        let image = vm.to_string();
+        let (s, peer) = (self.site(site)?.clone(), self.site(&self.topology.peer_of(site)?)?.clone());
+        s.cli("rbd", &["create", &format!("rbd/{image}"), "--size", &format!("{}M", self.disk_mib)]).await?;
+        s.cli("rbd", &["mirror", "image", "enable", &format!("rbd/{image}"), "snapshot"]).await?;
+        if let Some(id) = newest_primary_snap(&s, &image).await? {
+            wait_synced(&peer, &image, id, self.budgets.sync_barrier.0).await?;
+        }
+        let p = Protected { image: image.clone(), primary: site.to_string(), since: Wt::now(), snaps: Arc::default(), scheduler: None };
+        self.vms.insert(vm.to_string(), p);
+        self.start_scheduler(vm)?;
+        Ok(Volume { name: image })
+    }
+
+    fn volume(&self, vm: &str) -> Result<Volume, EnvError> {
+        self.image(vm).map(|name| Volume { name })
+    }
+
+    fn primary(&self, vm: &str) -> Result<String, EnvError> {
+        self.vms.get(vm).map(|p| p.primary.clone()).ok_or_else(|| EnvError::Usage(format!("no VM named {vm} in this scenario")))
+    }
+
+    async fn relocate(&mut self, vm: &str, to: &str, barrier: bool, m: &mut Marker) -> Result<DriverReport, EnvError> {
+        self.stop_scheduler(vm)?;
+        let (image, from) = {
+            let p = self.vm(vm)?;
+            (p.image.clone(), p.primary.clone())
+        };
+        let (old, new) = (self.site(&from)?.clone(), self.site(to)?.clone());
+        let demotion = demote(&old, &image).await?;
+        m.mark(Segment::Demoted);
+        let (sync, attempts) = if barrier {
+            let sync = wait_synced(&new, &image, demotion, self.budgets.sync_barrier.0).await?;
+            m.mark(Segment::Synced);
+            (Some(sync), promote(&new, &image, false, self.budgets.promote.0).await?)
+        } else {
+            (None, promote(&new, &image, true, self.budgets.promote.0).await?)
+        };
+        m.mark(Segment::Promoted);
+        let p = self.vm(vm)?;
+        p.primary = to.to_string();
+        p.since = Wt::now();
+        Ok(DriverReport { promise: Promise::NoLoss, details: self.details(vm, sync, attempts) })
+    }
+
+    async fn failover(&mut self, vm: &str, to: &str, _fault_at: Wt, m: &mut Marker) -> Result<DriverReport, EnvError> {
+        self.stop_scheduler(vm)?;
+        let (image, from, since, log) = {
+            let p = self.vm(vm)?;
+            (p.image.clone(), p.primary.clone(), p.since, p.snaps.clone())
+        };
+        let survivor = self.site(to)?.clone();
+        // What the survivor holds: the newest mirror snapshot of the old primary complete there.
+        let done = completed_on_peer(&snaps(&survivor, &image).await?);
+        log.lock().unwrap().complete_untimed(&from, &done);
+        let newest = done.iter().copied().max();
+        let attempts = promote(&survivor, &image, true, self.budgets.promote.0).await?;
+        m.mark(Segment::Promoted);
+        let (checkpoint, syncs) = {
+            let g = log.lock().unwrap();
+            (newest.and_then(|id| g.checkpoint(&from, id)), g.syncs(&from, since))
+        };
+        let promise = Promise::Window { interval: self.regional.interval.0, allowance: self.regional.allowance(), checkpoint, syncs };
+        let p = self.vm(vm)?;
+        p.primary = to.to_string();
+        p.since = Wt::now();
+        Ok(DriverReport { promise, details: self.details(vm, None, attempts) })
+    }
+
+    async fn serving(&mut self, vm: &str) -> Result<(), EnvError> {
+        self.start_scheduler(vm)
+    }
+
+    async fn release(&mut self, vm: &str) {
+        let _ = self.stop_scheduler(vm);
+    }
+
+    async fn shutdown(&mut self) {
+        for p in self.vms.values_mut() {
+            if let Some(h) = p.scheduler.take() {
+                h.abort();
             }
-            Err(e) => return Err(e),
         }
     }
 }
@@ -354,7 +553,7 @@ mod tests {
 
     #[test]
     fn syncs_leave_out_unmeasured_snapshots_and_other_sites() {
-        let log = SnapLog { snaps: vec![rec("a", 1, 0, Some(9000), true), rec("a", 2, 10_000, Some(11_500), false), rec("a", 3, 15_000, None, false), rec("b", 4, 20_000, Some(21_000), false)], errors: vec![] };
+        let log = SnapLog { snaps: vec![rec("a", 1, 0, Some(9000), true), rec("a", 2, 10_000, Some(11_500), false), rec("a", 3, 15_000, None, false), rec("b", 4, 20_000, Some(21_000), false)], ..Default::default() };
         let s = log.syncs("a", Wt::from_ms(0));
         assert_eq!(s.iter().map(|x| (x.name.as_str(), x.sync_ms)).collect::<Vec<_>>(), [("a/2", Some(1500.0)), ("a/3", None)]);
         assert_eq!(log.syncs("b", Wt::from_ms(0)).len(), 1);
@@ -365,7 +564,7 @@ mod tests {
     fn snapshots_are_known_by_site_and_id() {
         // After a relocate a -> b, both clusters have a snapshot 5. A completion seen on a (the peer of
         // b) for primary snapshot 5 belongs to b/5, never to a/5.
-        let mut log = SnapLog { snaps: vec![rec("a", 5, 1_000, None, false), rec("b", 5, 30_000, None, false)], errors: vec![] };
+        let mut log = SnapLog { snaps: vec![rec("a", 5, 1_000, None, false), rec("b", 5, 30_000, None, false)], ..Default::default() };
         assert_eq!(log.complete("b", &[5], Wt::from_ms(31_000)), vec![5]);
         assert_eq!(log.get("a", 5).unwrap().completed, None);
         assert_eq!(log.get("b", 5).unwrap().completed, Some(Wt::from_ms(31_000)));
@@ -375,11 +574,22 @@ mod tests {
 
     #[test]
     fn a_checkpoint_missing_from_the_log_falls_back_to_an_earlier_start_and_says_so() {
-        let log = SnapLog { snaps: vec![rec("a", 3, 1_000, Some(2_000), false), rec("a", 4, 6_000, Some(7_000), false), rec("b", 9, 8_000, None, false)], errors: vec![] };
+        let mut log = SnapLog { snaps: vec![rec("a", 3, 1_000, Some(2_000), true), rec("a", 4, 6_000, Some(7_000), false), rec("b", 9, 8_000, None, false)], ..Default::default() };
         let c = log.checkpoint("a", 6).unwrap();
         assert_eq!(c.started, Wt::from_ms(6_000));
         assert_eq!(c.name, "a/6 (not logged; start of a/4 used)");
         assert_eq!(log.checkpoint("a", 2), None);
+        // a command still running when the witness stopped watching (cut off at the fault): the snapshot
+        // Ceph made for it, newer than everything logged, started no earlier than when it was asked
+        log.asking = Some(("a".into(), Wt::from_ms(11_000)));
+        let c = log.checkpoint("a", 6).unwrap();
+        assert_eq!((c.started, c.name.as_str()), (Wt::from_ms(11_000), "a/6 (its snapshot command was cut off; start = when it was asked)"));
+        log.asking = Some(("b".into(), Wt::from_ms(11_000)));
+        assert_eq!(log.checkpoint("a", 6).unwrap().started, Wt::from_ms(6_000), "another site's command says nothing of a");
+        // without a baseline, an unlogged snapshot may be older than the command: the weaker start stays
+        log.snaps[0].preexisting = false;
+        log.asking = Some(("a".into(), Wt::from_ms(11_000)));
+        assert_eq!(log.checkpoint("a", 6).unwrap().started, Wt::from_ms(6_000));
     }
 
     #[test]

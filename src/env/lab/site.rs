@@ -1,8 +1,9 @@
 //! One lab site: a network namespace holding a one-mon, one-mgr, one-OSD Ceph cluster (BlueStore on a sparse
 //! file) and its rbd-mirror daemon, all children of the harness.
 
-use super::procs::{self, Daemon};
-use super::LabError;
+use crate::error::{from_wait, Cause, EnvError};
+use crate::procs::{self, Daemon};
+use crate::wait;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -41,8 +42,10 @@ impl SiteRef {
         self.dir.join("ceph.conf")
     }
 
-    pub fn err(&self, what: &str, detail: impl Into<String>) -> LabError {
-        LabError::Site { site: self.name.clone(), what: what.into(), detail: detail.into() }
+    /// A Ceph command or daemon of this site failed: the storage, i.e. the system under test (the lab's
+    /// bring-up re-blames it on the harness).
+    pub fn err(&self, what: &str, detail: impl Into<String>) -> EnvError {
+        EnvError::Site { site: self.name.clone(), what: what.into(), detail: detail.into(), cause: Cause::System }
     }
 
     /// A Ceph tool run inside this site's namespace with this site's configuration.
@@ -56,11 +59,11 @@ impl SiteRef {
     }
 
     /// Runs a Ceph CLI (`ceph`, `rbd`) with the command deadline; Err names the site and the command.
-    pub async fn cli(&self, program: &str, args: &[&str]) -> Result<String, LabError> {
+    pub async fn cli(&self, program: &str, args: &[&str]) -> Result<String, EnvError> {
         self.cli_within(program, args, self.cmd_deadline).await
     }
 
-    pub async fn cli_within(&self, program: &str, args: &[&str], deadline: Duration) -> Result<String, LabError> {
+    pub async fn cli_within(&self, program: &str, args: &[&str], deadline: Duration) -> Result<String, EnvError> {
         let mut c = self.tool(program);
         if program == "ceph" {
             c.args(["--connect-timeout", &deadline.as_secs().max(1).to_string()]);
@@ -140,7 +143,7 @@ osd_op_num_threads_per_shard = 2
     }
 
     /// Creates the cluster from nothing and starts its daemons; returns once the OSD serves I/O.
-    pub async fn bootstrap(&mut self) -> Result<(), LabError> {
+    pub async fn bootstrap(&mut self) -> Result<(), EnvError> {
         for sub in ["mon", "mgr", "osd0", "run", "log"] {
             std::fs::create_dir_all(self.dir.join(sub)).map_err(|e| self.err("create run directory", e.to_string()))?;
         }
@@ -180,7 +183,7 @@ osd_op_num_threads_per_shard = 2
     }
 
     /// A Ceph tool that needs no network (key and map generation), run in the root namespace.
-    async fn local(&self, program: &str, args: &[&str]) -> Result<String, LabError> {
+    async fn local(&self, program: &str, args: &[&str]) -> Result<String, EnvError> {
         let mut c = tokio::process::Command::new(program);
         c.args(args).kill_on_drop(true);
         let what = format!("{program} {}", args.first().copied().unwrap_or(""));
@@ -191,7 +194,7 @@ osd_op_num_threads_per_shard = 2
         Ok(out.stdout)
     }
 
-    pub fn start(&mut self, name: &str, program: &str, args: &[&str]) -> Result<(), LabError> {
+    pub fn start(&mut self, name: &str, program: &str, args: &[&str]) -> Result<(), EnvError> {
         let mut c = self.tool(program);
         c.args(args);
         let log = self.dir.join("log").join(format!("{name}.out"));
@@ -202,29 +205,33 @@ osd_op_num_threads_per_shard = 2
     }
 
     /// Polls a Ceph CLI until it succeeds or `deadline` passes; fails fast if a daemon of this site died.
-    pub async fn wait_cli_ok(&mut self, what: &str, deadline: Duration, program: &str, args: &[&str]) -> Result<Duration, LabError> {
+    pub async fn wait_cli_ok(&mut self, what: &str, deadline: Duration, program: &str, args: &[&str]) -> Result<Duration, EnvError> {
         let t0 = Instant::now();
-        loop {
-            if self.cli_within(program, args, Duration::from_secs(4)).await.is_ok() {
-                return Ok(t0.elapsed());
+        let r = self.r.clone();
+        let daemons = std::sync::Mutex::new(&mut self.daemons);
+        let check = || async {
+            if r.cli_within(program, args, Duration::from_secs(4)).await.is_ok() {
+                return Ok(Some(()));
             }
-            if let Some(dead) = self.daemons.iter_mut().find_map(|d| if d.alive() { None } else { Some(d) }).map(|d| format!("{} exited: {}", d.name, d.log_tail(3))) {
-                return Err(self.r.err(what, dead));
+            let mut ds = daemons.lock().unwrap();
+            for d in ds.iter_mut() {
+                if !d.alive() {
+                    return Err(r.err(what, format!("{} exited: {}", d.name, d.log_tail(3))));
+                }
             }
-            if t0.elapsed() > deadline {
-                return Err(LabError::Timeout { site: self.name.clone(), what: what.into(), after: deadline });
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+            Ok(None)
+        };
+        wait::until(what, deadline, check, wait::every(Duration::from_millis(250))).await.map_err(|e| from_wait(&self.r.name, Cause::System, e))?;
+        Ok(t0.elapsed())
     }
 
     /// The OSD itself answers (the mon's map can say "up" for a dead OSD for minutes).
-    pub async fn wait_osd(&mut self) -> Result<(), LabError> {
+    pub async fn wait_osd(&mut self) -> Result<(), EnvError> {
         self.wait_cli_ok("osd.0 serves", Duration::from_secs(60), "ceph", &["tell", "osd.0", "version"]).await.map(|_| ())
     }
 
     /// Restarts mon, mgr, OSD (and rbd-mirror if this site has one) after a power loss.
-    pub async fn power_on(&mut self) -> Result<(), LabError> {
+    pub async fn power_on(&mut self) -> Result<(), EnvError> {
         self.start("mon", "ceph-mon", &["-i", "a", "-f"])?;
         self.start("mgr", "ceph-mgr", &["-i", "x", "-f"])?;
         self.start("osd", "ceph-osd", &["-i", "0", "-f"])?;
@@ -234,7 +241,7 @@ osd_op_num_threads_per_shard = 2
         self.wait_osd().await
     }
 
-    pub fn start_rbd_mirror(&mut self) -> Result<(), LabError> {
+    pub fn start_rbd_mirror(&mut self) -> Result<(), EnvError> {
         let id = format!("rbd-mirror.{}", self.name);
         let kr = self.dir.join("rbd-mirror.keyring").display().to_string();
         // The op timeouts for the peer connection are in ceph.conf ([client.rbd-mirror-peer]): bounded there
@@ -246,15 +253,17 @@ osd_op_num_threads_per_shard = 2
         self.daemons.iter_mut().find(|d| d.name == name)
     }
 
-    /// SIGKILL of every daemon of the site (power loss); the namespace stays.
+    /// SIGKILL of every process of the site at once (power loss): its daemons and its VMs; the namespace
+    /// stays. The daemons are reaped after.
     pub async fn kill_all(&mut self) {
+        for pid in procs::netns_pids(&self.ns) {
+            // SAFETY: kill(2) on a process inside a namespace the harness made.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
         for d in &mut self.daemons {
             d.kill().await;
         }
         self.daemons.clear();
-        for pid in procs::netns_pids(&self.ns) {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
     }
 
     /// Orderly stop: SIGTERM, SIGKILL after a grace period.

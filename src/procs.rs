@@ -249,3 +249,12 @@ pub fn reap_stale_netns() -> Vec<String> {
 pub fn pid_is(pid: i32, comm: &str) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|c| comm.starts_with(c.trim())).unwrap_or(false)
 }
+
+/// VmHWM (peak RSS) of a process, in bytes (0 if it is gone).
+pub fn hwm(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<u64>().ok()))
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}

@@ -1,0 +1,129 @@
+//! The commands, one module each, and the edge where errors become exit codes: 0 all passed, 1 the system
+//! under test failed, 2 the harness or its input broke (or a drill proved nothing either way).
+
+pub mod bench;
+pub mod env;
+pub mod lint;
+pub mod run;
+
+use crate::cli::{Cli, Command, EnvAction, DEFAULT_ENV};
+use crate::config::{self, EnvConfig};
+use crate::procs;
+use std::path::{Path, PathBuf};
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_BROKEN: i32 = 2;
+
+/// Bundled copies, so the released binary runs drills without the repository.
+const BUNDLED_ENV: &str = include_str!("../../environments/lab-regional.yaml");
+const BUNDLED_FEATURES: &[(&str, &str)] = &[
+    ("relocate.feature", include_str!("../../features/relocate.feature")),
+    ("failover.feature", include_str!("../../features/failover.feature")),
+    ("negative/broken-replication.feature", include_str!("../../features/negative/broken-replication.feature")),
+    ("negative/slow-replication.feature", include_str!("../../features/negative/slow-replication.feature")),
+    ("negative/relocate-without-barrier.feature", include_str!("../../features/negative/relocate-without-barrier.feature")),
+    ("negative/ceph-schedule.feature", include_str!("../../features/negative/ceph-schedule.feature")),
+    ("negative/corruption.feature", include_str!("../../features/negative/corruption.feature")),
+];
+
+/// Removes what the harness made if it leaves `main` by an error or a panic that unwinds.
+struct CleanupGuard;
+impl Drop for CleanupGuard {
+    fn drop(&mut self) {
+        for what in procs::emergency_cleanup() {
+            eprintln!("cleanup: {what}");
+        }
+    }
+}
+
+pub fn main(cli: Cli) -> i32 {
+    crate::clock::start();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return EXIT_BROKEN;
+        }
+    };
+    let _guard = CleanupGuard;
+    rt.block_on(async {
+        tokio::spawn(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            let code = tokio::select! {
+                _ = tokio::signal::ctrl_c() => 130,
+                _ = term.recv() => 143,
+            };
+            eprintln!("\ninterrupted: removing everything this run made");
+            for what in procs::emergency_cleanup() {
+                eprintln!("cleanup: {what}");
+            }
+            std::process::exit(code);
+        });
+        match dispatch(cli.command).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                EXIT_BROKEN
+            }
+        }
+    })
+}
+
+/// The environment file; the default one falls back to the bundled copy outside the repository.
+pub fn load_env(path: &Path) -> anyhow::Result<EnvConfig> {
+    if path == Path::new(DEFAULT_ENV) && !path.exists() {
+        return Ok(config::from_yaml(Path::new("(bundled) lab-regional.yaml"), BUNDLED_ENV)?);
+    }
+    Ok(config::load(path)?)
+}
+
+/// The features to run: `features/` here, or the bundled copies written to a temporary directory.
+pub fn default_features() -> anyhow::Result<Vec<PathBuf>> {
+    if Path::new("features").is_dir() {
+        return Ok(vec![PathBuf::from("features")]);
+    }
+    let dir = std::env::temp_dir().join(format!("dr-drill-features-{}", std::process::id()));
+    for (name, text) in BUNDLED_FEATURES {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().expect("bundled names have a directory"))?;
+        std::fs::write(&p, text)?;
+    }
+    procs::track_dir(&dir);
+    Ok(vec![dir])
+}
+
+async fn dispatch(cmd: Command) -> anyhow::Result<i32> {
+    match cmd {
+        Command::Run { env, tags, report_dir, keep, paths } => run::run(&load_env(&env)?, tags, report_dir, keep, paths).await,
+        Command::Env { action } => match action {
+            EnvAction::Up { env } => env::up(&load_env(&env)?).await,
+            EnvAction::Down { env } => env::down(&load_env(&env)?).await,
+            EnvAction::Status { env } => env::status(&load_env(&env)?).await,
+        },
+        Command::Bench { env, rounds, drills } => bench::bench(&load_env(&env)?, rounds, drills).await,
+        Command::Lint(args) => lint::lint(args).await,
+    }
+}
+
+/// A run's id: UTC time of day and a random suffix (`20261129T014153Z-ab12`).
+pub fn run_id() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (d, s) = (secs / 86400, secs % 86400);
+    // civil from days (Howard Hinnant)
+    let z = d as i64 + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    let mut b = [0u8; 2];
+    // SAFETY: getrandom(2) into a local buffer.
+    unsafe { libc::getrandom(b.as_mut_ptr() as *mut libc::c_void, 2, 0) };
+    format!("{y:04}{m:02}{day:02}T{:02}{:02}{:02}Z-{:02x}{:02x}", s / 3600, s % 3600 / 60, s % 60, b[0], b[1])
+}

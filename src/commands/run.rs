@@ -1,0 +1,25 @@
+//! `dr-drill run`: the drills.
+
+use super::default_features;
+use crate::config::EnvConfig;
+use crate::runner::{self, RunOptions};
+use std::path::PathBuf;
+
+pub async fn run(cfg: &EnvConfig, tags: Option<String>, report_dir: Option<PathBuf>, keep: bool, paths: Vec<PathBuf>) -> anyhow::Result<i32> {
+    // The bundled features hold negative controls (expected to fail): left out unless asked for.
+    let tags = if paths.is_empty() { tags.or_else(|| Some("not @negative".into())) } else { tags };
+    let paths = if paths.is_empty() { default_features()? } else { paths };
+    let report_dir = report_dir.unwrap_or_else(|| PathBuf::from("reports").join(super::run_id()));
+    println!("dr-drill: environment {} ({}), {}", cfg.spec.name, cfg.path.display(), cfg.replication_summary());
+    println!("dr-drill: reports in {}", report_dir.display());
+    let res = runner::run(RunOptions { cfg: cfg.clone(), paths, tags, report_dir, keep }).await?;
+    print!("{}", crate::report::figures(&res.scenarios));
+    for e in &res.harness_errors {
+        eprintln!("harness error: {e}");
+    }
+    for s in res.scenarios.iter().filter(|s| s.cause == Some(crate::error::Cause::Harness) || s.status == "inconclusive") {
+        eprintln!("harness error: {}: {}", s.scenario, s.reason.as_deref().unwrap_or("(no reason)"));
+    }
+    println!("scenarios: {} passed, {} failed, {} skipped", res.passed, res.failed, res.skipped);
+    Ok(res.exit_code())
+}

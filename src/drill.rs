@@ -1,0 +1,150 @@
+//! The two DR actions as sequences over the ports, whatever the backend:
+//!
+//! - relocate (planned): graceful stop (STOP record) -> the driver moves the disk (demote, barrier, promote
+//!   on RBD mirroring) -> boot on the target (recovery scan, first new write) -> evidence + the driver's
+//!   promise (no loss);
+//! - failover (primary lost): I/O halted (by the fault, or here) -> the lost site fenced -> the driver
+//!   makes the survivor primary -> boot there -> evidence + the promise (a window for Regional-DR).
+//!
+//! The evidence is frozen when the action ends: the writers up to the action, each read to its end, so a
+//! writer started by the action cannot own what was lost in it.
+
+use crate::clock::Wt;
+use crate::env::Environment;
+use crate::error::EnvError;
+use crate::fault::{Fault, Receipt};
+use crate::oracle::{self, Bound, History, RegionalBound, Verdict};
+use crate::ports::{Marker, Promise};
+use crate::timeline::{ActionKind, Segment, Timeline};
+use dr_probe::ScanReport;
+use std::time::Duration;
+
+/// What the oracle needs, frozen when the DR action ends.
+#[derive(Clone, Debug)]
+pub struct Evidence {
+    pub history: History,
+    pub scan: ScanReport,
+    pub fault_at: Option<Wt>,
+    /// The STOP record of the graceful shutdown (relocate).
+    pub stop_seq: Option<u64>,
+    /// What the action promised (its bound).
+    pub bound: Bound,
+}
+
+impl Evidence {
+    pub fn judge(&self, bound: &Bound) -> Verdict {
+        oracle::judge(&self.history, &self.scan, self.fault_at, bound)
+    }
+    /// Judged against "nothing acknowledged is lost" (and the STOP record, after a graceful shutdown).
+    pub fn no_loss(&self) -> Verdict {
+        self.judge(&Bound::NoLoss { stop: self.stop_seq })
+    }
+    /// Judged against the action's own promise.
+    pub fn verdict(&self) -> Verdict {
+        self.judge(&self.bound)
+    }
+    /// The Regional-DR promise, if the action made one.
+    pub fn regional(&self) -> Option<&RegionalBound> {
+        match &self.bound {
+            Bound::Window(b) => Some(b),
+            Bound::NoLoss { .. } => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub kind: ActionKind,
+    pub vm: String,
+    pub from: String,
+    pub to: String,
+    pub timeline: Timeline,
+    pub evidence: Evidence,
+    /// The driver's own facts.
+    pub details: serde_json::Value,
+    /// Receipts of faults the action itself injected (fencing): the after hook recovers them.
+    pub receipts: Vec<Receipt>,
+}
+
+/// The bound a driver's promise stands for, once the orchestration knows the write period and the STOP.
+fn bound(p: Promise, period: Duration, stop: Option<u64>) -> Bound {
+    match p {
+        Promise::NoLoss => Bound::NoLoss { stop },
+        Promise::Window { interval, allowance, checkpoint, syncs } => Bound::Window(RegionalBound { interval, allowance, period, checkpoint, syncs }),
+    }
+}
+
+fn period(rate: u32) -> Duration {
+    Duration::from_secs_f64(1.0 / rate.max(1) as f64)
+}
+
+/// Boots the VM on `to` after the driver moved its disk there, and marks boot, recovery and service.
+async fn serve(env: &mut Environment, vm: &str, to: &str, m: &mut Marker) -> Result<ScanReport, EnvError> {
+    let volume = env.driver.volume(vm)?;
+    let s = env.workload.resume(vm, to, &volume).await?;
+    m.mark_at(Segment::VmBooted, s.booted);
+    m.mark_at(Segment::Recovered, s.recovered);
+    m.mark_at(Segment::Serving, s.serving);
+    env.driver.serving(vm).await?;
+    Ok(s.scan)
+}
+
+pub async fn relocate(env: &mut Environment, vm: &str, to: &str, barrier: bool) -> Result<Outcome, EnvError> {
+    let to = env.topology.site(to)?;
+    let from = env.driver.primary(vm)?;
+    if from == to {
+        return Err(EnvError::Usage(format!("VM {vm} is already primary on site {to}")));
+    }
+    let mut m = Marker::new(env.bus.clone(), vm, ActionKind::Relocate, Wt::now(), Segment::Requested);
+    let stopped = env.workload.graceful_stop(vm).await?;
+    m.mark_at(Segment::VmStopped, stopped.at);
+    let history = env.workload.history(vm)?;
+    let rate = env.workload.rate(vm)?;
+    let report = env.driver.relocate(vm, &to, barrier, &mut m).await?;
+    let scan = serve(env, vm, &to, &mut m).await?;
+    let evidence = Evidence { history, scan, fault_at: None, stop_seq: Some(stopped.seq), bound: bound(report.promise, period(rate), Some(stopped.seq)) };
+    Ok(Outcome { kind: ActionKind::Relocate, vm: vm.into(), from, to, timeline: m.timeline, evidence, details: report.details, receipts: vec![] })
+}
+
+/// Fails the VM over to `to`. `fault` is the receipt of the outage that took the primary (if a step
+/// injected one); without it, the VM's I/O is halted abruptly here, as fencing does.
+pub async fn failover(env: &mut Environment, vm: &str, to: &str, fault: Option<&Receipt>) -> Result<Outcome, EnvError> {
+    let to = env.topology.site(to)?;
+    let from = env.driver.primary(vm)?;
+    if from == to {
+        return Err(EnvError::Usage(format!("VM {vm} is already primary on site {to}")));
+    }
+    let fault_at = fault.map(|r| r.at).unwrap_or_else(Wt::now);
+    let mut m = Marker::new(env.bus.clone(), vm, ActionKind::Failover, fault_at, Segment::Fault);
+    m.mark(Segment::FailoverRequested);
+    env.workload.halt(vm).await?;
+    let history = env.workload.history(vm)?;
+    let rate = env.workload.rate(vm)?;
+    // Fence: the old primary can no longer reach the survivor, whatever state it comes back in.
+    let fence = env.faults.inject(Fault::Isolate { site: from.clone() }).await?;
+    m.mark(Segment::Fenced);
+    let report = env.driver.failover(vm, &to, fault_at, &mut m).await?;
+    let scan = serve(env, vm, &to, &mut m).await?;
+    let evidence = Evidence { history, scan, fault_at: Some(fault_at), stop_seq: None, bound: bound(report.promise, period(rate), None) };
+    Ok(Outcome { kind: ActionKind::Failover, vm: vm.into(), from, to, timeline: m.timeline, evidence, details: report.details, receipts: vec![fence] })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oracle::Checkpoint;
+
+    #[test]
+    fn a_window_promise_becomes_the_declared_regional_bound() {
+        let p = Promise::Window {
+            interval: Duration::from_secs(5),
+            allowance: Duration::from_secs(3),
+            checkpoint: Some(Checkpoint { name: "a/4".into(), started: Wt::from_ms(9) }),
+            syncs: vec![],
+        };
+        let Bound::Window(b) = bound(p, period(50), None) else { panic!("not a window") };
+        assert_eq!(b.max_window(), Duration::from_millis(8020));
+        assert_eq!(bound(Promise::NoLoss, period(50), Some(7)), Bound::NoLoss { stop: Some(7) });
+        assert_eq!(period(0), Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,88 @@
+//! Errors of the environments, with their cause carried as data: an error of the harness itself (a tool
+//! missing, a command the harness ran wrongly, its own machinery timing out, an environment that could not
+//! be built) makes the run exit 2; a failure of the system under test (storage refusing a promote,
+//! replication that does not arrive, a guest that cannot write) exits 1. Never decided by matching text.
+
+use serde::Serialize;
+use std::time::Duration;
+
+/// Who is at fault when something fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Cause {
+    /// The system under test fell short (exit 1).
+    System,
+    /// The harness or its input broke, or nothing could be proven (exit 2).
+    Harness,
+}
+
+/// An error that knows its cause.
+pub trait Caused {
+    fn cause(&self) -> Cause;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("missing tool: {tool} ({hint})")]
+    MissingTool { tool: String, hint: String },
+    #[error("failed to {what} on site {site}: {detail}")]
+    Site { site: String, what: String, detail: String, cause: Cause },
+    #[error("timed out after {after:?} waiting for {what} on site {site}")]
+    Timeout { site: String, what: String, after: Duration, cause: Cause },
+    #[error("failed to run VM {vm} on site {site}: {detail}")]
+    Vm { vm: String, site: String, detail: String, cause: Cause },
+    #[error("failed to {what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("refusing to {what}: environment {env} is not marked disposable (set `disposable: true`)")]
+    NotDisposable { what: String, env: String },
+    /// A request that does not fit the environment (unknown site, VM not running, ...).
+    #[error("{0}")]
+    Usage(String),
+    #[error("failed to bring up environment {env}: {source}")]
+    BringUp { env: String, source: Box<EnvError> },
+}
+
+impl Caused for EnvError {
+    fn cause(&self) -> Cause {
+        match self {
+            EnvError::Site { cause, .. } | EnvError::Timeout { cause, .. } | EnvError::Vm { cause, .. } => *cause,
+            EnvError::MissingTool { .. } | EnvError::Io { .. } | EnvError::NotDisposable { .. } | EnvError::Usage(_) | EnvError::BringUp { .. } => Cause::Harness,
+        }
+    }
+}
+
+impl EnvError {
+    /// The same error, blamed on the harness (it happened while the harness built or ran its machinery).
+    pub fn harness(self) -> EnvError {
+        match self {
+            EnvError::Site { site, what, detail, .. } => EnvError::Site { site, what, detail, cause: Cause::Harness },
+            EnvError::Timeout { site, what, after, .. } => EnvError::Timeout { site, what, after, cause: Cause::Harness },
+            EnvError::Vm { vm, site, detail, .. } => EnvError::Vm { vm, site, detail, cause: Cause::Harness },
+            e => e,
+        }
+    }
+}
+
+/// Turns a wait's error into an environment error naming the site; a timeout gets `cause`.
+pub fn from_wait(site: &str, cause: Cause, e: crate::wait::WaitError<EnvError>) -> EnvError {
+    match e {
+        crate::wait::WaitError::Timeout { what, after } => EnvError::Timeout { site: site.into(), what, after, cause },
+        crate::wait::WaitError::Failed(e) => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_are_data() {
+        let storage = EnvError::Site { site: "b".into(), what: "promote".into(), detail: "refused".into(), cause: Cause::System };
+        assert_eq!(storage.cause(), Cause::System);
+        assert_eq!(storage.harness().cause(), Cause::Harness);
+        assert_eq!(EnvError::MissingTool { tool: "qemu".into(), hint: "x".into() }.cause(), Cause::Harness);
+        let up = EnvError::BringUp { env: "lab".into(), source: Box::new(EnvError::Usage("x".into())) };
+        assert_eq!(up.cause(), Cause::Harness);
+        assert_eq!(up.to_string(), "failed to bring up environment lab: x");
+    }
+}

@@ -1,0 +1,158 @@
+//! The ports: what an environment can do, one small interface per axis, one implementation per backend.
+//! The drill's orchestration (`drill`) knows only these; a new backend (a Metro-DR lab, kind, a user's
+//! clusters) is a new implementation of one or more of them, not an edit across the tree.
+//!
+//! - `Workload`: a VM running the probe on a site: start, acks, graceful stop, halt, resume, evidence.
+//! - `Faults` (+ `Infrastructure`, its lifecycle): inject a fault for a receipt; idempotent recovery.
+//! - `DrDriver`: provision a protected disk, relocate and failover requests, and the promise each makes.
+//! - `Topology` (in `topology`): sites, peers, failure domains and storage clusters (plain data).
+
+use crate::clock::Wt;
+use crate::error::EnvError;
+use crate::events::{Bus, Event};
+use crate::fault::{Fault, Receipt};
+use crate::oracle::{Checkpoint, History, SyncSample};
+use crate::timeline::{ActionKind, Segment, Timeline};
+use async_trait::async_trait;
+use dr_probe::ScanReport;
+use std::time::Duration;
+
+/// A VM's disk as the DR driver provisioned it (lab: an RBD image; Kubernetes: a PVC).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Volume {
+    pub name: String,
+}
+
+/// A graceful shutdown: the STOP record was written durably and acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stopped {
+    pub at: Wt,
+    pub seq: u64,
+}
+
+/// A VM back in service after a DR action: booted, its crash recovery (a scan of the disk) done, writing.
+#[derive(Clone, Debug)]
+pub struct Served {
+    pub booted: Wt,
+    pub recovered: Wt,
+    pub scan: ScanReport,
+    pub serving: Wt,
+}
+
+/// A VM whose disk was damaged on purpose (negative control), and what a verify scan then found.
+#[derive(Clone, Debug)]
+pub struct Damaged {
+    pub scan: ScanReport,
+    /// Every writer boot so far, read to its end.
+    pub history: History,
+    /// The STOP record of the last graceful shutdown.
+    pub last_stop: Option<u64>,
+}
+
+#[async_trait]
+pub trait Workload: Send {
+    /// Boots `vm` writing `rate` records/s on `site` from `volume`; returns once its first write is
+    /// acknowledged.
+    async fn start(&mut self, vm: &str, site: &str, volume: &Volume, rate: u32) -> Result<(), EnvError>;
+    /// Waits until the current boot has acknowledged `n` records.
+    async fn wait_acks(&mut self, vm: &str, n: u64, deadline: Duration) -> Result<(), EnvError>;
+    /// Still writing?
+    fn writing(&self, vm: &str) -> Result<bool, EnvError>;
+    /// Records per second the VM writes.
+    fn rate(&self, vm: &str) -> Result<u32, EnvError>;
+    /// Graceful shutdown: the guest writes its STOP record and powers off.
+    async fn graceful_stop(&mut self, vm: &str) -> Result<Stopped, EnvError>;
+    /// I/O halted abruptly: the VM is killed if it still runs (it may be gone already with its site).
+    /// Returns once every line it sent before dying has reached the witness.
+    async fn halt(&mut self, vm: &str) -> Result<(), EnvError>;
+    /// Boots `vm` on `site` after a DR action: crash recovery (scan), then the first new acknowledged write.
+    async fn resume(&mut self, vm: &str, site: &str, volume: &Volume) -> Result<Served, EnvError>;
+    /// Every writer boot so far, each read to its end (the running boot's acks so far).
+    fn history(&self, vm: &str) -> Result<History, EnvError>;
+    /// Negative control: damages record `seq` through a guest on `site`, then verifies the disk.
+    async fn damage(&mut self, vm: &str, site: &str, volume: &Volume, seq: u64) -> Result<Damaged, EnvError>;
+    /// End of a scenario: the VM stops; its evidence stays.
+    async fn stop(&mut self, vm: &str);
+    /// Peak resident memory of the VMs, bytes.
+    fn rss_bytes(&self) -> u64;
+    async fn shutdown(&mut self);
+}
+
+#[async_trait]
+pub trait Faults: Send {
+    /// Injects a fault; the receipt is what `recover` takes back.
+    async fn inject(&mut self, fault: Fault) -> Result<Receipt, EnvError>;
+    /// Undoes a fault. Idempotent: recovering what is already recovered does nothing.
+    async fn recover(&mut self, receipt: &Receipt) -> Result<(), EnvError>;
+}
+
+/// The sites themselves: their faults and their lifecycle.
+#[async_trait]
+pub trait Infrastructure: Faults {
+    /// One line on what is up.
+    fn describe(&self) -> String;
+    /// Where a kept environment is, for `--keep`.
+    fn kept_at(&self) -> String;
+    /// Peak resident memory of the sites' daemons, bytes.
+    fn rss_bytes(&self) -> u64;
+    async fn down(&mut self);
+}
+
+/// What a DR action promises about the data.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Promise {
+    /// Every acknowledged record survives (relocate; Metro-DR failover).
+    NoLoss,
+    /// Regional-DR failover: the declared bound, the checkpoint the survivor holds, the replication rounds.
+    Window { interval: Duration, allowance: Duration, checkpoint: Option<Checkpoint>, syncs: Vec<SyncSample> },
+}
+
+/// What a driver reports of a DR action: its promise and its own facts (for the summary).
+#[derive(Clone, Debug)]
+pub struct DriverReport {
+    pub promise: Promise,
+    /// Driver-specific facts (RBD: sync barrier, promote attempts, snapshots completed, scheduler errors).
+    pub details: serde_json::Value,
+}
+
+#[async_trait]
+pub trait DrDriver: Send {
+    /// A protected disk for `vm`, primary on `site`, replicated as the environment says.
+    async fn provision(&mut self, vm: &str, site: &str) -> Result<Volume, EnvError>;
+    fn volume(&self, vm: &str) -> Result<Volume, EnvError>;
+    /// The site whose copy of the disk is primary.
+    fn primary(&self, vm: &str) -> Result<String, EnvError>;
+    /// Planned move (the VM is stopped): make `to` primary with everything the old primary had. With
+    /// `barrier: false` (a negative control) `to` is promoted by force without waiting for the last sync.
+    async fn relocate(&mut self, vm: &str, to: &str, barrier: bool, m: &mut Marker) -> Result<DriverReport, EnvError>;
+    /// The primary was lost at `fault_at` (and fenced): make `to` primary with what it holds.
+    async fn failover(&mut self, vm: &str, to: &str, fault_at: Wt, m: &mut Marker) -> Result<DriverReport, EnvError>;
+    /// The VM serves on its new primary: protection resumes from there.
+    async fn serving(&mut self, vm: &str) -> Result<(), EnvError>;
+    /// End of a scenario: stop protecting `vm`.
+    async fn release(&mut self, vm: &str);
+    async fn shutdown(&mut self);
+}
+
+/// The timeline of a DR action being marked, each mark published on the run's event stream as it happens.
+pub struct Marker {
+    pub timeline: Timeline,
+    bus: Bus,
+    vm: String,
+    action: ActionKind,
+}
+
+impl Marker {
+    pub fn new(bus: Bus, vm: &str, action: ActionKind, t0: Wt, first: Segment) -> Marker {
+        let mut m = Marker { timeline: Timeline { t0, marks: vec![] }, bus, vm: vm.into(), action };
+        m.mark_at(first, t0);
+        m
+    }
+    pub fn mark_at(&mut self, what: Segment, at: Wt) {
+        self.bus.publish_at(at, Event::Dr { vm: self.vm.clone(), action: self.action.to_string(), segment: what.to_string() });
+        self.timeline.mark_at(what, at);
+    }
+    pub fn mark(&mut self, what: Segment) {
+        self.mark_at(what, Wt::now());
+    }
+}
