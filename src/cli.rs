@@ -23,7 +23,8 @@ pub enum Command {
         #[arg(long = "env", default_value = DEFAULT_ENV)]
         env: PathBuf,
         /// Tag expression selecting scenarios, e.g. "@relocate and not @slow". Without it and without
-        /// PATHs, the bundled @negative scenarios (negative controls, expected to fail) are left out.
+        /// PATHs: "not @negative and not @wan" (negative controls are expected to fail; WAN drills need an
+        /// environment with a larger sync allowance, e.g. environments/lab-regional-wan.yaml).
         #[arg(long)]
         tags: Option<String>,
         /// Where reports go (default reports/<run-id>).

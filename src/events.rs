@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 pub enum Event {
     BootRequested { vm: String, site: String, mode: String },
     ProbeUp { vm: String, boot: String },
-    Ack { vm: String, boot: String, seq: u64, #[serde(rename = "guestWallNs")] guest_wall_ns: u64 },
+    Ack { vm: String, boot: String, seq: u64, #[serde(rename = "guestWallNs")] guest_wall_ns: u64, #[serde(rename = "latUs")] lat_us: u64 },
     Scan { vm: String, #[serde(rename = "highestContiguous")] highest_contiguous: u64, ranges: usize, corrupt: usize, stop: Option<u64> },
     StopRecord { vm: String, seq: u64 },
     ProbeGone { vm: String },
@@ -177,7 +177,7 @@ mod tests {
         let publish = |e| bus.publish(e);
         let w = HistoryWriter::start(&bus, dir.path());
         publish(Event::ProbeUp { vm: "vm0".into(), boot: "b0".into() });
-        publish(Event::Ack { vm: "vm0".into(), boot: "b0".into(), seq: 1, guest_wall_ns: 7 });
+        publish(Event::Ack { vm: "vm0".into(), boot: "b0".into(), seq: 1, guest_wall_ns: 7, lat_us: 1500 });
         publish(Event::ProbeUp { vm: "vm1".into(), boot: "b1".into() });
         publish(Event::VmDone { vm: "vm1".into() });
         publish(Event::Fault { fault: Fault::PowerLoss { site: "a".into() } });

@@ -2,6 +2,7 @@
 //! back for recovery, which is idempotent (recovering what is already recovered does nothing).
 
 use crate::clock::Wt;
+use crate::units::Dur;
 use serde::Serialize;
 use std::fmt;
 
@@ -10,6 +11,9 @@ use std::fmt;
 pub enum Fault {
     /// Every process of the site dies at once (SIGKILL): its Ceph daemons and its VMs.
     PowerLoss { site: String },
+    /// Every process of the site is stopped where it stands (SIGSTOP), keeping its state; recovered by
+    /// thawing it (SIGCONT).
+    Freeze { site: String },
     /// The site's rbd-mirror daemon is killed: nothing more is replicated to that site.
     StopReplication { site: String },
     /// The site's rbd-mirror daemon is frozen (SIGSTOP): replication to the site stalls, then catches up
@@ -17,15 +21,28 @@ pub enum Fault {
     PauseReplication { site: String },
     /// The site's link to the other site goes down.
     Isolate { site: String },
+    /// Packets from one site to the other take `delay` longer, plus up to `jitter` (one way).
+    Latency { from: String, to: String, delay: Dur, jitter: Dur },
+    /// A share of the packets from one site to the other is lost, in thousandths.
+    Loss { from: String, to: String, permille: u32 },
+    /// Packets from one site to the other are paced to `bps` bits per second.
+    RateLimit { from: String, to: String, bps: u64 },
+    /// Nothing passes between the two sites, either way.
+    Partition { a: String, b: String },
 }
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Fault::PowerLoss { site } => write!(f, "cut the power of site {site}"),
+            Fault::Freeze { site } => write!(f, "freeze site {site}"),
             Fault::StopReplication { site } => write!(f, "stop replication to site {site}"),
             Fault::PauseReplication { site } => write!(f, "pause replication to site {site}"),
             Fault::Isolate { site } => write!(f, "isolate site {site}"),
+            Fault::Latency { from, to, delay, jitter } => write!(f, "delay packets from site {from} to site {to} by {delay} (jitter {jitter})"),
+            Fault::Loss { from, to, permille } => write!(f, "lose {:.1}% of the packets from site {from} to site {to}", *permille as f64 / 10.0),
+            Fault::RateLimit { from, to, bps } => write!(f, "limit the link from site {from} to site {to} to {:.1} Mbit/s", *bps as f64 / 1e6),
+            Fault::Partition { a, b } => write!(f, "partition sites {a} and {b}"),
         }
     }
 }

@@ -154,6 +154,8 @@ pub struct History {
     pub stops: Vec<(u64, u64)>,
     /// Lines from the probe that could not be parsed (an ack among them would be missing).
     pub garbled: usize,
+    /// Durable write latency of every acknowledged record (pwrite + fdatasync), microseconds. Not judged.
+    pub latencies_us: Vec<u32>,
 }
 
 fn ranges(seqs: impl IntoIterator<Item = u64>) -> Vec<(u64, u64)> {
@@ -539,7 +541,7 @@ mod tests {
         a.extend((102..=150).map(|s| Ack { seq: s, at: Wt::from_ms(10_000 + s), boot: B2 }));
         let mut s = scan(&[(1, 101, B1), (102, 151, B2)]);
         s.stop = Some(151);
-        let h = History { acks: a, stops: vec![(B1, 101), (B2, 151)], garbled: 0 };
+        let h = History { acks: a, stops: vec![(B1, 101), (B2, 151)], ..Default::default() };
         let v = judge(&h, &s, None, &Bound::NoLoss { stop: Some(151) });
         assert_eq!((v.indeterminate, v.conclusion), (0, Conclusion::Passed), "{:?}", v.why);
     }
@@ -547,7 +549,7 @@ mod tests {
     #[test]
     fn stop_record_must_survive() {
         let mut s = scan(&[(1, 101, B1)]);
-        let h = History { acks: acks(100, B1), stops: vec![(B1, 101)], garbled: 0 };
+        let h = History { acks: acks(100, B1), stops: vec![(B1, 101)], ..Default::default() };
         let v = judge(&h, &s, None, &Bound::NoLoss { stop: Some(101) });
         assert!(!v.passed && v.stop_present == Some(false));
         s.stop = Some(101);

@@ -95,6 +95,8 @@ pub trait Infrastructure: Faults {
     fn kept_at(&self) -> String;
     /// Peak resident memory of the sites' daemons, bytes.
     fn rss_bytes(&self) -> u64;
+    /// Round trips over the network from site `from` to site `to`, `samples` of them.
+    async fn round_trips(&mut self, from: &str, to: &str, samples: u32) -> Result<Vec<Duration>, EnvError>;
     async fn down(&mut self);
 }
 

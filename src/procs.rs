@@ -51,7 +51,7 @@ static DETACHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::
 pub fn set_detached(d: bool) {
     DETACHED.store(d, std::sync::atomic::Ordering::SeqCst);
 }
-fn detached() -> bool {
+pub fn detached() -> bool {
     DETACHED.load(std::sync::atomic::Ordering::SeqCst)
 }
 

@@ -14,6 +14,36 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Round trips measured from one site to another.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoundTrip {
+    pub from: String,
+    pub to: String,
+    pub samples: usize,
+    pub median_ms: f64,
+    pub max_ms: f64,
+}
+
+impl RoundTrip {
+    /// From samples sorted ascending.
+    pub fn new(from: &str, to: &str, sorted: &[Duration]) -> RoundTrip {
+        let ms = |d: Option<&Duration>| d.map(|d| d.as_secs_f64() * 1e3).unwrap_or(f64::NAN);
+        RoundTrip { from: from.into(), to: to.into(), samples: sorted.len(), median_ms: ms(sorted.get(sorted.len() / 2)), max_ms: ms(sorted.last()) }
+    }
+}
+
+/// The p50 and p99 of durable write latencies, microseconds. Pure.
+pub fn percentiles(lat_us: &[u32]) -> Option<(u32, u32)> {
+    if lat_us.is_empty() {
+        return None;
+    }
+    let mut v = lat_us.to_vec();
+    v.sort_unstable();
+    let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    Some((at(0.5), at(0.99)))
+}
+
 /// What one scenario did, as plain data: the reports are made from this, never from the World.
 #[derive(Clone, Debug, Default)]
 pub struct ScenarioRecord {
@@ -22,6 +52,8 @@ pub struct ScenarioRecord {
     pub receipts: Vec<Receipt>,
     pub outcome: Option<Outcome>,
     pub verdicts: Vec<(String, Verdict)>,
+    /// Round trips measured between sites.
+    pub rtts: Vec<RoundTrip>,
     /// The cause of the scenario's failure, if it failed (the harness's outranks the system's).
     pub cause: Option<Cause>,
     /// What went wrong after the scenario (recovering its faults): the run exits 2.
@@ -92,6 +124,11 @@ pub struct ScenarioSummary {
     pub conclusion: Option<crate::oracle::Conclusion>,
     pub replication_interval: String,
     pub faults: Vec<serde_json::Value>,
+    /// Round trips measured between sites (from, to, median, max).
+    pub round_trips: Vec<RoundTrip>,
+    /// Durable write latency of the probe (pwrite + fdatasync), p50 and p99, microseconds.
+    pub write_latency_p50_us: Option<u32>,
+    pub write_latency_p99_us: Option<u32>,
     /// The VM's history file (every boot, ack, scan, snapshot, fault and DR segment).
     pub history: Option<PathBuf>,
 }
@@ -119,6 +156,9 @@ impl ScenarioSummary {
             conclusion: None,
             replication_interval: String::new(),
             faults: vec![],
+            round_trips: vec![],
+            write_latency_p50_us: None,
+            write_latency_p99_us: None,
             history: None,
         }
     }
@@ -130,6 +170,7 @@ impl ScenarioSummary {
         self.replication_interval = crate::units::Dur(cfg.spec.interval()).to_string();
         self.faults = rec.receipts.iter().map(|r| json!({"fault": r.fault, "at_ms": r.at.ms()})).collect();
         self.verdicts = rec.verdicts.clone();
+        self.round_trips = rec.rtts.clone();
         self.cause = if self.status == "passed" { None } else { rec.cause };
         if let Some(o) = &rec.outcome {
             let regional = o.evidence.regional();
@@ -142,6 +183,9 @@ impl ScenarioSummary {
                 "checkpoint": regional.and_then(|b| b.checkpoint.as_ref()),
             }));
             let v = o.evidence.verdict();
+            if let Some((p50, p99)) = percentiles(&o.evidence.history.latencies_us) {
+                (self.write_latency_p50_us, self.write_latency_p99_us) = (Some(p50), Some(p99));
+            }
             self.conclusion = Some(v.conclusion);
             if v.conclusion == Conclusion::Inconclusive && self.status == "failed" {
                 // ran, proved nothing either way: neither passed nor a failure of the system (exit 2)
@@ -274,6 +318,14 @@ mod tests {
         assert_eq!(a["driver"]["promoteAttempts"], 1);
         assert_eq!(v["faults"][0]["fault"], json!({"kind": "powerLoss", "site": "a"}));
         assert!(figures(&[s]).contains("300 / 8020 ms"));
+    }
+
+    #[test]
+    fn write_latency_percentiles() {
+        assert_eq!(percentiles(&[]), None);
+        let v: Vec<u32> = (1..=100).rev().collect();
+        assert_eq!(percentiles(&v), Some((51, 99)));
+        assert_eq!(percentiles(&[7]), Some((7, 7)));
     }
 
     #[test]

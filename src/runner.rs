@@ -122,7 +122,9 @@ fn all_tags<'a>(f: &'a gherkin::Feature, r: Option<&'a gherkin::Rule>, s: &'a gh
 /// Steps that destroy or damage something (faults, forced promotion): refused on non-disposable
 /// environments. Pure.
 pub fn is_destructive(step: &str) -> bool {
-    ["loses power", "replication to site", "is cut off", "is corrupted", "is failed over", "without waiting for the sync barrier"].iter().any(|p| step.contains(p))
+    ["loses power", "replication to site", "is cut off", "is corrupted", "is failed over", "without waiting for the sync barrier", "freezes", "apart", "are lost", "Mbit/s", "are partitioned"]
+        .iter()
+        .any(|p| step.contains(p))
 }
 
 /// Why this environment cannot run a scenario with these tags, if it cannot (the scenario is then skipped,
@@ -284,10 +286,15 @@ mod tests {
             "record 5 of the VM's disk is corrupted on site b",
             "the VM is failed over to site b",
             "the VM is relocated to site b without waiting for the sync barrier",
+            "site a freezes",
+            "sites a and b are 50ms apart",
+            "1% of the packets between sites a and b are lost",
+            "sites a and b are partitioned",
+            "the link between sites a and b carries 10 Mbit/s",
         ] {
             assert!(is_destructive(s), "{s}");
         }
-        for s in ["the VM is relocated to site b", "a VM writing 50 records per second on site a", "no acknowledged write is lost", "the VM runs for 12s"] {
+        for s in ["the VM is relocated to site b", "a VM writing 50 records per second on site a", "no acknowledged write is lost", "the VM runs for 12s", "the round-trip time between sites a and b is at most 10ms"] {
             assert!(!is_destructive(s), "{s}");
         }
     }

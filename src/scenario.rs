@@ -10,7 +10,7 @@ use crate::error::{Cause, Caused, EnvError};
 use crate::fault::{Fault, Receipt};
 use crate::lint::{self, rules, LintError, Severity};
 use crate::oracle::{Conclusion, Verdict};
-use crate::report::ScenarioRecord;
+use crate::report::{RoundTrip, ScenarioRecord};
 use crate::session::Session;
 use crate::timeline::Segment;
 use crate::units::Dur;
@@ -54,6 +54,7 @@ pub struct Scenario {
     receipts: Vec<Receipt>,
     outcome: Option<Outcome>,
     verdicts: Vec<(String, Verdict)>,
+    rtts: Vec<RoundTrip>,
     causes: Vec<Cause>,
     harness_errors: Vec<String>,
 }
@@ -68,7 +69,7 @@ type R = Result<(), StepError>;
 
 impl Scenario {
     pub fn new(session: Arc<Session>) -> Scenario {
-        Scenario { session, started: Wt::now(), vm: None, receipts: vec![], outcome: None, verdicts: vec![], causes: vec![], harness_errors: vec![] }
+        Scenario { session, started: Wt::now(), vm: None, receipts: vec![], outcome: None, verdicts: vec![], rtts: vec![], causes: vec![], harness_errors: vec![] }
     }
 
     /// Records the cause of a failure.
@@ -166,6 +167,51 @@ impl Scenario {
         let receipt = self.track(r)?;
         self.receipts.push(receipt);
         Ok(())
+    }
+
+    /// Injects the same kind of fault both ways between two sites.
+    pub async fn inject_both_ways(&mut self, a: &str, b: &str, fault: impl Fn(&str, &str) -> Fault) -> R {
+        self.inject(fault(a, b)).await?;
+        self.inject(fault(b, a)).await
+    }
+
+    /// Recovers the newest fault of the scenario equal to `fault` (a partition heals, a site thaws).
+    pub async fn recover(&mut self, fault: Fault) -> R {
+        let r = async {
+            let receipt = self.receipts.iter().rev().find(|r| r.fault == fault).cloned();
+            let receipt = receipt.ok_or_else(|| StepError::Order(format!("nothing to undo: \"{fault}\" was not done in this scenario")))?;
+            Ok(self.session.env().await?.faults.recover(&receipt).await?)
+        }
+        .await;
+        self.track(r)
+    }
+
+    /// Measures the round-trip time between two sites (both ways, 10 handshakes each) and checks its
+    /// median against `limit`; the figures go to the report whatever the outcome.
+    pub async fn round_trip_at_most(&mut self, a: &str, b: &str, limit: Duration) -> R {
+        let r = async {
+            let mut env = self.session.env().await?;
+            let mut out = vec![];
+            for (from, to) in [(a, b), (b, a)] {
+                let mut v = env.faults.round_trips(from, to, 10).await?;
+                v.sort();
+                out.push(RoundTrip::new(from, to, &v));
+            }
+            Ok::<_, StepError>(out)
+        }
+        .await;
+        let measured = self.track(r)?;
+        for t in &measured {
+            println!("      round trip {} -> {}: median {:.2} ms, max {:.2} ms ({} samples)", t.from, t.to, t.median_ms, t.max_ms, t.samples);
+        }
+        let worst = measured.iter().map(|t| t.median_ms).fold(0.0, f64::max);
+        self.rtts.extend(measured);
+        let r = if worst > limit.as_secs_f64() * 1e3 {
+            Err(StepError::Expectation(format!("the round-trip time between sites {a} and {b} is {worst:.2} ms (median), more than {}", Dur(limit))))
+        } else {
+            Ok(())
+        };
+        self.track(r)
     }
 
     /// Replication to `site` resumes: the scenario's pause of it is recovered.
@@ -349,6 +395,7 @@ impl Scenario {
             receipts: self.receipts,
             outcome: self.outcome,
             verdicts: self.verdicts,
+            rtts: self.rtts,
             cause: self.causes.into_iter().max(),
             harness_errors: self.harness_errors,
         }

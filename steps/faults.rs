@@ -37,3 +37,13 @@ async fn isolate(w: &mut DrWorld, site: Site) -> anyhow::Result<()> {
 async fn corrupt(w: &mut DrWorld, seq: u64, site: Site) -> anyhow::Result<()> {
     Ok(w.s()?.corrupt(seq, &site.0).await?)
 }
+
+#[when(expr = "site {site} freezes")]
+async fn freeze(w: &mut DrWorld, site: Site) -> anyhow::Result<()> {
+    Ok(w.s()?.inject(Fault::Freeze { site: site.0 }).await?)
+}
+
+#[when(expr = "site {site} thaws")]
+async fn thaw(w: &mut DrWorld, site: Site) -> anyhow::Result<()> {
+    Ok(w.s()?.recover(Fault::Freeze { site: site.0 }).await?)
+}

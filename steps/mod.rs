@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod faults;
+pub mod network;
 pub mod params;
 pub mod readiness;
 pub mod sites;

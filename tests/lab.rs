@@ -334,3 +334,89 @@ fn exit_codes_follow_the_cause() {
     let s = summary(dir.path());
     assert_eq!(s["scenarios"][0]["cause"], "system", "{s}");
 }
+
+/// The delay line between two namespaces: every datagram arrives, in order, when nothing says otherwise,
+/// even with jitter (it never reorders); with loss, some are dropped and the rest stay in order; a
+/// partition drops everything, and healing it lets traffic through again. Its counters add up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delay_line_keeps_order_and_drops_only_when_told() {
+    use dr_drill::env::lab::wan::WanLink;
+    use std::sync::atomic::Ordering;
+    let _g = serial();
+    let id = &dr_drill::env::lab::site::uuid()[..6];
+    let (na, nb) = (format!("drd-{id}-wa"), format!("drd-{id}-wb"));
+    let ip = |args: &[&str]| assert!(std::process::Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
+    for n in [&na, &nb] {
+        ip(&["netns", "add", n]);
+        ip(&["-n", n, "link", "set", "lo", "up"]);
+    }
+    let link = WanLink::open(("a", &na), ("b", &nb), "wan0").unwrap();
+    for (n, addr) in [(&na, "10.79.0.1/24"), (&nb, "10.79.0.2/24")] {
+        ip(&["-n", n, "addr", "add", addr, "dev", "wan0"]);
+        ip(&["-n", n, "link", "set", "wan0", "up"]);
+    }
+    // sends `count` numbered datagrams from a to b and returns the numbers b received, in arrival order
+    let (na2, nb2) = (na.clone(), nb.clone());
+    let exchange = move |count: u32, port: u16| {
+        let (na, nb) = (na2.clone(), nb2.clone());
+        let enter = |ns: &str| {
+            let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+            assert_eq!(unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) }, 0);
+        };
+        let rx = std::thread::spawn(move || {
+            enter(&nb);
+            let s = std::net::UdpSocket::bind(("10.79.0.2", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+            let mut got = vec![];
+            let mut buf = [0u8; 64];
+            while let Ok(n) = s.recv(&mut buf) {
+                got.push(u32::from_be_bytes(buf[..n.min(4)].try_into().unwrap()));
+            }
+            got
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let tx = std::thread::spawn(move || {
+            enter(&na);
+            let s = std::net::UdpSocket::bind(("10.79.0.1", 0)).unwrap();
+            for i in 0..count {
+                s.send_to(&i.to_be_bytes(), ("10.79.0.2", port)).unwrap();
+                if i % 50 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        });
+        tx.join().unwrap();
+        rx.join().unwrap()
+    };
+    let in_order = |v: &[u32]| v.windows(2).all(|w| w[0] < w[1]);
+    let ab = link.direction("a", "b").unwrap().clone();
+    // what the kernel sent while the far end was still down (router solicitations) is counted apart
+    let overflow = ab.counters.overflow.load(Ordering::Relaxed);
+    // jitter far larger than the spacing of the datagrams: still every one, in order, and late
+    *ab.shape.lock().unwrap() = dr_drill::env::lab::wan::Shape { delay: Duration::from_millis(5), jitter: Duration::from_millis(20), ..Default::default() };
+    let exchange1 = exchange.clone();
+    let got = tokio::task::spawn_blocking(move || exchange1(2000, 7001)).await.unwrap();
+    assert_eq!(got.len(), 2000, "datagrams lost without being told to");
+    assert!(in_order(&got), "datagrams reordered");
+    // 10% loss: some gone, the rest in order, the drops counted
+    *ab.shape.lock().unwrap() = dr_drill::env::lab::wan::Shape { loss: 0.1, ..Default::default() };
+    let before = ab.counters.dropped.load(Ordering::Relaxed);
+    let exchange2 = exchange.clone();
+    let got = tokio::task::spawn_blocking(move || exchange2(2000, 7002)).await.unwrap();
+    let dropped = ab.counters.dropped.load(Ordering::Relaxed) - before;
+    assert!((100..300).contains(&(2000 - got.len())), "{} of 2000 arrived", got.len());
+    assert_eq!(got.len() as u64 + dropped, 2000, "every datagram either arrived or was dropped as told");
+    assert!(in_order(&got));
+    // a partition drops everything; healed, traffic flows again
+    *ab.shape.lock().unwrap() = dr_drill::env::lab::wan::Shape { cut: true, ..Default::default() };
+    let exchange3 = exchange.clone();
+    assert!(tokio::task::spawn_blocking(move || exchange3(100, 7003)).await.unwrap().is_empty());
+    *ab.shape.lock().unwrap() = Default::default();
+    let got = tokio::task::spawn_blocking(move || exchange(100, 7004)).await.unwrap();
+    assert_eq!(got.len(), 100);
+    assert_eq!(link.ab.counters.overflow.load(Ordering::Relaxed), overflow, "nothing dropped for a full queue or a down end");
+    drop(link);
+    for n in [&na, &nb] {
+        ip(&["netns", "del", n]);
+    }
+}

@@ -295,7 +295,9 @@ pub enum Msg {
     /// The probe is up: mode, boot id (hex), disk size in blocks.
     Hello { mode: String, boot: String, blocks: u64 },
     /// Record `seq` is durable on the disk.
-    Ack { seq: u64, wall_ns: u64 },
+    /// A durable record: its sequence, its wall time, and how long its write took to become durable
+    /// (pwrite + fdatasync), microseconds.
+    Ack { seq: u64, wall_ns: u64, lat_us: u64 },
     /// Scan summary; `Range`, `Corrupt` and `Break` lines follow, then `ScanEnd`.
     Scan { blocks: u64, highest_contiguous: u64, tail_hash: u64, stop: Option<u64> },
     Range { first: u64, last: u64, boot: u64 },
@@ -317,7 +319,7 @@ impl fmt::Display for Msg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Msg::Hello { mode, boot, blocks } => write!(f, "HELLO {mode} {boot} {blocks}"),
-            Msg::Ack { seq, wall_ns } => write!(f, "ACK {seq} {wall_ns}"),
+            Msg::Ack { seq, wall_ns, lat_us } => write!(f, "ACK {seq} {wall_ns} {lat_us}"),
             Msg::Scan { blocks, highest_contiguous, tail_hash, stop } => write!(
                 f,
                 "SCAN {blocks} {highest_contiguous} {tail_hash:016x} {}",
@@ -342,7 +344,7 @@ impl Msg {
         let tag = w.next()?;
         let mut num = || w.next()?.parse::<u64>().ok();
         let m = match tag {
-            "ACK" => Msg::Ack { seq: num()?, wall_ns: num()? },
+            "ACK" => Msg::Ack { seq: num()?, wall_ns: num()?, lat_us: num().unwrap_or(0) },
             "BREAK" => Msg::Break { seq: num()? },
             "STOPPED" => Msg::Stopped { seq: num()? },
             "CORRUPTED" => Msg::Corrupted { seq: num()? },
@@ -528,7 +530,7 @@ mod tests {
         assert_eq!(out.unwrap(), r);
         for m in [
             Msg::Hello { mode: "write".into(), boot: "ab12".into(), blocks: 9 },
-            Msg::Ack { seq: 3, wall_ns: 44 },
+            Msg::Ack { seq: 3, wall_ns: 44, lat_us: 1500 },
             Msg::Stopped { seq: 5 },
             Msg::Pong { n: 7 },
             Msg::Error { msg: "no disk found".into() },

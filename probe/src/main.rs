@@ -210,12 +210,14 @@ fn run(cfg: &Settings, out: &Out, stop: Arc<AtomicBool>) -> Result<(), String> {
             prev_hash: prev,
         };
         prev = encode(&r, buf.buf());
+        let t = Instant::now();
         pwrite_durable(&dev, buf.buf(), seq * BLOCK as u64).map_err(|e| format!("failed to write record {seq}: {e}"))?;
+        let lat_us = t.elapsed().as_micros() as u64;
         if stopping {
             send(out, &Msg::Stopped { seq });
             return Ok(());
         }
-        send(out, &Msg::Ack { seq, wall_ns: r.wall_ns });
+        send(out, &Msg::Ack { seq, wall_ns: r.wall_ns, lat_us });
         seq += 1;
         next += period;
         let now = Instant::now();

@@ -1,7 +1,7 @@
 //! `dr-drill bench`: the lab's figures against its speed targets (lab-only: it measures the lab's own
 //! pieces), and with `--drills` the default run and a failover scenario against theirs.
 
-use super::{default_features, run_id, EXIT_OK};
+use super::{default_features, run_id, DEFAULT_TAGS, EXIT_OK};
 use crate::config::{Backend, EnvConfig};
 use crate::env::lab::{self, mirror, vm::Mode, LabParts};
 use crate::events::Bus;
@@ -69,7 +69,7 @@ async fn lab_figures(cfg: &EnvConfig, rounds: u32) -> anyhow::Result<()> {
 async fn drill_figures(cfg: &EnvConfig) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let report_dir = PathBuf::from("reports").join(format!("bench-{}", run_id()));
-    let res = runner::run(RunOptions { cfg: cfg.clone(), paths: default_features()?, tags: Some("not @negative".into()), report_dir, keep: false }).await?;
+    let res = runner::run(RunOptions { cfg: cfg.clone(), paths: default_features()?, tags: Some(DEFAULT_TAGS.into()), report_dir, keep: false }).await?;
     let total = t0.elapsed().as_secs_f64();
     print!("{}", crate::report::figures(&res.scenarios));
     println!("bench: default run {total:.1}s for {} scenarios ({} passed, {} failed, {} skipped) (target <= 600s)", res.scenarios.len(), res.passed, res.failed, res.skipped);

@@ -15,6 +15,10 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_BROKEN: i32 = 2;
 
+/// Without tags and paths, `run` leaves out the negative controls (expected to fail) and the drills
+/// across a shaped inter-site link (they need an environment that declares a larger sync allowance).
+pub const DEFAULT_TAGS: &str = "not @negative and not @wan";
+
 /// Bundled copies, so the released binary runs drills without the repository.
 const BUNDLED_ENV: &str = include_str!("../../environments/lab-regional.yaml");
 const BUNDLED_FEATURES: &[(&str, &str)] = &[
@@ -25,6 +29,7 @@ const BUNDLED_FEATURES: &[(&str, &str)] = &[
     ("negative/relocate-without-barrier.feature", include_str!("../../features/negative/relocate-without-barrier.feature")),
     ("negative/ceph-schedule.feature", include_str!("../../features/negative/ceph-schedule.feature")),
     ("negative/corruption.feature", include_str!("../../features/negative/corruption.feature")),
+    ("network.feature", include_str!("../../features/network.feature")),
 ];
 
 /// Removes what the harness made if it leaves `main` by an error or a panic that unwinds.

@@ -1,13 +1,13 @@
 //! `dr-drill run`: the drills.
 
-use super::default_features;
+use super::{default_features, DEFAULT_TAGS};
 use crate::config::EnvConfig;
 use crate::runner::{self, RunOptions};
 use std::path::PathBuf;
 
 pub async fn run(cfg: &EnvConfig, tags: Option<String>, report_dir: Option<PathBuf>, keep: bool, paths: Vec<PathBuf>) -> anyhow::Result<i32> {
-    // The bundled features hold negative controls (expected to fail): left out unless asked for.
-    let tags = if paths.is_empty() { tags.or_else(|| Some("not @negative".into())) } else { tags };
+    // Negative controls (expected to fail) and WAN drills are left out unless asked for.
+    let tags = if paths.is_empty() { tags.or_else(|| Some(DEFAULT_TAGS.into())) } else { tags };
     let paths = if paths.is_empty() { default_features()? } else { paths };
     let report_dir = report_dir.unwrap_or_else(|| PathBuf::from("reports").join(super::run_id()));
     println!("dr-drill: environment {} ({}), {}", cfg.spec.name, cfg.path.display(), cfg.replication_summary());

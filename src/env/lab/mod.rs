@@ -10,6 +10,7 @@ pub mod mirror;
 pub mod site;
 pub mod state;
 pub mod vm;
+pub mod wan;
 
 use crate::clock::Wt;
 use crate::config::{EnvConfig, LabSpec};
@@ -117,7 +118,7 @@ pub async fn up(cfg: &EnvConfig, spec: &LabSpec, topology: &Topology, bus: Bus) 
     procs::track_dir(&root);
     let deadline = cfg.spec.budgets.command.0;
     let sites = topology.sites().enumerate().map(|(i, n)| Site::new(n, &format!("drd-{id}-{n}"), &format!("10.77.0.{}", i + 1), root.join(n), deadline)).collect();
-    let mut lab = LabSites { env: cfg.spec.name.clone(), disposable: cfg.spec.disposable, id, root: root.clone(), sites, up_time: Duration::ZERO, bus: bus.clone() };
+    let mut lab = LabSites { env: cfg.spec.name.clone(), disposable: cfg.spec.disposable, id, root: root.clone(), sites, links: vec![], up_time: Duration::ZERO, bus: bus.clone() };
     let initramfs = root.join("initramfs.cpio");
     let budget = cfg.spec.budgets.up.0;
     let res = match tokio::time::timeout(budget, lab.build(cfg, &assets, &initramfs)).await {
@@ -142,6 +143,9 @@ pub struct LabSites {
     pub id: String,
     pub root: PathBuf,
     pub sites: Vec<Site>,
+    /// The links between sites through the harness's delay line (empty when the sites are joined by a
+    /// plain veth pair: a lab that outlives the harness, `env up`).
+    pub links: Vec<wan::WanLink>,
     pub up_time: Duration,
     bus: Bus,
 }
@@ -156,10 +160,15 @@ impl LabSites {
         let [a, b] = self.sites.as_slice() else {
             return Err(EnvError::Usage(format!("the lab joins two sites, environment {} has {}", self.env, self.sites.len())));
         };
-        ip(&["link", "add", "wan0", "netns", &a.ns, "type", "veth", "peer", "name", "wan0", "netns", &b.ns]).await?;
+        if procs::detached() {
+            // the lab outlives this process, so no process of its can carry the packets
+            ip(&["link", "add", "wan0", "netns", &a.ns, "type", "veth", "peer", "name", "wan0", "netns", &b.ns]).await?;
+        } else {
+            self.links.push(wan::WanLink::open((&a.name, &a.ns), (&b.name, &b.ns), "wan0")?);
+        }
         for s in &self.sites {
             ip(&["-n", &s.ns, "addr", "add", &format!("{}/24", s.ip), "dev", "wan0"]).await?;
-            ip(&["-n", &s.ns, "link", "set", "wan0", "up"]).await?;
+            ip(&["-n", &s.ns, "link", "set", "wan0", "mtu", "9000", "up"]).await?;
         }
         let img = initramfs::build(&assets.probe, &assets.modules, assets.busybox.as_deref()).map_err(io("build the guest initramfs"))?;
         std::fs::write(initramfs, img).map_err(io("write the guest initramfs"))?;
@@ -173,6 +182,33 @@ impl LabSites {
         let env = self.env.clone();
         let known: Vec<String> = self.sites.iter().map(|s| s.name.clone()).collect();
         self.sites.iter_mut().find(|s| s.name == name).ok_or_else(|| EnvError::Usage(format!("unknown site {name:?}: environment {env} has sites {}", known.join(", "))))
+    }
+
+    /// The delay line's direction from `from` to `to`; an error names what is missing.
+    fn direction(&mut self, from: &str, to: &str) -> Result<wan::Direction, EnvError> {
+        self.site_mut(from)?;
+        self.site_mut(to)?;
+        if self.links.is_empty() {
+            return Err(EnvError::Usage(format!("the link between sites {from} and {to} is a plain veth pair (a lab made by `env up`): latency, loss and partitions need a run's delay line")));
+        }
+        self.links.iter().find_map(|l| l.direction(from, to)).cloned().ok_or_else(|| EnvError::Usage(format!("no link joins sites {from} and {to}")))
+    }
+
+    /// Changes the shape of the direction from `from` to `to`.
+    fn shape(&mut self, from: &str, to: &str, change: impl FnOnce(&mut wan::Shape)) -> Result<(), EnvError> {
+        let d = self.direction(from, to)?;
+        change(&mut d.shape.lock().unwrap());
+        Ok(())
+    }
+
+    /// Sends `sig` to every process of a site (freeze and thaw).
+    fn signal_all(&mut self, site: &str, sig: i32) -> Result<(), EnvError> {
+        let ns = self.site_mut(site)?.ns.clone();
+        for pid in procs::netns_pids(&ns) {
+            // SAFETY: kill(2) on a process inside a namespace the harness made.
+            unsafe { libc::kill(pid, sig) };
+        }
+        Ok(())
     }
 
     pub fn state(&self, replication: String) -> state::LabState {
@@ -225,6 +261,29 @@ impl Faults for LabSites {
                 at = Wt::now();
                 ip(&["-n", &ns, "link", "set", "wan0", "down"]).await?;
             }
+            Fault::Freeze { site } => {
+                self.site_mut(site)?;
+                at = Wt::now();
+                self.signal_all(site, libc::SIGSTOP)?;
+            }
+            Fault::Latency { from, to, delay, jitter } => {
+                self.shape(from, to, |s| (s.delay, s.jitter) = (delay.0, jitter.0))?;
+                at = Wt::now();
+            }
+            Fault::Loss { from, to, permille } => {
+                self.shape(from, to, |s| s.loss = (*permille).min(1000) as f64 / 1000.0)?;
+                at = Wt::now();
+            }
+            Fault::RateLimit { from, to, bps } => {
+                self.shape(from, to, |s| s.rate_bps = Some(*bps))?;
+                at = Wt::now();
+            }
+            Fault::Partition { a, b } => {
+                let (ab, ba) = (self.direction(a, b)?, self.direction(b, a)?);
+                at = Wt::now();
+                ab.shape.lock().unwrap().cut = true;
+                ba.shape.lock().unwrap().cut = true;
+            }
         }
         self.bus.publish_at(at, Event::Fault { fault: fault.clone() });
         Ok(Receipt { fault, at })
@@ -258,6 +317,15 @@ impl Faults for LabSites {
                     ip(&["-n", &s.ns, "link", "set", "wan0", "up"]).await?;
                 }
             }
+            // thawing a running process does nothing: idempotent
+            Fault::Freeze { site } => self.signal_all(site, libc::SIGCONT)?,
+            Fault::Latency { from, to, .. } => self.shape(from, to, |s| (s.delay, s.jitter) = (Duration::ZERO, Duration::ZERO))?,
+            Fault::Loss { from, to, .. } => self.shape(from, to, |s| s.loss = 0.0)?,
+            Fault::RateLimit { from, to, .. } => self.shape(from, to, |s| s.rate_bps = None)?,
+            Fault::Partition { a, b } => {
+                self.shape(a, b, |s| s.cut = false)?;
+                self.shape(b, a, |s| s.cut = false)?;
+            }
         }
         self.bus.publish(Event::Recovered { fault: r.fault.clone() });
         Ok(())
@@ -276,6 +344,38 @@ impl Infrastructure for LabSites {
 
     fn rss_bytes(&self) -> u64 {
         self.sites.iter().flat_map(|s| s.daemons.iter().map(|d| procs::hwm(d.pid))).sum()
+    }
+
+    /// TCP handshakes from inside `from` to the monitor of `to` (SYN to SYN-ACK is one round trip over
+    /// the link, through the delay line like every other packet).
+    async fn round_trips(&mut self, from: &str, to: &str, samples: u32) -> Result<Vec<Duration>, EnvError> {
+        let ns = self.site_mut(from)?.ns.clone();
+        let ip = self.site_mut(to)?.ip.clone();
+        let addr: std::net::SocketAddr = format!("{ip}:3300").parse().map_err(|e| EnvError::Usage(format!("bad address of site {to}: {e}")))?;
+        let what = format!("measure the round trip from site {from} to site {to}");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // a thread of its own: it enters the site's namespace and never serves anything else
+        std::thread::spawn(move || {
+            let r = (|| {
+                let nsf = std::fs::File::open(format!("/run/netns/{ns}"))?;
+                // SAFETY: setns(2) on this thread only.
+                if unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&nsf), libc::CLONE_NEWNET) } != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let mut v = vec![];
+                for _ in 0..samples {
+                    let t = std::time::Instant::now();
+                    let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+                    v.push(t.elapsed());
+                    drop(s);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Ok(v)
+            })();
+            let _ = tx.send(r);
+        });
+        let r = rx.await.map_err(|_| EnvError::Usage(format!("failed to {what}: the measuring thread died")))?;
+        r.map_err(|e| EnvError::Site { site: from.into(), what, detail: e.to_string(), cause: Cause::System })
     }
 
     /// Tears everything down: daemons, namespaces, the run directory (unless kept on purpose).

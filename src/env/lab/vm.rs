@@ -52,6 +52,8 @@ pub struct BootLog {
     pub hello: Option<(Wt, String)>,
     /// (sequence, witness time of the ack, guest wall clock ns)
     pub acks: Vec<(u64, Wt, u64)>,
+    /// Durable write latency of each ack that reported one, microseconds.
+    pub ack_lat_us: Vec<u32>,
     pub scan: Option<(Wt, ScanReport)>,
     pub stopped: Option<(Wt, u64)>,
     pub corrupted: Option<u64>,
@@ -79,6 +81,7 @@ pub fn history(boots: &[BootLog]) -> History {
         h.acks.extend(b.acks.iter().map(|(seq, at, _)| Ack { seq: *seq, at: *at, boot: tag }));
         h.stops.extend(b.stopped.map(|s| (tag, s.1)));
         h.garbled += b.garbled.len();
+        h.latencies_us.extend(&b.ack_lat_us);
     }
     h
 }
@@ -203,8 +206,12 @@ impl VmProcess {
                             bus.publish_at(t, Event::ProbeUp { vm: vm_name.clone(), boot: boot.clone() });
                             g.hello = Some((t, boot))
                         }
-                        Msg::Ack { seq, wall_ns } => {
-                            bus.publish_at(t, Event::Ack { vm: vm_name.clone(), boot, seq, guest_wall_ns: wall_ns });
+                        Msg::Ack { seq, wall_ns, lat_us } => {
+                            if lat_us > 0 {
+                                // 0: a probe that does not measure it
+                                g.ack_lat_us.push(lat_us.min(u32::MAX as u64) as u32);
+                            }
+                            bus.publish_at(t, Event::Ack { vm: vm_name.clone(), boot, seq, guest_wall_ns: wall_ns, lat_us });
                             g.acks.push((seq, t, wall_ns))
                         }
                         Msg::Stopped { seq } => {
