@@ -3,6 +3,7 @@ Feature: Failover: losing the primary site loses at most one replication interva
   The primary site loses power: its storage is fenced, the VM's I/O halts abruptly, and the VM restarts on
   the other site from the replicated data (the guest runs its crash recovery).
 
+  @regional
   Scenario: Regional-DR failover after a power loss on site a
     Given a Regional-DR lab with sites a and b
     And the round-trip time between sites a and b is at most 10ms
@@ -12,12 +13,3 @@ Feature: Failover: losing the primary site loses at most one replication interva
     And the VM is failed over to site b
     Then the data loss window is at most the replication interval
     And the VM serves again on site b within 2m
-
-  @metro
-  Scenario: Metro-DR failover loses nothing
-    Given a Regional-DR lab with sites a and b
-    And a VM writing 50 records per second on site a
-    When the VM runs for 12s
-    And site a loses power
-    And the VM is failed over to site b
-    Then no acknowledged write is lost

@@ -1,4 +1,4 @@
-@wan
+@wan @regional
 Feature: The inter-site network: latency and loss
   The link between the sites is the harness's own delay line: every packet crosses it, held for its delay
   and dropped when told. Regional-DR replicates asynchronously, so a slow, lossy link costs replication

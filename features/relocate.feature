@@ -2,6 +2,7 @@
 Feature: Relocate: a planned move loses no acknowledged write
   The VM is shut down gracefully, unreplicated data is synced, and the VM starts on the other site.
 
+  @regional
   Scenario: Relocate a writing VM from site a to site b
     Given a Regional-DR lab with sites a and b
     And a VM writing 50 records per second on site a

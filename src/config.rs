@@ -76,6 +76,25 @@ pub struct SiteSpec {
 pub enum Replication {
     /// Asynchronous RBD snapshot mirroring between two clusters.
     Regional(Regional),
+    /// Synchronous: one Ceph cluster stretched over the two sites and an arbiter.
+    Metro(Metro),
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metro {
+    /// The third failure domain: a tie-breaking monitor, no data.
+    pub arbiter: String,
+    /// Metro-DR is supported only with the data sites at most this far apart (round trip): measured before
+    /// any drill, and a larger figure fails the run.
+    #[serde(default = "Metro::default_max_rtt")]
+    pub max_rtt: Dur,
+}
+
+impl Metro {
+    fn default_max_rtt() -> Dur {
+        Dur(Duration::from_millis(10))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -190,18 +209,28 @@ impl EnvFile {
     pub fn regional(&self) -> Option<&Regional> {
         match &self.replication {
             Replication::Regional(r) => Some(r),
+            Replication::Metro(_) => None,
         }
     }
-    /// The replication interval (the declared RPO).
+    /// The Metro-DR settings, if replication is metro.
+    pub fn metro(&self) -> Option<&Metro> {
+        match &self.replication {
+            Replication::Metro(m) => Some(m),
+            Replication::Regional(_) => None,
+        }
+    }
+    /// The replication interval (the declared RPO; zero when replication is synchronous).
     pub fn interval(&self) -> Duration {
         match &self.replication {
             Replication::Regional(r) => r.interval.0,
+            Replication::Metro(_) => Duration::ZERO,
         }
     }
     /// The replication mode's name, for reports.
     pub fn mode_name(&self) -> &'static str {
         match self.replication {
             Replication::Regional(_) => "regional",
+            Replication::Metro(_) => "metro",
         }
     }
 }
@@ -302,6 +331,12 @@ pub fn from_yaml(path: &Path, text: &str) -> Result<EnvConfig, ConfigError> {
                 )?;
             }
         }
+        Replication::Metro(mt) => {
+            let ok = !mt.arbiter.is_empty() && mt.arbiter.len() <= 8 && mt.arbiter.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+            check(ok, "arbiter", &format!("arbiter name {:?} must be 1-8 characters of a-z and 0-9", mt.arbiter))?;
+            check(spec.sites.iter().all(|s| s.name != mt.arbiter), "arbiter", &format!("the arbiter {:?} must not be one of the data sites", mt.arbiter))?;
+            check(mt.max_rtt.0 > Duration::ZERO, "maxRtt", "must be above zero")?;
+        }
     }
     check((1..=1000).contains(&spec.vm.write_rate), "writeRate", "must be 1 to 1000 records per second")?;
     match &spec.backend {
@@ -330,6 +365,12 @@ impl EnvConfig {
                 Scheduler::Harness => format!("regional (async RBD snapshot mirroring), mirror snapshot every {} issued by the harness, sync allowance {}", r.interval, Dur(r.allowance())),
                 Scheduler::Ceph => format!("regional (async RBD snapshot mirroring), Ceph rbd mirror snapshot schedule every {}, sync allowance {}", r.interval, Dur(r.allowance())),
             },
+            Replication::Metro(m) => format!(
+                "metro (synchronous: one Ceph cluster stretched over sites {} with arbiter {}, a replica in each data site), sites at most {} apart",
+                self.site_names().join(" and "),
+                m.arbiter,
+                m.max_rtt
+            ),
         }
     }
 }
@@ -428,6 +469,12 @@ budgets:
         assert!(e.contains("`backend: { lab: {} }`"), "{e}");
         let e = err(&GOOD.replace("  regional:\n    interval: 5s\n    scheduler: harness", "  mode: regional\n  interval: 5s\n  scheduler: harness"));
         assert!(e.starts_with("env.yaml:10: replication: name the mode as a key"), "{e}");
+        // Metro-DR: an arbiter that is not a data site
+        let metro = GOOD.replace("  regional:\n    interval: 5s\n    scheduler: harness", "  metro:\n    arbiter: c");
+        let e = from_yaml(Path::new("m.yaml"), &metro).unwrap();
+        assert_eq!((e.spec.metro().unwrap().arbiter.as_str(), e.spec.metro().unwrap().max_rtt.0), ("c", Duration::from_millis(10)));
+        assert_eq!(e.spec.interval(), Duration::ZERO);
+        assert!(err(&metro.replace("arbiter: c", "arbiter: a")).contains("must not be one of the data sites"));
         // lab-only fields live under the lab
         assert!(err(&GOOD.replace("vm:\n  writeRate: 50", "vm:\n  writeRate: 50\n  memory: 128Mi")).contains("unknown field `memory`"));
         assert!(err("name: [unclosed").starts_with("env.yaml:"));

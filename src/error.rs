@@ -40,12 +40,19 @@ pub enum EnvError {
     Usage(String),
     #[error("failed to bring up environment {env}: {source}")]
     BringUp { env: String, source: Box<EnvError> },
+    /// The environment came up but is outside what its DR mode supports (a Metro-DR pair too far apart).
+    #[error("environment {env} is out of spec: {what}")]
+    OutOfSpec { env: String, what: String },
+    /// An error met earlier in the run, told again (with its cause).
+    #[error("{msg}")]
+    Earlier { msg: String, cause: Cause },
 }
 
 impl Caused for EnvError {
     fn cause(&self) -> Cause {
         match self {
-            EnvError::Site { cause, .. } | EnvError::Timeout { cause, .. } | EnvError::Vm { cause, .. } => *cause,
+            EnvError::Site { cause, .. } | EnvError::Timeout { cause, .. } | EnvError::Vm { cause, .. } | EnvError::Earlier { cause, .. } => *cause,
+            EnvError::OutOfSpec { .. } => Cause::System,
             EnvError::MissingTool { .. } | EnvError::Io { .. } | EnvError::NotDisposable { .. } | EnvError::Usage(_) | EnvError::BringUp { .. } => Cause::Harness,
         }
     }

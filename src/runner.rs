@@ -130,14 +130,16 @@ pub fn is_destructive(step: &str) -> bool {
 /// Why this environment cannot run a scenario with these tags, if it cannot (the scenario is then skipped,
 /// never passed). Pure.
 pub fn unsupported(cfg: &EnvConfig, tags: &[&str]) -> Option<String> {
-    let Replication::Regional(r) = &cfg.spec.replication;
-    if tags.contains(&"metro") {
-        return Some(format!("needs Metro-DR (synchronous replication); environment {} is {}", cfg.spec.name, cfg.replication_summary()));
+    let (name, what) = (&cfg.spec.name, cfg.replication_summary());
+    match &cfg.spec.replication {
+        Replication::Regional(_) if tags.contains(&"metro") => Some(format!("needs Metro-DR (synchronous replication); environment {name} is {what}")),
+        Replication::Metro(_) if tags.contains(&"regional") => Some(format!("needs Regional-DR (asynchronous replication); environment {name} is {what}")),
+        Replication::Metro(_) if tags.contains(&"scheduler-ceph") => Some(format!("needs Regional-DR on Ceph's own mirror snapshot schedule; environment {name} is {what}")),
+        Replication::Regional(r) if tags.contains(&"scheduler-ceph") && r.scheduler != Scheduler::Ceph => {
+            Some(format!("needs Ceph's own mirror snapshot schedule (scheduler: ceph); environment {name} is {what}"))
+        }
+        _ => None,
     }
-    if tags.contains(&"scheduler-ceph") && r.scheduler != Scheduler::Ceph {
-        return Some(format!("needs Ceph's own mirror snapshot schedule (scheduler: ceph); environment {} is {}", cfg.spec.name, cfg.replication_summary()));
-    }
-    None
 }
 
 /// A tag expression ("@relocate and not @slow"); empty selects everything. Pure.

@@ -90,11 +90,17 @@ impl Scenario {
 
     /// "a Regional-DR environment with sites A and B": the environment must be that, then it comes up.
     pub async fn regional_env(&mut self, a: &str, b: &str) -> R {
-        let r = self.regional_env_inner(a, b).await;
+        let r = self.env_of(a, b, "Regional-DR", |r| matches!(r, Replication::Regional(_))).await;
         self.track(r)
     }
 
-    async fn regional_env_inner(&mut self, a: &str, b: &str) -> R {
+    /// "a Metro-DR environment with sites A and B".
+    pub async fn metro_env(&mut self, a: &str, b: &str) -> R {
+        let r = self.env_of(a, b, "Metro-DR", |r| matches!(r, Replication::Metro(_))).await;
+        self.track(r)
+    }
+
+    async fn env_of(&mut self, a: &str, b: &str, kind: &str, is: impl Fn(&Replication) -> bool) -> R {
         let cfg = &self.session.cfg;
         let have = cfg.site_names();
         if have != [a, b] {
@@ -105,8 +111,8 @@ impl Scenario {
                 have.join(" and ")
             )));
         }
-        if !matches!(cfg.spec.replication, Replication::Regional(_)) {
-            return Err(StepError::Mismatch(format!("the scenario needs Regional-DR, environment {} is {}", cfg.spec.name, cfg.replication_summary())));
+        if !is(&cfg.spec.replication) {
+            return Err(StepError::Mismatch(format!("the scenario needs {kind}, environment {} is {}", cfg.spec.name, cfg.replication_summary())));
         }
         let _env = self.session.env().await?;
         Ok(())
@@ -346,7 +352,9 @@ impl Scenario {
 
     /// Fails with every error-severity finding; the environment's replication interval is the declared RPO.
     fn ready(&self, what: &str, objects: &[lint::Object], kustomized: bool) -> R {
-        let opts = rules::Options { rpo: Some(self.session.cfg.spec.interval()), ..Default::default() };
+        // the declared RPO: the replication interval (none for synchronous replication)
+        let rpo = Some(self.session.cfg.spec.interval()).filter(|d| !d.is_zero());
+        let opts = rules::Options { rpo, ..Default::default() };
         let errors: Vec<String> = rules::check(objects, kustomized, &opts)
             .into_iter()
             .filter(|f| f.severity >= Severity::Error)

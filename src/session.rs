@@ -4,7 +4,7 @@
 
 use crate::config::EnvConfig;
 use crate::env::Environment;
-use crate::error::EnvError;
+use crate::error::{Caused, Cause, EnvError};
 use crate::events::Bus;
 use std::sync::{Arc, Mutex};
 use tokio::sync::MappedMutexGuard;
@@ -13,8 +13,8 @@ pub struct Session {
     pub cfg: EnvConfig,
     pub bus: Bus,
     env: tokio::sync::Mutex<Option<Environment>>,
-    /// A failed bring-up is remembered and not retried within the run.
-    bring_up: Mutex<Option<String>>,
+    /// A failed bring-up is remembered (with its cause) and not retried within the run.
+    bring_up: Mutex<Option<(String, Cause)>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -32,21 +32,30 @@ impl Session {
     pub async fn env(&self) -> Result<MappedMutexGuard<'_, Environment>, EnvError> {
         let mut g = self.env.lock().await;
         if g.is_none() {
-            if let Some(e) = self.bring_up.lock().unwrap().clone() {
-                return Err(EnvError::Usage(format!("the environment could not be brought up earlier in this run: {e}")));
+            if let Some((e, cause)) = self.bring_up.lock().unwrap().clone() {
+                return Err(EnvError::Earlier { msg: format!("the environment could not be used, as found earlier in this run: {e}"), cause });
             }
             println!("      bringing up {} ({}) ...", self.cfg.spec.name, self.cfg.replication_summary());
             for left in crate::env::reap_stale(&self.cfg) {
                 println!("      removed {left} left by an earlier run that was killed");
             }
-            match Environment::up(&self.cfg, self.bus.clone()).await {
-                Ok(e) => {
+            let up = match Environment::up(&self.cfg, self.bus.clone()).await {
+                Ok(mut e) => {
                     println!("      {}", e.faults.describe());
-                    *g = Some(e)
+                    match in_spec(&mut e).await {
+                        Ok(()) => Ok(e),
+                        Err(err) => {
+                            e.down().await;
+                            Err(err)
+                        }
+                    }
                 }
+                Err(e) => Err(EnvError::BringUp { env: self.cfg.spec.name.clone(), source: Box::new(e) }),
+            };
+            match up {
+                Ok(e) => *g = Some(e),
                 Err(e) => {
-                    let e = EnvError::BringUp { env: self.cfg.spec.name.clone(), source: Box::new(e) };
-                    *self.bring_up.lock().unwrap() = Some(e.to_string());
+                    *self.bring_up.lock().unwrap() = Some((e.to_string(), e.cause()));
                     return Err(e);
                 }
             }
@@ -73,4 +82,25 @@ impl Session {
             env.down().await;
         }
     }
+}
+
+/// Metro-DR is supported only with the data sites at most `maxRtt` apart: measured before any drill (both
+/// ways, 10 TCP handshakes each), and a larger median fails the run with the figure (exit 1).
+async fn in_spec(env: &mut Environment) -> Result<(), EnvError> {
+    let Some(metro) = env.cfg.spec.metro().cloned() else { return Ok(()) };
+    let sites: Vec<String> = env.topology.sites().map(String::from).collect();
+    let mut worst = (0.0f64, String::new());
+    for (from, to) in [(&sites[0], &sites[1]), (&sites[1], &sites[0])] {
+        let mut v = env.faults.round_trips(from, to, 10).await?;
+        v.sort();
+        let median = v[v.len() / 2].as_secs_f64() * 1e3;
+        println!("      round trip {from} -> {to}: median {median:.2} ms (Metro-DR allows {})", metro.max_rtt);
+        if median > worst.0 {
+            worst = (median, format!("{from} -> {to}"));
+        }
+    }
+    if worst.0 > metro.max_rtt.0.as_secs_f64() * 1e3 {
+        return Err(EnvError::OutOfSpec { env: env.cfg.spec.name.clone(), what: format!("round trip {} is {:.2} ms (median), Metro-DR allows at most {}", worst.1, worst.0, metro.max_rtt) });
+    }
+    Ok(())
 }

@@ -41,10 +41,15 @@ impl Topology {
     /// The topology an environment file describes. Pure.
     pub fn of(cfg: &EnvConfig) -> Topology {
         let sites = cfg.site_names();
-        let domains = sites.iter().map(|s| FailureDomain { name: s.clone(), role: Role::Data }).collect();
-        let clusters = match cfg.spec.replication {
+        let mut domains: Vec<FailureDomain> = sites.iter().map(|s| FailureDomain { name: s.clone(), role: Role::Data }).collect();
+        let clusters = match &cfg.spec.replication {
             // one cluster per site, mirrored to the other
             Replication::Regional(_) => sites.iter().map(|s| StorageCluster { name: format!("ceph-{s}"), domains: vec![s.clone()] }).collect(),
+            // one cluster over both sites and the arbiter
+            Replication::Metro(m) => {
+                domains.push(FailureDomain { name: m.arbiter.clone(), role: Role::Arbiter });
+                vec![StorageCluster { name: "ceph".into(), domains: domains.iter().map(|d| d.name.clone()).collect() }]
+            }
         };
         Topology { env: cfg.spec.name.clone(), domains, clusters }
     }
@@ -82,6 +87,11 @@ impl Topology {
             .ok_or_else(|| EnvError::Usage(format!("no storage cluster holds site {site} in environment {}", self.env)))
     }
 
+    /// Every failure domain, data sites first (what the network joins).
+    pub fn domains(&self) -> impl Iterator<Item = &str> {
+        self.domains.iter().map(|d| d.name.as_str())
+    }
+
     /// True when the two sites' data sit in one (stretched) cluster: nothing to replicate between them.
     pub fn shared_storage(&self, a: &str, b: &str) -> Result<bool, EnvError> {
         Ok(self.cluster_of(a)?.name == self.cluster_of(b)?.name)
@@ -105,6 +115,18 @@ mod tests {
         assert_eq!(t.peer_of("west").unwrap(), "east");
         assert_eq!(t.cluster_of("west").unwrap().name, "ceph-west");
         assert!(!t.shared_storage("east", "west").unwrap());
+    }
+
+    #[test]
+    fn metro_has_one_cluster_over_two_sites_and_an_arbiter() {
+        let text = "name: t\nbackend:\n  lab: {}\ndisposable: true\nsites:\n  - name: a\n  - name: b\nreplication:\n  metro:\n    arbiter: c\n";
+        let t = Topology::of(&crate::config::from_yaml(std::path::Path::new("t.yaml"), text).unwrap());
+        assert_eq!(t.sites().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(t.domains().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(t.peer_of("a").unwrap(), "b");
+        assert!(t.shared_storage("a", "b").unwrap());
+        assert!(t.site("c").is_err(), "the arbiter runs no VMs");
+        assert_eq!(t.clusters[0].domains, ["a", "b", "c"]);
     }
 
     #[test]

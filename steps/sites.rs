@@ -15,6 +15,11 @@ async fn regional_lab(w: &mut DrWorld, a: Site, b: Site) -> anyhow::Result<()> {
     Ok(w.s()?.regional_env(&a.0, &b.0).await?)
 }
 
+#[given(expr = "a Metro-DR environment with sites {site} and {site}")]
+async fn metro_env(w: &mut DrWorld, a: Site, b: Site) -> anyhow::Result<()> {
+    Ok(w.s()?.metro_env(&a.0, &b.0).await?)
+}
+
 #[given(expr = "the replication interval is {duration}")]
 async fn interval(w: &mut DrWorld, d: Duration) -> anyhow::Result<()> {
     Ok(w.s()?.interval_is(d.0).await?)

@@ -1,4 +1,4 @@
-@negative
+@negative @regional
 Feature: Negative control: broken replication must fail the drill
   If the drill said "no loss" here, it could not be trusted anywhere. The scenario is expected to FAIL.
 

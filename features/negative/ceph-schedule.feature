@@ -1,4 +1,4 @@
-@negative @scheduler-ceph
+@negative @regional @scheduler-ceph
 Feature: Negative control: Ceph's own schedule with replication stopped, whatever the host's time zone
   Ceph's mirror snapshot schedule (1 minute) replicates one snapshot taken while the VM writes, then
   replication to site b stops for longer than an interval. Snapshot times come from Ceph (the rbd CLI prints

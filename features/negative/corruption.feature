@@ -1,4 +1,4 @@
-@negative
+@negative @regional
 Feature: Negative control: a corrupted record must be reported
   A record damaged on disk after a relocation must be reported as corruption. Expected to FAIL.
 

@@ -1,4 +1,4 @@
-@negative
+@negative @regional
 Feature: Negative control: a relocate that does not wait for the sync barrier must fail the drill
   Replication to site b is stopped, then the VM is relocated and site b promoted by force right after the
   demotion, without waiting for the demotion snapshot to arrive. What the VM wrote since the last snapshot

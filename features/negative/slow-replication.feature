@@ -1,4 +1,4 @@
-@negative
+@negative @regional
 Feature: Negative control: replication that lags past its allowance must fail the drill
   A slow snapshot must never widen the Regional-DR bound. Replication to the survivor is frozen for several
   intervals (its rbd-mirror daemon stopped, not killed) and then catches up before the failover: the data

@@ -53,7 +53,9 @@ async fn lab_figures(cfg: &EnvConfig, rounds: u32) -> anyhow::Result<()> {
         let res = bench_vm(&mut parts, cfg).await;
         let rss = parts.sites.rss_bytes() + parts.workload.rss_bytes();
         parts.workload.shutdown().await;
-        parts.driver.shutdown().await;
+        if let Ok(d) = parts.driver.mirror() {
+            d.shutdown().await;
+        }
         parts.sites.down().await;
         res?;
         println!("bench: peak RSS of the lab (sum of VmHWM of every daemon and QEMU): {} MiB", rss >> 20);
@@ -107,9 +109,10 @@ async fn bench_vm(parts: &mut LabParts, cfg: &EnvConfig) -> anyhow::Result<()> {
     let t = Instant::now();
     let site = Topology::of(cfg).sites().next().expect("a lab has sites").to_string();
     let peer = Topology::of(cfg).peer_of(&site)?;
-    let volume = parts.driver.provision("bench", &site).await?;
+    let driver = parts.driver.mirror()?;
+    let volume = driver.provision("bench", &site).await?;
     println!("bench: new mirrored image replicated to the peer (first snapshot complete) in {:.1}s", t.elapsed().as_secs_f64());
-    parts.driver.stop_scheduler("bench")?;
+    driver.stop_scheduler("bench")?;
     parts.workload.start_stopped("bench", rate);
     let t0 = Instant::now();
     parts.workload.boot("bench", &site, &volume, Mode::Write, spec.disk_records() + 1).await?;
@@ -131,7 +134,8 @@ async fn bench_vm(parts: &mut LabParts, cfg: &EnvConfig) -> anyhow::Result<()> {
     rtt.sort_by(|a, b| a.total_cmp(b));
     let period = 1e3 / rate as f64;
     println!("bench: probe port round trip (ping -> PONG) over 50 pings while writing: median {:.2} ms, max {:.2} ms; one write period is {period:.0} ms", rtt[25], rtt[49]);
-    let (primary, peer) = (parts.driver.site(&site)?.clone(), parts.driver.site(&peer)?.clone());
+    let driver = parts.driver.mirror()?;
+    let (primary, peer) = (driver.site(&site)?.clone(), driver.site(&peer)?.clone());
     let mut lat = vec![];
     for _ in 0..5 {
         let t = Instant::now();

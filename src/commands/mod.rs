@@ -30,6 +30,8 @@ const BUNDLED_FEATURES: &[(&str, &str)] = &[
     ("negative/ceph-schedule.feature", include_str!("../../features/negative/ceph-schedule.feature")),
     ("negative/corruption.feature", include_str!("../../features/negative/corruption.feature")),
     ("network.feature", include_str!("../../features/network.feature")),
+    ("metro.feature", include_str!("../../features/metro.feature")),
+    ("negative/metro-out-of-spec.feature", include_str!("../../features/negative/metro-out-of-spec.feature")),
 ];
 
 /// Removes what the harness made if it leaves `main` by an error or a panic that unwinds.

@@ -28,7 +28,7 @@ impl Environment {
         let (workload, faults, driver): (Box<dyn Workload>, Box<dyn Infrastructure>, Box<dyn DrDriver>) = match &cfg.spec.backend {
             Backend::Lab(spec) => {
                 let p = lab::up(cfg, spec, &topology, bus.clone()).await?;
-                (Box::new(p.workload), Box::new(p.sites), Box::new(p.driver))
+                (Box::new(p.workload), Box::new(p.sites), p.driver.boxed())
             }
         };
         Ok(Environment { cfg: cfg.clone(), topology, bus, workload, faults, driver, vms: 0 })
@@ -49,6 +49,7 @@ impl Environment {
         self.vms += 1;
         let volume = self.driver.provision(&vm, &site).await?;
         self.workload.start(&vm, &site, &volume, rate).await?;
+        self.driver.serving(&vm).await?;
         Ok(vm)
     }
 

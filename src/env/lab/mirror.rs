@@ -405,9 +405,12 @@ impl RbdMirrorDriver {
         self.vms.get(vm).map(|p| p.image.clone()).ok_or_else(|| EnvError::Usage(format!("no VM named {vm}")))
     }
 
-    /// Starts the scheduler of `vm` on its primary.
+    /// Starts the scheduler of `vm` on its primary (if it is not running already).
     fn start_scheduler(&mut self, vm: &str) -> Result<(), EnvError> {
         let p = self.vms.get(vm).ok_or_else(|| EnvError::Usage(format!("no VM named {vm}")))?;
+        if p.scheduler.as_ref().is_some_and(|h| !h.is_finished()) {
+            return Ok(());
+        }
         let (primary, peer) = (self.site(&p.primary)?.clone(), self.site(&self.topology.peer_of(&p.primary)?)?.clone());
         let h = spawn_scheduler(&self.regional, self.bus.clone(), vm.to_string(), primary, peer, p.image.clone(), p.snaps.clone());
         self.vm(vm)?.scheduler = Some(h);

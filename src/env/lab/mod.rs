@@ -9,6 +9,7 @@ pub mod initramfs;
 pub mod mirror;
 pub mod site;
 pub mod state;
+pub mod stretched;
 pub mod vm;
 pub mod wan;
 
@@ -84,7 +85,7 @@ fn io(what: &str) -> impl FnOnce(std::io::Error) -> EnvError + '_ {
 }
 
 /// Runs `ip` (the harness's own plumbing: a failure is the harness's).
-async fn ip(args: &[&str]) -> Result<(), EnvError> {
+pub(crate) async fn ip(args: &[&str]) -> Result<(), EnvError> {
     let mut c = tokio::process::Command::new("ip");
     c.args(args).kill_on_drop(true);
     let what = format!("ip {}", args.join(" "));
@@ -104,7 +105,29 @@ pub fn reap_stale() -> Vec<String> {
 pub struct LabParts {
     pub sites: LabSites,
     pub workload: vm::QemuWorkload,
-    pub driver: mirror::RbdMirrorDriver,
+    pub driver: LabDriver,
+}
+
+/// The lab's DR driver, by replication mode.
+pub enum LabDriver {
+    Mirror(mirror::RbdMirrorDriver),
+    Stretched(stretched::StretchedDriver),
+}
+
+impl LabDriver {
+    pub fn boxed(self) -> Box<dyn crate::ports::DrDriver> {
+        match self {
+            LabDriver::Mirror(d) => Box::new(d),
+            LabDriver::Stretched(d) => Box::new(d),
+        }
+    }
+    /// The RBD mirroring driver (Regional-DR), for what measures mirroring itself.
+    pub fn mirror(&mut self) -> Result<&mut mirror::RbdMirrorDriver, EnvError> {
+        match self {
+            LabDriver::Mirror(d) => Ok(d),
+            LabDriver::Stretched(_) => Err(EnvError::Usage("this measures RBD mirroring: it needs a Regional-DR lab".into())),
+        }
+    }
 }
 
 /// Brings the lab up from nothing: namespaces, link, a Ceph cluster per site, mirroring both ways. On any
@@ -117,7 +140,17 @@ pub async fn up(cfg: &EnvConfig, spec: &LabSpec, topology: &Topology, bus: Bus) 
     std::fs::create_dir_all(&root).map_err(io("create the run directory"))?;
     procs::track_dir(&root);
     let deadline = cfg.spec.budgets.command.0;
-    let sites = topology.sites().enumerate().map(|(i, n)| Site::new(n, &format!("drd-{id}-{n}"), &format!("10.77.0.{}", i + 1), root.join(n), deadline)).collect();
+    // Regional-DR: a cluster per site, its address on the one link; Metro-DR: every failure domain (the
+    // arbiter too) with an address on its loopback, reached over a link per pair.
+    let metro = cfg.spec.metro().is_some();
+    let sites = topology
+        .domains()
+        .enumerate()
+        .map(|(i, n)| {
+            let addr = if metro { stretched::addr(i) } else { format!("10.77.0.{}", i + 1) };
+            Site::new(n, &format!("drd-{id}-{n}"), &addr, root.join(n), deadline)
+        })
+        .collect();
     let mut lab = LabSites { env: cfg.spec.name.clone(), disposable: cfg.spec.disposable, id, root: root.clone(), sites, links: vec![], up_time: Duration::ZERO, bus: bus.clone() };
     let initramfs = root.join("initramfs.cpio");
     let budget = cfg.spec.budgets.up.0;
@@ -132,7 +165,10 @@ pub async fn up(cfg: &EnvConfig, spec: &LabSpec, topology: &Topology, bus: Bus) 
     lab.up_time = t0.elapsed();
     let refs: BTreeMap<String, SiteRef> = lab.sites.iter().map(|s| (s.name.clone(), s.r.clone())).collect();
     let workload = vm::QemuWorkload::new(assets, initramfs, root.join("vms"), spec.clone(), cfg.spec.budgets.clone(), refs.clone(), bus.clone());
-    let driver = mirror::RbdMirrorDriver::new(cfg, topology.clone(), refs, bus);
+    let driver = match &cfg.spec.replication {
+        crate::config::Replication::Regional(_) => LabDriver::Mirror(mirror::RbdMirrorDriver::new(cfg, topology.clone(), refs, bus)),
+        crate::config::Replication::Metro(_) => LabDriver::Stretched(stretched::StretchedDriver::new(cfg, spec, topology.clone(), refs)),
+    };
     Ok(LabParts { sites: lab, workload, driver })
 }
 
@@ -157,6 +193,15 @@ impl LabSites {
             procs::track_netns(&s.ns);
             ip(&["-n", &s.ns, "link", "set", "lo", "up"]).await?;
         }
+        let img = initramfs::build(&assets.probe, &assets.modules, assets.busybox.as_deref()).map_err(io("build the guest initramfs"))?;
+        std::fs::write(initramfs, img).map_err(io("write the guest initramfs"))?;
+        if cfg.spec.metro().is_some() {
+            if procs::detached() {
+                return Err(EnvError::Usage("a Metro-DR lab's sites are joined by the harness's delay line: it lives only as long as a run (use `dr-drill run`)".into()));
+            }
+            stretched::network(&self.sites, &mut self.links).await?;
+            return stretched::bootstrap(&mut self.sites).await;
+        }
         let [a, b] = self.sites.as_slice() else {
             return Err(EnvError::Usage(format!("the lab joins two sites, environment {} has {}", self.env, self.sites.len())));
         };
@@ -164,14 +209,12 @@ impl LabSites {
             // the lab outlives this process, so no process of its can carry the packets
             ip(&["link", "add", "wan0", "netns", &a.ns, "type", "veth", "peer", "name", "wan0", "netns", &b.ns]).await?;
         } else {
-            self.links.push(wan::WanLink::open((&a.name, &a.ns), (&b.name, &b.ns), "wan0")?);
+            self.links.push(wan::WanLink::open((&a.name, &a.ns, "wan0"), (&b.name, &b.ns, "wan0"))?);
         }
         for s in &self.sites {
             ip(&["-n", &s.ns, "addr", "add", &format!("{}/24", s.ip), "dev", "wan0"]).await?;
             ip(&["-n", &s.ns, "link", "set", "wan0", "mtu", "9000", "up"]).await?;
         }
-        let img = initramfs::build(&assets.probe, &assets.modules, assets.busybox.as_deref()).map_err(io("build the guest initramfs"))?;
-        std::fs::write(initramfs, img).map_err(io("write the guest initramfs"))?;
         let results = futures::future::join_all(self.sites.iter_mut().map(|s| s.bootstrap())).await;
         results.into_iter().collect::<Result<Vec<()>, EnvError>>()?;
         mirror::setup(&mut self.sites, cfg).await?;
@@ -259,7 +302,15 @@ impl Faults for LabSites {
             Fault::Isolate { site } => {
                 let ns = self.site_mut(site)?.ns.clone();
                 at = Wt::now();
-                ip(&["-n", &ns, "link", "set", "wan0", "down"]).await?;
+                if self.links.is_empty() {
+                    ip(&["-n", &ns, "link", "set", "wan0", "down"]).await?;
+                } else {
+                    // every link of the site cut in the delay line, both ways (the kernel's links and routes
+                    // stay as they are)
+                    for d in self.links.iter().flat_map(|l| [&l.ab, &l.ba].into_iter().filter(move |_| l.a == *site || l.b == *site)) {
+                        d.shape.lock().unwrap().cut = true;
+                    }
+                }
             }
             Fault::Freeze { site } => {
                 self.site_mut(site)?;
@@ -311,10 +362,12 @@ impl Faults for LabSites {
                 }
             }
             Fault::Isolate { site } => {
-                self.site_mut(site)?;
-                // both ends of the link
-                for s in &self.sites {
-                    ip(&["-n", &s.ns, "link", "set", "wan0", "up"]).await?;
+                let ns = self.site_mut(site)?.ns.clone();
+                if self.links.is_empty() {
+                    ip(&["-n", &ns, "link", "set", "wan0", "up"]).await?;
+                }
+                for d in self.links.iter().flat_map(|l| [&l.ab, &l.ba].into_iter().filter(move |_| l.a == *site || l.b == *site)) {
+                    d.shape.lock().unwrap().cut = false;
                 }
             }
             // thawing a running process does nothing: idempotent

@@ -20,6 +20,10 @@ pub struct SiteRef {
 pub struct Site {
     pub r: SiteRef,
     pub daemons: Vec<Daemon>,
+    /// How each daemon of the site was started (name, program, args), to power the site on again.
+    started: Vec<(String, String, Vec<String>)>,
+    /// The site's OSD, if it has one.
+    pub osd: Option<u32>,
 }
 
 impl std::ops::Deref for Site {
@@ -33,7 +37,7 @@ const MGR_DISABLED: &str = "alerts,diskprediction_local,influx,insights,iostat,l
 
 impl Site {
     pub fn new(name: &str, ns: &str, ip: &str, dir: PathBuf, cmd_deadline: Duration) -> Site {
-        Site { r: SiteRef { name: name.into(), ns: ns.into(), ip: ip.into(), dir, cmd_deadline }, daemons: vec![] }
+        Site { r: SiteRef { name: name.into(), ns: ns.into(), ip: ip.into(), dir, cmd_deadline }, daemons: vec![], started: vec![], osd: None }
     }
 }
 
@@ -81,29 +85,51 @@ impl SiteRef {
 
 }
 
+/// A monitor's address as ceph.conf and monmaps write it.
+pub fn mon_addr(ip: &str) -> String {
+    format!("[v2:{ip}:3300,v1:{ip}:6789]")
+}
+
+/// What differs between one site's own cluster and a cluster stretched over several sites.
+pub struct ConfShape {
+    pub mon_host: String,
+    pub public_network: String,
+    /// Lines added to [global].
+    pub global: String,
+    /// Lines added to [osd].
+    pub osd: String,
+}
+
+impl ConfShape {
+    /// A cluster of its own: one monitor, one OSD, pools of one replica.
+    pub fn single(ip: &str) -> ConfShape {
+        ConfShape {
+            mon_host: mon_addr(ip),
+            public_network: format!("{}.0/24", ip.rsplit_once('.').map(|x| x.0).unwrap_or(ip)),
+            global: "osd_pool_default_size = 1\nosd_pool_default_min_size = 1\nosd_crush_chooseleaf_type = 0\nmon_allow_pool_size_one = true\n".into(),
+            osd: String::new(),
+        }
+    }
+}
+
 impl Site {
-    fn write_conf(&self, fsid: &str) -> std::io::Result<()> {
+    pub fn write_conf(&self, fsid: &str, shape: &ConfShape) -> std::io::Result<()> {
         let d = self.dir.display();
-        let ip = &self.ip;
-        let net = format!("{}.0/24", ip.rsplit_once('.').map(|x| x.0).unwrap_or(ip));
+        let (mon_host, net, global, osd) = (&shape.mon_host, &shape.public_network, &shape.global, &shape.osd);
         let conf = format!(
             "[global]
 fsid = {fsid}
-mon_host = [v2:{ip}:3300,v1:{ip}:6789]
+mon_host = {mon_host}
 public_network = {net}
-auth_cluster_required = cephx
+{global}auth_cluster_required = cephx
 auth_service_required = cephx
 auth_client_required = cephx
 keyring = {d}/admin.keyring
 run_dir = {d}/run
 admin_socket = {d}/run/$cluster-$name.$pid.asok
 log_file = {d}/log/$cluster-$name.log
-osd_pool_default_size = 1
-osd_pool_default_min_size = 1
 osd_pool_default_pg_num = 8
 osd_pool_default_pgp_num = 8
-osd_crush_chooseleaf_type = 0
-mon_allow_pool_size_one = true
 mon_allow_pool_delete = true
 mon_warn_on_pool_no_redundancy = false
 auth_allow_insecure_global_id_reclaim = false
@@ -137,7 +163,7 @@ bluestore_cache_autotune = false
 bluestore_cache_size = 134217728
 osd_op_num_shards = 1
 osd_op_num_threads_per_shard = 2
-"
+{osd}"
         );
         std::fs::write(self.conf(), conf)
     }
@@ -148,7 +174,7 @@ osd_op_num_threads_per_shard = 2
             std::fs::create_dir_all(self.dir.join(sub)).map_err(|e| self.err("create run directory", e.to_string()))?;
         }
         let fsid = uuid();
-        self.write_conf(&fsid).map_err(|e| self.err("write ceph.conf", e.to_string()))?;
+        self.write_conf(&fsid, &ConfShape::single(&self.ip)).map_err(|e| self.err("write ceph.conf", e.to_string()))?;
         let d = self.dir.clone();
         let p = |f: &str| d.join(f).display().to_string();
         let (monk, admk) = (p("mon.keyring"), p("admin.keyring"));
@@ -183,7 +209,7 @@ osd_op_num_threads_per_shard = 2
     }
 
     /// A Ceph tool that needs no network (key and map generation), run in the root namespace.
-    async fn local(&self, program: &str, args: &[&str]) -> Result<String, EnvError> {
+    pub async fn local(&self, program: &str, args: &[&str]) -> Result<String, EnvError> {
         let mut c = tokio::process::Command::new(program);
         c.args(args).kill_on_drop(true);
         let what = format!("{program} {}", args.first().copied().unwrap_or(""));
@@ -201,6 +227,8 @@ osd_op_num_threads_per_shard = 2
         let d = Daemon::spawn(name, c, &log).map_err(|e| self.err(&format!("start {program}"), e.to_string()))?;
         self.daemons.retain(|x| x.name != name);
         self.daemons.push(d);
+        self.started.retain(|x| x.0 != name);
+        self.started.push((name.into(), program.into(), args.iter().map(|a| a.to_string()).collect()));
         Ok(())
     }
 
@@ -227,16 +255,16 @@ osd_op_num_threads_per_shard = 2
 
     /// The OSD itself answers (the mon's map can say "up" for a dead OSD for minutes).
     pub async fn wait_osd(&mut self) -> Result<(), EnvError> {
-        self.wait_cli_ok("osd.0 serves", Duration::from_secs(60), "ceph", &["tell", "osd.0", "version"]).await.map(|_| ())
+        let Some(id) = self.osd else { return Ok(()) };
+        let osd = format!("osd.{id}");
+        self.wait_cli_ok(&format!("{osd} serves"), Duration::from_secs(60), "ceph", &["tell", &osd, "version"]).await.map(|_| ())
     }
 
     /// Restarts mon, mgr, OSD (and rbd-mirror if this site has one) after a power loss.
     pub async fn power_on(&mut self) -> Result<(), EnvError> {
-        self.start("mon", "ceph-mon", &["-i", "a", "-f"])?;
-        self.start("mgr", "ceph-mgr", &["-i", "x", "-f"])?;
-        self.start("osd", "ceph-osd", &["-i", "0", "-f"])?;
-        if self.dir.join("rbd-mirror.keyring").exists() {
-            self.start_rbd_mirror()?;
+        for (name, program, args) in self.started.clone() {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            self.start(&name, &program, &args)?;
         }
         self.wait_osd().await
     }
@@ -275,8 +303,10 @@ osd_op_num_threads_per_shard = 2
         }
     }
 
+    /// Its daemons run (the OSD, or the monitor of a site without one).
     pub fn powered(&mut self) -> bool {
-        self.daemons.iter_mut().any(|d| d.name == "osd" && d.alive())
+        let key = if self.osd.is_some() { "osd" } else { "mon" };
+        self.daemons.iter_mut().any(|d| d.name == key && d.alive())
     }
 }
 

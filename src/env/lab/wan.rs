@@ -1,18 +1,16 @@
 //! The inter-site network of the lab as a fault surface: a userspace delay line. This machine's kernel has
 //! no `tc netem`, so each link between two sites is a TUN device in each site's namespace, and the harness
-//! carries every packet from one to the other: held until it is due (one-way delay, jitter), dropped when
+//! carries every packet from one to the other (two threads per direction: one reads, one writes when due): held until it is due (one-way delay, jitter), dropped when
 //! told (loss, partition), paced to a rate. Order is kept per direction (a packet is never due before the
 //! one ahead of it), and nothing is dropped that it was not told to drop (the queue's own limit is counted
 //! apart). Changing a link's shape takes effect for the next packet.
 
 use crate::error::{Cause, EnvError};
 use serde::Serialize;
-use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
 /// What a direction of a link does to its packets.
@@ -141,53 +139,60 @@ fn write(fd: &OwnedFd, buf: &[u8]) -> std::io::Result<usize> {
     }
 }
 
-/// Carries packets read from `input` to `output` as `dir` says, until aborted.
-async fn carry(input: Arc<AsyncFd<OwnedFd>>, output: Arc<AsyncFd<OwnedFd>>, dir: Direction) {
-    let mut q: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
-    let (mut last_due, mut free_at) = (Instant::now(), Instant::now());
-    let mut rng = Rng::seeded();
-    let mut buf = vec![0u8; 65_536];
-    loop {
-        let next = q.front().map(|p| p.0);
-        tokio::select! {
-            g = input.readable() => {
-                let Ok(mut g) = g else { return };
-                loop {
-                    match g.try_io(|fd| read(fd.get_ref(), &mut buf)) {
-                        Ok(Ok(n)) if n > 0 => {
-                            let s = dir.shape.lock().unwrap().clone();
-                            if s.cut || (s.loss > 0.0 && rng.next() < s.loss) {
-                                dir.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                                continue;
-                            }
-                            if q.len() >= QUEUE_LIMIT {
-                                dir.counters.overflow.fetch_add(1, Ordering::Relaxed);
-                                continue;
-                            }
-                            let d = due(Instant::now(), n, &s, rng.next(), last_due, &mut free_at);
-                            last_due = d;
-                            q.push_back((d, buf[..n].to_vec()));
-                        }
-                        Ok(Ok(_)) => break,
-                        Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Ok(Err(_)) => return,
-                        Err(_would_block) => break,
-                    }
-                }
+/// Waits until `fd` is readable or `timeout` passes (poll(2)); false on timeout.
+fn readable(fd: &OwnedFd, timeout: Duration) -> bool {
+    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: poll(2) on one descriptor we own.
+    unsafe { libc::poll(&mut p, 1, timeout.as_millis().min(i32::MAX as u128) as i32) > 0 }
+}
+
+/// Carries packets from `input` to `output` as `dir` says, on a thread of its own (the sleeps are the
+/// kernel's, precise to tens of microseconds, where an async timer would round each hop up to its
+/// millisecond tick), until `stop` is set.
+fn carry(input: Arc<OwnedFd>, output: Arc<OwnedFd>, dir: Direction, stop: Arc<std::sync::atomic::AtomicBool>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(std::time::Instant, Vec<u8>)>(QUEUE_LIMIT);
+    let (d2, stop2) = (dir.clone(), stop.clone());
+    // the reader: stamps each packet with when it is due
+    let reader = std::thread::spawn(move || {
+        let mut rng = Rng::seeded();
+        let mut buf = vec![0u8; 65_536];
+        let (mut last_due, mut free_at) = (Instant::now(), Instant::now());
+        while !stop2.load(Ordering::Relaxed) {
+            if !readable(&input, Duration::from_millis(100)) {
+                continue;
             }
-            _ = async { match next { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
-                let now = Instant::now();
-                while q.front().is_some_and(|p| p.0 <= now) {
-                    let (_, pkt) = q.pop_front().expect("checked");
-                    // a TUN device takes a packet at once, or refuses it (its link is down: isolation)
-                    match write(output.get_ref(), &pkt) {
-                        Ok(_) => dir.counters.forwarded.fetch_add(1, Ordering::Relaxed),
-                        Err(_) => dir.counters.overflow.fetch_add(1, Ordering::Relaxed),
-                    };
+            loop {
+                let n = match read(&input, &mut buf) {
+                    Ok(n) if n > 0 => n,
+                    _ => break,
+                };
+                let s = d2.shape.lock().unwrap().clone();
+                if s.cut || (s.loss > 0.0 && rng.next() < s.loss) {
+                    d2.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let d = due(Instant::now(), n, &s, rng.next(), last_due, &mut free_at);
+                last_due = d;
+                if tx.try_send((d.into_std(), buf[..n].to_vec())).is_err() {
+                    d2.counters.overflow.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
+    });
+    // the writer: holds each packet until it is due, in order
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((due, pkt)) = rx.recv_timeout(Duration::from_millis(100)) else { continue };
+        let now = std::time::Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        // a TUN device takes a packet at once, or refuses it (its link is down)
+        match write(&output, &pkt) {
+            Ok(_) => dir.counters.forwarded.fetch_add(1, Ordering::Relaxed),
+            Err(_) => dir.counters.overflow.fetch_add(1, Ordering::Relaxed),
+        };
     }
+    let _ = reader.join();
 }
 
 /// A link between two sites through the delay line: a TUN device `dev` in each namespace and one carrier
@@ -197,20 +202,24 @@ pub struct WanLink {
     pub b: String,
     pub ab: Direction,
     pub ba: Direction,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl WanLink {
-    /// Opens the devices (named `dev` in both namespaces) and starts carrying; addresses and link state
-    /// are the caller's (`ip`).
-    pub fn open(a: (&str, &str), b: (&str, &str), dev: &str) -> Result<WanLink, EnvError> {
-        // SAFETY: the OwnedFd is ours alone and stays the same descriptor until the AsyncFd drops it.
-        let reg = |fd: OwnedFd| unsafe { AsyncFd::register(fd) }.map(Arc::new).map_err(|e| harness("register a TUN device", e.to_string()));
-        let fa = reg(open_tun(a.1, dev)?)?;
-        let fb = reg(open_tun(b.1, dev)?)?;
+    /// Opens the devices, each end given as (site, namespace, device name), and starts carrying;
+    /// addresses, routes and link state are the caller's (`ip`).
+    pub fn open(a: (&str, &str, &str), b: (&str, &str, &str)) -> Result<WanLink, EnvError> {
+        let fa = Arc::new(open_tun(a.1, a.2)?);
+        let fb = Arc::new(open_tun(b.1, b.2)?);
         let (ab, ba) = (Direction::default(), Direction::default());
-        let tasks = vec![tokio::spawn(carry(fa.clone(), fb.clone(), ab.clone())), tokio::spawn(carry(fb, fa, ba.clone()))];
-        Ok(WanLink { a: a.0.to_string(), b: b.0.to_string(), ab, ba, tasks })
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let spawn = |i: &Arc<OwnedFd>, o: &Arc<OwnedFd>, d: &Direction| {
+            let (i, o, d, s) = (i.clone(), o.clone(), d.clone(), stop.clone());
+            std::thread::spawn(move || carry(i, o, d, s))
+        };
+        let threads = vec![spawn(&fa, &fb, &ab), spawn(&fb, &fa, &ba)];
+        Ok(WanLink { a: a.0.to_string(), b: b.0.to_string(), ab, ba, stop, threads })
     }
 
     /// The direction from site `from` to site `to`, if this link joins them.
@@ -227,8 +236,9 @@ impl WanLink {
 
 impl Drop for WanLink {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
         }
     }
 }

@@ -1,0 +1,40 @@
+@metro
+Feature: Metro-DR: synchronous replication over a stretched cluster loses nothing
+  One Ceph cluster spans both sites (a replica in each) and an arbiter. A site lost: its clients are fenced
+  (blocklisted, as ODF does) and the VM restarts on the other site against the same image, losing nothing.
+  Skipped, with the reason, on a Regional-DR environment: `dr-drill run --env environments/lab-metro.yaml`.
+
+  Scenario: Metro-DR failover after a power loss loses nothing
+    Given a Metro-DR environment with sites a and b
+    And the round-trip time between sites a and b is at most 10ms
+    And a VM writing 100 records per second on site a
+    When the VM has written 600 records
+    And site a loses power
+    And the VM is failed over to site b
+    Then no acknowledged write is lost
+
+  Scenario: Relocate on Metro-DR loses nothing
+    Given a Metro-DR environment with sites a and b
+    And a VM writing 50 records per second on site a
+    When the VM has written 200 records
+    And the VM is relocated to site b
+    Then no acknowledged write is lost
+    And the STOP record of the graceful shutdown survives
+
+  Scenario: Metro-DR with the sites 2 ms apart: in spec, and writes pay for the distance
+    Given a Metro-DR environment with sites a and b
+    And sites a and b are 2ms apart
+    And the round-trip time between sites a and b is at most 10ms
+    And a VM writing 100 records per second on site a
+    When the VM has written 300 records
+    And the VM is relocated to site b
+    Then no acknowledged write is lost
+
+  Scenario: Isolating the arbiter alone changes nothing for the VM
+    Given a Metro-DR environment with sites a and b
+    And a VM writing 100 records per second on site a
+    When the VM has written 200 records
+    And site c is cut off from the other site
+    And the VM has written 1500 records
+    And the VM is relocated to site b
+    Then no acknowledged write is lost

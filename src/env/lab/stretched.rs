@@ -1,0 +1,306 @@
+//! Metro-DR in the lab: one Ceph cluster stretched over three failure domains, each its own network
+//! namespace: the two data sites (a monitor, a manager and an OSD each) and an arbiter (a monitor only).
+//! CRUSH keeps one replica per data site (a rule over `datacenter` buckets, size 2, min_size 1), so every
+//! acknowledged write is on both sites and either can serve alone. The domains reach each other only over
+//! the harness's delay line (a link per pair), each by an address on its loopback.
+//!
+//! The DR driver has nothing to replicate: failover fences the lost site the way ODF does (its clients
+//! blocklisted, so a site that comes back cannot write) and the VM restarts on the survivor against the
+//! same image; relocate is a graceful stop and a start on the other site.
+
+use super::site::{mon_addr, ConfShape, Site, SiteRef};
+use super::wan::WanLink;
+use super::ip;
+use crate::clock::Wt;
+use crate::config::{Budgets, EnvConfig, LabSpec};
+use crate::error::{Cause, EnvError};
+use crate::ports::{DrDriver, DriverReport, Marker, Promise, Volume};
+use crate::topology::Topology;
+use async_trait::async_trait;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The address of the i-th failure domain (on its loopback).
+pub fn addr(i: usize) -> String {
+    format!("10.78.0.{}", i + 1)
+}
+
+/// The device in `site`'s namespace that leads to `peer`.
+pub fn dev(peer: &str) -> String {
+    format!("to-{peer}")
+}
+
+/// A link per pair of failure domains through the delay line, routes to every other domain's address.
+pub async fn network(sites: &[Site], links: &mut Vec<WanLink>) -> Result<(), EnvError> {
+    for s in sites {
+        ip(&["-n", &s.ns, "addr", "add", &format!("{}/32", s.ip), "dev", "lo"]).await?;
+        // packets from a peer arrive on that peer's device, which is also the way back: no reverse-path drop
+        let mut c = crate::procs::in_netns(&s.ns, "sysctl");
+        c.args(["-q", "-w", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"]);
+        let out = crate::procs::run(c, Duration::from_secs(10), "sysctl rp_filter").await.map_err(EnvError::Usage)?;
+        if !out.ok {
+            return Err(EnvError::Site { site: s.name.clone(), what: "turn reverse-path filtering off".into(), detail: out.stderr, cause: Cause::Harness });
+        }
+    }
+    for (i, a) in sites.iter().enumerate() {
+        for b in &sites[i + 1..] {
+            let (da, db) = (dev(&b.name), dev(&a.name));
+            links.push(WanLink::open((&a.name, &a.ns, &da), (&b.name, &b.ns, &db))?);
+            for (s, d, peer) in [(a, &da, b), (b, &db, a)] {
+                ip(&["-n", &s.ns, "link", "set", d, "mtu", "9000", "up"]).await?;
+                ip(&["-n", &s.ns, "route", "add", &format!("{}/32", peer.ip), "dev", d, "src", &s.ip]).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The shape of every domain's ceph.conf: all three monitors, its own address, one replica per site.
+fn shape(site: &Site, mons: &str, data: bool) -> ConfShape {
+    let osd = if data { format!("crush_location = root=default datacenter=site-{n} host=host-{n}\n", n = site.name) } else { String::new() };
+    ConfShape {
+        mon_host: mons.to_string(),
+        public_network: "10.78.0.0/24".into(),
+        global: format!(
+            "public_addr = {}\nosd_pool_default_size = 2\nosd_pool_default_min_size = 1\nmon_osd_min_down_reporters = 1\nosd_heartbeat_grace = 5\nosd_heartbeat_interval = 1\nmon_osd_down_out_interval = 0\n",
+            site.ip
+        ),
+        osd,
+    }
+}
+
+/// Builds the stretched cluster: monitors in every domain, a manager and an OSD in each data site, the
+/// CRUSH rule and the pool. `sites` are the data sites first, the arbiter last.
+pub async fn bootstrap(sites: &mut [Site]) -> Result<(), EnvError> {
+    let fsid = super::site::uuid();
+    let mons: Vec<String> = sites.iter().map(|s| mon_addr(&s.ip)).collect();
+    let mon_host = mons.join(",");
+    let n = sites.len();
+    for (i, s) in sites.iter().enumerate() {
+        for sub in ["mon", "mgr", "osd", "run", "log"] {
+            std::fs::create_dir_all(s.dir.join(sub)).map_err(|e| s.err("create run directory", e.to_string()))?;
+        }
+        s.write_conf(&fsid, &shape(s, &mon_host, i + 1 < n)).map_err(|e| s.err("write ceph.conf", e.to_string()))?;
+    }
+    let first = sites[0].r.clone();
+    let p = |f: &str| first.dir.join(f).display().to_string();
+    let (monk, admk, monmap) = (p("mon.keyring"), p("admin.keyring"), p("monmap"));
+    let s0 = &sites[0];
+    s0.local("ceph-authtool", &["--create-keyring", &monk, "--gen-key", "-n", "mon.", "--cap", "mon", "allow *"]).await?;
+    s0.local("ceph-authtool", &["--create-keyring", &admk, "--gen-key", "-n", "client.admin", "--cap", "mon", "allow *", "--cap", "osd", "allow *", "--cap", "mgr", "allow *"]).await?;
+    s0.local("ceph-authtool", &[&monk, "--import-keyring", &admk]).await?;
+    let mut args = vec!["--create".to_string()];
+    for s in sites.iter() {
+        args.extend(["--addv".to_string(), s.name.clone(), mon_addr(&s.ip)]);
+    }
+    args.extend(["--fsid".to_string(), fsid.clone(), monmap.clone()]);
+    s0.local("monmaptool", &args.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+    for s in sites.iter_mut() {
+        for f in ["admin.keyring", "mon.keyring", "monmap"] {
+            if s.dir != first.dir {
+                std::fs::copy(first.dir.join(f), s.dir.join(f)).map_err(|e| s.err(&format!("copy {f}"), e.to_string()))?;
+            }
+        }
+        let (mk, mm) = (s.dir.join("mon.keyring").display().to_string(), s.dir.join("monmap").display().to_string());
+        let name = s.name.clone();
+        s.cli("ceph-mon", &["--mkfs", "-i", &name, "--monmap", &mm, "--keyring", &mk]).await?;
+        s.start("mon", "ceph-mon", &["-i", &name, "-f"])?;
+    }
+    sites[0].wait_cli_ok("the monitors to form a quorum", Duration::from_secs(60), "ceph", &["quorum_status"]).await?;
+    let data = n - 1;
+    for s in sites[..data].iter_mut() {
+        let name = s.name.clone();
+        let key = s.cli("ceph", &["auth", "get-or-create", &format!("mgr.{name}"), "mon", "allow profile mgr", "osd", "allow *"]).await?;
+        std::fs::write(s.dir.join("mgr/keyring"), key).map_err(|e| s.err("write mgr keyring", e.to_string()))?;
+        s.start("mgr", "ceph-mgr", &["-i", &name, "-f"])?;
+        let osd_uuid = super::site::uuid();
+        let secret = s.local("ceph-authtool", &["--gen-print-key"]).await?.trim().to_string();
+        let secret_file = s.dir.join("osd-secret.json");
+        std::fs::write(&secret_file, format!("{{\"cephx_secret\": \"{secret}\"}}")).map_err(|e| s.err("write osd secret", e.to_string()))?;
+        let id = s.cli("ceph", &["osd", "new", &osd_uuid, "-i", &secret_file.display().to_string()]).await?.trim().to_string();
+        let osd_id: u32 = id.parse().map_err(|_| s.err("create an OSD", format!("unexpected id {id:?}")))?;
+        std::fs::create_dir_all(s.dir.join(format!("osd{osd_id}"))).map_err(|e| s.err("create the OSD directory", e.to_string()))?;
+        let kr = s.dir.join(format!("osd{osd_id}/keyring")).display().to_string();
+        s.local("ceph-authtool", &["--create-keyring", &kr, "--name", &format!("osd.{osd_id}"), "--add-key", &secret]).await?;
+        s.cli("ceph-osd", &["-i", &id, "--mkfs", "--osd-uuid", &osd_uuid]).await?;
+        s.start("osd", "ceph-osd", &["-i", &id, "-f"])?;
+        s.osd = Some(osd_id);
+    }
+    for s in sites[..data].iter_mut() {
+        s.wait_osd().await?;
+    }
+    let s0 = &sites[0];
+    s0.cli("ceph", &["osd", "crush", "rule", "create-replicated", "stretch", "default", "datacenter"]).await?;
+    s0.cli("ceph", &["osd", "pool", "create", "rbd", "8", "8", "replicated", "stretch"]).await?;
+    s0.cli("ceph", &["osd", "pool", "set", "rbd", "size", "2"]).await?;
+    s0.cli("ceph", &["osd", "pool", "set", "rbd", "min_size", "1"]).await?;
+    s0.cli("rbd", &["pool", "init", "rbd"]).await?;
+    Ok(())
+}
+
+/// The placement the pool really has: for each PG, the sites holding its replicas. Pure over
+/// `ceph pg ls-by-pool rbd --format json` joined with the OSD -> site map.
+pub fn sites_of_pgs(pgs_json: &str, osd_site: &BTreeMap<u32, String>) -> Result<Vec<Vec<String>>, String> {
+    let v: serde_json::Value = serde_json::from_str(pgs_json).map_err(|e| format!("unreadable PG list: {e}"))?;
+    let stats = v.get("pg_stats").or(Some(&v)).and_then(|x| x.as_array()).ok_or("no pg_stats in the PG list")?;
+    Ok(stats
+        .iter()
+        .map(|pg| {
+            let mut s: Vec<String> = pg["acting"].as_array().into_iter().flatten().filter_map(|o| o.as_u64()).filter_map(|o| osd_site.get(&(o as u32)).cloned()).collect();
+            s.sort();
+            s.dedup();
+            s
+        })
+        .collect())
+}
+
+/// One VM disk on the stretched cluster: where its VM runs, and the Ceph clients that wrote it from there.
+struct Disk {
+    image: String,
+    primary: String,
+    /// Client addresses (`ip:port/nonce`) of the image's writers, as `rbd status` showed them.
+    clients: Vec<String>,
+}
+
+/// The watchers' addresses in `rbd status --format json`. Pure.
+pub fn watchers(json: &str) -> Result<Vec<String>, String> {
+    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("unreadable rbd status: {e}"))?;
+    Ok(v["watchers"].as_array().into_iter().flatten().filter_map(|w| w["address"].as_str().map(String::from)).collect())
+}
+
+/// The client addresses to fence when `lost_ip` is lost: those from that address. Pure.
+pub fn to_fence(clients: &[String], lost_ip: &str) -> Vec<String> {
+    let mut v: Vec<String> = clients.iter().filter(|a| a.split(':').next() == Some(lost_ip)).cloned().collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The Metro-DR driver: one image, nothing to replicate; failover fences the lost site by blocklisting its
+/// address on the cluster, relocate moves nothing but the VM.
+pub struct StretchedDriver {
+    topology: Topology,
+    sites: BTreeMap<String, SiteRef>,
+    disk_mib: u64,
+    budgets: Budgets,
+    vms: BTreeMap<String, Disk>,
+    /// Addresses blocklisted by failovers (removed when the scenario ends).
+    fenced: Vec<(String, String)>,
+}
+
+impl StretchedDriver {
+    pub fn new(cfg: &EnvConfig, spec: &LabSpec, topology: Topology, sites: BTreeMap<String, SiteRef>) -> StretchedDriver {
+        StretchedDriver { topology, sites, disk_mib: spec.disk_size.0 >> 20, budgets: cfg.spec.budgets.clone(), vms: BTreeMap::new(), fenced: vec![] }
+    }
+
+    fn site(&self, name: &str) -> Result<&SiteRef, EnvError> {
+        self.sites.get(name).ok_or_else(|| EnvError::Usage(format!("site {name} has no storage in this lab")))
+    }
+
+    fn disk(&mut self, vm: &str) -> Result<&mut Disk, EnvError> {
+        self.vms.get_mut(vm).ok_or_else(|| EnvError::Usage(format!("no VM named {vm} in this scenario")))
+    }
+
+    /// Lifts the fences of earlier failovers (from a site that is up).
+    async fn unfence(&mut self) {
+        for (via, addr) in std::mem::take(&mut self.fenced) {
+            if let Ok(s) = self.site(&via) {
+                let _ = s.cli("ceph", &["osd", "blocklist", "rm", &addr]).await;
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl DrDriver for StretchedDriver {
+    async fn provision(&mut self, vm: &str, site: &str) -> Result<Volume, EnvError> {
+        let s = self.site(site)?.clone();
+        s.cli("rbd", &["create", &format!("rbd/{vm}"), "--size", &format!("{}M", self.disk_mib)]).await?;
+        self.vms.insert(vm.to_string(), Disk { image: vm.to_string(), primary: site.to_string(), clients: vec![] });
+        Ok(Volume { name: vm.to_string() })
+    }
+
+    fn volume(&self, vm: &str) -> Result<Volume, EnvError> {
+        self.vms.get(vm).map(|d| Volume { name: d.image.clone() }).ok_or_else(|| EnvError::Usage(format!("no VM named {vm}")))
+    }
+
+    fn primary(&self, vm: &str) -> Result<String, EnvError> {
+        self.vms.get(vm).map(|d| d.primary.clone()).ok_or_else(|| EnvError::Usage(format!("no VM named {vm} in this scenario")))
+    }
+
+    async fn relocate(&mut self, vm: &str, to: &str, _barrier: bool, _m: &mut Marker) -> Result<DriverReport, EnvError> {
+        // one image on both sites: the graceful stop already made every write durable on both
+        self.disk(vm)?.primary = to.to_string();
+        Ok(DriverReport { promise: Promise::NoLoss, details: json!({"storage": "stretched", "fenced": null}) })
+    }
+
+    async fn failover(&mut self, vm: &str, to: &str, _fault_at: Wt, m: &mut Marker) -> Result<DriverReport, EnvError> {
+        let (from, image, mut clients) = {
+            let d = self.disk(vm)?;
+            (d.primary.clone(), d.image.clone(), d.clients.clone())
+        };
+        let lost = self.site(&from)?.ip.clone();
+        let survivor = self.site(to)?.clone();
+        // Fence as ODF does, at the level this lab has: every Ceph client that wrote the image from the lost
+        // site is blocklisted (as `rbd lock rm` or a NetworkFence would), so a VM that comes back there
+        // cannot write. The site's own daemons stay unfenced: they rejoin when it comes back.
+        if let Ok(out) = survivor.cli("rbd", &["status", &format!("rbd/{image}"), "--format", "json"]).await {
+            clients.extend(watchers(&out).unwrap_or_default());
+        }
+        let fence = to_fence(&clients, &lost);
+        if fence.is_empty() {
+            return Err(EnvError::Site { site: from, what: format!("find the Ceph clients of {image} to fence"), detail: "none was ever seen".into(), cause: Cause::Harness });
+        }
+        for entry in &fence {
+            survivor.cli_within("ceph", &["osd", "blocklist", "add", entry, "3600"], self.budgets.promote.0).await?;
+            self.fenced.push((to.to_string(), entry.clone()));
+        }
+        let _ = m;
+        self.topology.site(to)?;
+        self.disk(vm)?.primary = to.to_string();
+        Ok(DriverReport { promise: Promise::NoLoss, details: json!({"storage": "stretched", "fencedClients": fence}) })
+    }
+
+    /// The VM writes on its site: its Ceph client's address is remembered, for fencing.
+    async fn serving(&mut self, vm: &str) -> Result<(), EnvError> {
+        let (site, image) = {
+            let d = self.disk(vm)?;
+            (d.primary.clone(), d.image.clone())
+        };
+        let s = self.site(&site)?.clone();
+        let out = s.cli("rbd", &["status", &format!("rbd/{image}"), "--format", "json"]).await?;
+        let w = watchers(&out).map_err(|e| s.err(&format!("read the watchers of {image}"), e))?;
+        self.disk(vm)?.clients.extend(w);
+        Ok(())
+    }
+
+    async fn release(&mut self, _vm: &str) {
+        self.unfence().await;
+    }
+
+    async fn shutdown(&mut self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lost_sites_clients_are_the_ones_fenced() {
+        let w = watchers(r#"{"watchers":[{"address":"10.78.0.1:0/2851230001","client":4171,"cookie":1},{"address":"10.78.0.2:0/77","client":4200,"cookie":2}]}"#).unwrap();
+        assert_eq!(w, ["10.78.0.1:0/2851230001", "10.78.0.2:0/77"]);
+        assert_eq!(to_fence(&w, "10.78.0.1"), ["10.78.0.1:0/2851230001"]);
+        assert_eq!(to_fence(&w, "10.78.0.11"), Vec::<String>::new(), "an address is matched whole, not by prefix");
+        assert_eq!(watchers("{}").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn placement_names_the_sites_of_each_pg() {
+        let osd_site: BTreeMap<u32, String> = [(0, "a".to_string()), (1, "b".to_string())].into();
+        let json = r#"{"pg_stats":[{"pgid":"2.0","acting":[0,1]},{"pgid":"2.1","acting":[1,0]},{"pgid":"2.2","acting":[0]}]}"#;
+        let s = sites_of_pgs(json, &osd_site).unwrap();
+        assert_eq!(s, vec![vec!["a", "b"], vec!["a", "b"], vec!["a"]]);
+        assert!(sites_of_pgs("nope", &osd_site).is_err());
+    }
+}
