@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 need_apt=()
-for p in ceph-mon ceph-osd ceph-mgr rbd-mirror ceph-common busybox-static iproute2 \
+for p in ceph-mon ceph-osd ceph-mgr rbd-mirror ceph-common busybox-static iproute2 procps \
          libcapstone4 libfdt1 libslirp0 libvdeplug2 libaio1 liburing2 libpmem1 libnuma1 libdaxctl1 libndctl6 \
          libjpeg62-turbo libpng16-16 libsasl2-2 libgnutls30 libusb-1.0-0 libseccomp2 libpixman-1-0 libglib2.0-0; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need_apt+=("$p")
