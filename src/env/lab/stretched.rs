@@ -139,22 +139,6 @@ pub async fn bootstrap(sites: &mut [Site]) -> Result<(), EnvError> {
     Ok(())
 }
 
-/// The placement the pool really has: for each PG, the sites holding its replicas. Pure over
-/// `ceph pg ls-by-pool rbd --format json` joined with the OSD -> site map.
-pub fn sites_of_pgs(pgs_json: &str, osd_site: &BTreeMap<u32, String>) -> Result<Vec<Vec<String>>, String> {
-    let v: serde_json::Value = serde_json::from_str(pgs_json).map_err(|e| format!("unreadable PG list: {e}"))?;
-    let stats = v.get("pg_stats").or(Some(&v)).and_then(|x| x.as_array()).ok_or("no pg_stats in the PG list")?;
-    Ok(stats
-        .iter()
-        .map(|pg| {
-            let mut s: Vec<String> = pg["acting"].as_array().into_iter().flatten().filter_map(|o| o.as_u64()).filter_map(|o| osd_site.get(&(o as u32)).cloned()).collect();
-            s.sort();
-            s.dedup();
-            s
-        })
-        .collect())
-}
-
 /// One VM disk on the stretched cluster: where its VM runs, and the Ceph clients that wrote it from there.
 struct Disk {
     image: String,
@@ -293,14 +277,5 @@ mod tests {
         assert_eq!(to_fence(&w, "10.78.0.1"), ["10.78.0.1:0/2851230001"]);
         assert_eq!(to_fence(&w, "10.78.0.11"), Vec::<String>::new(), "an address is matched whole, not by prefix");
         assert_eq!(watchers("{}").unwrap(), Vec::<String>::new());
-    }
-
-    #[test]
-    fn placement_names_the_sites_of_each_pg() {
-        let osd_site: BTreeMap<u32, String> = [(0, "a".to_string()), (1, "b".to_string())].into();
-        let json = r#"{"pg_stats":[{"pgid":"2.0","acting":[0,1]},{"pgid":"2.1","acting":[1,0]},{"pgid":"2.2","acting":[0]}]}"#;
-        let s = sites_of_pgs(json, &osd_site).unwrap();
-        assert_eq!(s, vec![vec!["a", "b"], vec!["a", "b"], vec!["a"]]);
-        assert!(sites_of_pgs("nope", &osd_site).is_err());
     }
 }
