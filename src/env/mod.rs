@@ -53,10 +53,6 @@ impl Environment {
         Ok(vm)
     }
 
-    /// Peak resident memory of everything the environment runs, bytes.
-    pub fn rss_bytes(&self) -> u64 {
-        self.faults.rss_bytes() + self.workload.rss_bytes()
-    }
 }
 
 /// Checks that this machine has what the environment needs, before anything is started.

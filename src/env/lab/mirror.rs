@@ -136,8 +136,6 @@ pub struct SnapRecord {
     /// The primary site that took it: ids of the two clusters advance together, so a snapshot is known by
     /// (site, id) only.
     pub site: String,
-    /// Harness scheduler: the tick it was due at (a late tick is reported, never counted as sync time).
-    pub due: Option<Wt>,
     /// Never earlier than when the harness asked for it (harness scheduler) and never later than Ceph's own
     /// timestamp (Ceph's schedule: that timestamp, truncated to the second).
     pub started: Wt,
@@ -272,20 +270,19 @@ pub fn spawn_scheduler(regional: &Regional, bus: Bus, vm: String, primary: SiteR
         if let Ok(list) = snaps(&primary, &image).await {
             for s in list.iter().filter(|s| s.is_primary()) {
                 let started = parse_ceph_timestamp(&s.timestamp).map(Wt::from_unix_secs).unwrap_or_default();
-                record(&log, &vm, SnapRecord { id: s.id, site: primary.name.clone(), due: None, started, completed: None, preexisting: true, untimed: false });
+                record(&log, &vm, SnapRecord { id: s.id, site: primary.name.clone(), started, completed: None, preexisting: true, untimed: false });
             }
             first_poll = false;
         }
         loop {
-            let rec = |id, due, started, preexisting| SnapRecord { id, site: primary.name.clone(), due, started, completed: None, preexisting, untimed: false };
+            let rec = |id, started, preexisting| SnapRecord { id, site: primary.name.clone(), started, completed: None, preexisting, untimed: false };
             if kind == Scheduler::Harness && tokio::time::Instant::now() >= next {
-                let due = Wt(Wt::now().0.saturating_sub(tokio::time::Instant::now().saturating_duration_since(next).as_nanos() as u64));
                 next += interval;
                 let asked = Wt::now();
                 log.lock().unwrap().asking = Some((primary.name.clone(), asked));
                 match take_snapshot(&primary, &image).await {
                     Ok(id) => {
-                        record(&log, &vm, rec(id, Some(due), asked, false));
+                        record(&log, &vm, rec(id, asked, false));
                     }
                     Err(e) => {
                         // The command may have failed after Ceph made the snapshot: adopt every primary
@@ -294,7 +291,7 @@ pub fn spawn_scheduler(regional: &Regional, bus: Bus, vm: String, primary: SiteR
                         if let Ok(list) = snaps(&primary, &image).await {
                             let newest = log.lock().unwrap().snaps.iter().filter(|s| s.site == primary.name).map(|s| s.id).max().unwrap_or(0);
                             for s in list.iter().filter(|s| s.is_primary() && s.id > newest) {
-                                record(&log, &vm, rec(s.id, Some(due), asked, false));
+                                record(&log, &vm, rec(s.id, asked, false));
                             }
                         }
                     }
@@ -305,7 +302,7 @@ pub fn spawn_scheduler(regional: &Regional, bus: Bus, vm: String, primary: SiteR
                 if let Ok(list) = snaps(&primary, &image).await {
                     for s in list.iter().filter(|s| s.is_primary()) {
                         let started = parse_ceph_timestamp(&s.timestamp).map(Wt::from_unix_secs).unwrap_or_else(Wt::now);
-                        record(&log, &vm, rec(s.id, None, started, first_poll));
+                        record(&log, &vm, rec(s.id, started, first_poll));
                     }
                     first_poll = false;
                 }
@@ -551,7 +548,7 @@ mod tests {
     }
 
     fn rec(site: &str, id: u64, started: u64, completed: Option<u64>, preexisting: bool) -> SnapRecord {
-        SnapRecord { id, site: site.into(), due: None, started: Wt::from_ms(started), completed: completed.map(Wt::from_ms), preexisting, untimed: false }
+        SnapRecord { id, site: site.into(), started: Wt::from_ms(started), completed: completed.map(Wt::from_ms), preexisting, untimed: false }
     }
 
     #[test]
