@@ -9,6 +9,7 @@ Feature: Metro-DR: synchronous replication over a stretched cluster loses nothin
     And the round-trip time between sites a and b is at most 10ms
     And a VM writing 100 records per second on site a
     When the VM has written 600 records
+    And the VM's writes so far are replicated to site b
     And site a loses power
     And the VM is failed over to site b
     Then no acknowledged write is lost
@@ -38,3 +39,15 @@ Feature: Metro-DR: synchronous replication over a stretched cluster loses nothin
     And the VM has written 1500 records
     And the VM is relocated to site b
     Then no acknowledged write is lost
+
+  Scenario: Freeze then failover: the old VM comes back fenced, split brain refused
+    Given a Metro-DR environment with sites a and b
+    And a VM writing 100 records per second on site a
+    When the VM has written 300 records
+    And the VM's writes so far are replicated to site b
+    And site a freezes
+    And the VM is failed over to site b
+    And site a thaws
+    And the VM runs for 15s
+    Then no acknowledged write is lost
+    And every write the old VM attempts after the fence fails

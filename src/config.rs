@@ -89,6 +89,21 @@ pub struct Metro {
     /// any drill, and a larger figure fails the run.
     #[serde(default = "Metro::default_max_rtt")]
     pub max_rtt: Dur,
+    /// Where the replicas go (the lab builds the CRUSH rule from it): one per data site, or, as a
+    /// misconfiguration for negative controls, every replica on the first site.
+    #[serde(default)]
+    pub placement: Placement,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Placement {
+    /// One replica in each data site: either site can serve alone.
+    #[default]
+    PerSite,
+    /// Every replica in the first data site (a CRUSH rule rooted there): a misconfiguration that loses the
+    /// disk with that site. Only for negative controls.
+    FirstSiteOnly,
 }
 
 impl Metro {

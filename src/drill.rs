@@ -64,6 +64,10 @@ pub struct Outcome {
     pub details: serde_json::Value,
     /// Receipts of faults the action itself injected (fencing): the after hook recovers them.
     pub receipts: Vec<Receipt>,
+    /// From when the old primary must not write any more: the fence (or, unfenced, the failover request).
+    pub fence_at: Option<Wt>,
+    /// The writer boot left running on a site the harness could not reach (frozen), by tag.
+    pub abandoned: Option<u64>,
 }
 
 /// The bound a driver's promise stands for, once the orchestration knows the write period and the STOP.
@@ -103,12 +107,14 @@ pub async fn relocate(env: &mut Environment, vm: &str, to: &str, barrier: bool) 
     let report = env.driver.relocate(vm, &to, barrier, &mut m).await?;
     let scan = serve(env, vm, &to, &mut m).await?;
     let evidence = Evidence { history, scan, fault_at: None, stop_seq: Some(stopped.seq), bound: bound(report.promise, period(rate), Some(stopped.seq)) };
-    Ok(Outcome { kind: ActionKind::Relocate, vm: vm.into(), from, to, timeline: m.timeline, evidence, details: report.details, receipts: vec![] })
+    Ok(Outcome { kind: ActionKind::Relocate, vm: vm.into(), from, to, timeline: m.timeline, evidence, details: report.details, receipts: vec![], fence_at: None, abandoned: None })
 }
 
 /// Fails the VM over to `to`. `fault` is the receipt of the outage that took the primary (if a step
-/// injected one); without it, the VM's I/O is halted abruptly here, as fencing does.
-pub async fn failover(env: &mut Environment, vm: &str, to: &str, fault: Option<&Receipt>) -> Result<Outcome, EnvError> {
+/// injected one); without it, the VM's I/O is halted abruptly here, as fencing does. A frozen primary cannot
+/// be reached: its VM is left where it stands (it may write again when the site thaws: the fence must stop
+/// it). `fence: false` is a negative control: the lost site is neither isolated nor fenced at the storage.
+pub async fn failover(env: &mut Environment, vm: &str, to: &str, fault: Option<&Receipt>, fence: bool) -> Result<Outcome, EnvError> {
     let to = env.topology.site(to)?;
     let from = env.driver.primary(vm)?;
     if from == to {
@@ -117,16 +123,28 @@ pub async fn failover(env: &mut Environment, vm: &str, to: &str, fault: Option<&
     let fault_at = fault.map(|r| r.at).unwrap_or_else(Wt::now);
     let mut m = Marker::new(env.bus.clone(), vm, ActionKind::Failover, fault_at, Segment::Fault);
     m.mark(Segment::FailoverRequested);
-    env.workload.halt(vm).await?;
+    let abandoned = match fault.map(|r| &r.fault) {
+        Some(Fault::Freeze { .. }) => Some(env.workload.abandon(vm).await?),
+        _ => {
+            env.workload.halt(vm).await?;
+            None
+        }
+    };
     let history = env.workload.history(vm)?;
     let rate = env.workload.rate(vm)?;
-    // Fence: the old primary can no longer reach the survivor, whatever state it comes back in.
-    let fence = env.faults.inject(Fault::Isolate { site: from.clone() }).await?;
-    m.mark(Segment::Fenced);
-    let report = env.driver.failover(vm, &to, fault_at, &mut m).await?;
+    let mut receipts = vec![];
+    if fence {
+        // Fence: the old primary can no longer reach the survivor, whatever state it comes back in.
+        receipts.push(env.faults.inject(Fault::Isolate { site: from.clone() }).await?);
+        m.mark(Segment::Fenced);
+    }
+    let report = env.driver.failover(vm, &to, fault_at, fence, &mut m).await?;
+    // the earliest fence (the isolation, else the storage fence), or the request when nothing fenced
+    let t0 = m.timeline.t0;
+    let fence_at = [Segment::Fenced, Segment::StorageFenced, Segment::FailoverRequested].into_iter().find_map(|s| m.timeline.get(s)).map(|ms| Wt(t0.0 + (ms * 1e6) as u64));
     let scan = serve(env, vm, &to, &mut m).await?;
     let evidence = Evidence { history, scan, fault_at: Some(fault_at), stop_seq: None, bound: bound(report.promise, period(rate), None) };
-    Ok(Outcome { kind: ActionKind::Failover, vm: vm.into(), from, to, timeline: m.timeline, evidence, details: report.details, receipts: vec![fence] })
+    Ok(Outcome { kind: ActionKind::Failover, vm: vm.into(), from, to, timeline: m.timeline, evidence, details: report.details, receipts, fence_at, abandoned })
 }
 
 #[cfg(test)]

@@ -141,6 +141,12 @@ pub struct Verdict {
     /// Replication rounds judged against the allowance, and the longest measured.
     pub syncs_judged: usize,
     pub longest_sync_ms: Option<f64>,
+    /// Split brain: records the old writer had acknowledged after it was fenced, and records it wrote
+    /// after the fence found on the survivor (both must be empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub acked_after_fence: Vec<(u64, u64)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub old_writer_on_survivor: Vec<(u64, u64)>,
     /// Why it failed or is inconclusive (empty when passed).
     pub why: Vec<String>,
 }
@@ -371,6 +377,70 @@ fn judge_window(
             ));
         }
     }
+}
+
+/// Split brain. `old` is the writer boot left running on the lost site (frozen, then thawed); from
+/// `fence_at` on it must not write: none of its writes may be acknowledged after the fence, and nothing it
+/// wrote after the fence may be on the survivor's disk (`scan`, read after the old writer had its chance).
+/// The probe has at most one write in flight: the one after its last acknowledged record before the fence
+/// may have reached storage before the fence, so its late ack is indeterminate, not a violation.
+/// No pass without proof: the old writer must have written before the fence, must still have been running
+/// when judged (or have been caught writing), and the survivor must hold the new writer's records.
+pub fn judge_split_brain(h: &History, old: u64, fence_at: Wt, scan: &ScanReport, old_still_running: bool) -> Verdict {
+    let mine: Vec<&Ack> = h.acks.iter().filter(|a| a.boot == old).collect();
+    let last = mine.iter().filter(|a| a.at <= fence_at).map(|a| a.seq).max();
+    let mut v = Verdict { acked: mine.len() as u64, ..Default::default() };
+    let Some(last) = last else {
+        v.conclusion = Conclusion::Inconclusive;
+        v.why.push("the old writer acknowledged nothing before the fence: there is no old writer to judge".into());
+        return v;
+    };
+    let in_flight = last + 1;
+    let mut after: Vec<u64> = mine.iter().filter(|a| a.at > fence_at && a.seq != in_flight).map(|a| a.seq).collect();
+    after.sort_unstable();
+    after.dedup();
+    v.indeterminate = mine.iter().any(|a| a.at > fence_at && a.seq == in_flight) as u64;
+    v.acked_after_fence = ranges(after);
+    v.old_writer_on_survivor = ranges(scan.ranges.iter().filter(|r| r.2 == old && r.1 > in_flight).flat_map(|r| r.0.max(in_flight + 1)..=r.1));
+    v.corrupt = scan.corrupt.iter().map(|(b, c)| (*b, c.as_str().to_string())).collect();
+    v.chain_breaks = scan.chain_breaks.clone();
+    let mut failed = vec![];
+    // the write in flight at the fence, acknowledged after it, was durable before the fence (nothing could
+    // acknowledge it after): the survivor must hold it, written by the old writer
+    if v.indeterminate == 1 && scan.boot_of(in_flight) != Some(old) {
+        v.lost = vec![(in_flight, in_flight)];
+        v.lost_count = 1;
+        failed.push(format!("record {in_flight} of the old writer, in flight at the fence and acknowledged after it, is not on the survivor: lost, or written after the fence"));
+    }
+    if !v.acked_after_fence.is_empty() {
+        failed.push(format!("split brain: the old writer's writes were acknowledged after the fence: {}", show(&v.acked_after_fence)));
+    }
+    if !v.old_writer_on_survivor.is_empty() {
+        failed.push(format!("split brain: the survivor holds records the old writer wrote after the fence: {}", show(&v.old_writer_on_survivor)));
+    }
+    if !v.corrupt.is_empty() || !v.chain_breaks.is_empty() {
+        failed.push(format!("the survivor's disk is damaged: {} corrupt blocks, chain breaks at {:?}", v.corrupt.len(), v.chain_breaks));
+    }
+    if !failed.is_empty() {
+        v.conclusion = Conclusion::Failed;
+        v.why = failed;
+        return v;
+    }
+    if !scan.ranges.iter().any(|r| r.2 != old && r.1 > last) {
+        v.why.push("the survivor holds nothing the new writer wrote: nothing shows it served".into());
+    }
+    if !old_still_running {
+        v.why.push("the old writer was gone when judged: nothing shows it tried to write after the thaw".into());
+    }
+    v.conclusion = if v.why.is_empty() { Conclusion::Passed } else { Conclusion::Inconclusive };
+    v.passed = v.conclusion == Conclusion::Passed;
+    v
+}
+
+fn show(r: &[(u64, u64)]) -> String {
+    let n: u64 = r.iter().map(|(a, b)| b - a + 1).sum();
+    let list = r.iter().take(5).map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect::<Vec<_>>().join(", ");
+    format!("{n} records ({list}{})", if r.len() > 5 { ", ..." } else { "" })
 }
 
 #[cfg(test)]
@@ -623,5 +693,47 @@ mod tests {
             let expect = (20 * (n - keep) + extra_ms) as f64;
             prop_assert!((v.loss_window_ms.unwrap() - expect).abs() < 1e-6);
         }
+    }
+
+    /// Old writer B1 acked 1..=100 (t 1020..3000 ms), fenced at 3500 ms; new writer B2 on the survivor.
+    fn split(after: &[u64], survivor: &[(u64, u64, u64)], running: bool) -> Verdict {
+        let mut a = acks(100, B1);
+        a.extend(after.iter().map(|&s| Ack { seq: s, at: Wt::from_ms(20_000 + s), boot: B1 }));
+        judge_split_brain(&hist(a), B1, Wt::from_ms(3500), &scan(survivor), running)
+    }
+
+    #[test]
+    fn split_brain_refused_passes_only_with_proof() {
+        let ok = split(&[], &[(1, 100, B1), (101, 400, B2)], true);
+        assert_eq!(ok.conclusion, Conclusion::Passed, "{:?}", ok.why);
+        // the one write in flight at the freeze, acknowledged after the thaw: indeterminate, not a violation
+        let inflight = split(&[101], &[(1, 101, B1), (102, 400, B2)], true);
+        assert_eq!(inflight.conclusion, Conclusion::Passed, "{:?}", inflight.why);
+        assert_eq!(inflight.indeterminate, 1);
+        // ... but only if the survivor holds it, from the old writer
+        let missing = split(&[101], &[(1, 100, B1), (101, 400, B2)], true);
+        assert_eq!(missing.conclusion, Conclusion::Failed);
+        assert_eq!(missing.lost, [(101, 101)]);
+        // no proof: the old writer died, or the new one never wrote
+        assert_eq!(split(&[], &[(1, 100, B1), (101, 400, B2)], false).conclusion, Conclusion::Inconclusive);
+        assert_eq!(split(&[], &[(1, 100, B1)], true).conclusion, Conclusion::Inconclusive);
+        let none = judge_split_brain(&hist(acks(5, B2)), B1, Wt::from_ms(3500), &scan(&[(1, 5, B2)]), true);
+        assert_eq!(none.conclusion, Conclusion::Inconclusive);
+    }
+
+    #[test]
+    fn writes_of_the_old_writer_after_the_fence_fail_the_drill() {
+        let acked = split(&[101, 102, 103], &[(1, 100, B1), (101, 400, B2)], true);
+        assert_eq!(acked.conclusion, Conclusion::Failed);
+        assert_eq!(acked.acked_after_fence, [(102, 103)]);
+        assert!(acked.why.iter().any(|w| w.contains("acknowledged after the fence: 2 records (102-103)")), "{:?}", acked.why);
+        // not acknowledged, but on the survivor's disk all the same (over the new writer's records)
+        let landed = split(&[], &[(1, 100, B1), (101, 150, B2), (151, 160, B1), (161, 400, B2)], false);
+        assert_eq!(landed.conclusion, Conclusion::Failed);
+        assert_eq!(landed.old_writer_on_survivor, [(151, 160)]);
+        // it still fails when the old writer is gone: a violation needs no proof of an attempt
+        let mut broken = scan(&[(1, 100, B1), (101, 400, B2)]);
+        broken.chain_breaks = vec![151];
+        assert_eq!(judge_split_brain(&hist(acks(100, B1)), B1, Wt::from_ms(3500), &broken, true).conclusion, Conclusion::Failed);
     }
 }

@@ -67,7 +67,15 @@ pub trait Workload: Send {
     async fn halt(&mut self, vm: &str) -> Result<(), EnvError>;
     /// Boots `vm` on `site` after a DR action: crash recovery (scan), then the first new acknowledged write.
     async fn resume(&mut self, vm: &str, site: &str, volume: &Volume) -> Result<Served, EnvError>;
-    /// Every writer boot so far, each read to its end (the running boot's acks so far).
+    /// The VM's site cannot be reached (frozen): the harness cannot stop the VM, so its boot is left where
+    /// it stands, still watched by the witness; the next boot of the VM runs beside it. Returns its tag.
+    async fn abandon(&mut self, vm: &str) -> Result<u64, EnvError>;
+    /// Is the abandoned boot `tag` of `vm` still running (so still trying to write)?
+    fn abandoned_alive(&self, vm: &str, tag: u64) -> Result<bool, EnvError>;
+    /// Graceful stop of the running boot (if any), then a verify boot on `site`: the disk as it is there.
+    async fn verify(&mut self, vm: &str, site: &str, volume: &Volume) -> Result<ScanReport, EnvError>;
+    /// Every writer boot so far, abandoned ones included, each read to its end (running boots: their
+    /// acks so far).
     fn history(&self, vm: &str) -> Result<History, EnvError>;
     /// Negative control: damages record `seq` through a guest on `site`, then verifies the disk.
     async fn damage(&mut self, vm: &str, site: &str, volume: &Volume, seq: u64) -> Result<Damaged, EnvError>;
@@ -127,8 +135,14 @@ pub trait DrDriver: Send {
     /// Planned move (the VM is stopped): make `to` primary with everything the old primary had. With
     /// `barrier: false` (a negative control) `to` is promoted by force without waiting for the last sync.
     async fn relocate(&mut self, vm: &str, to: &str, barrier: bool, m: &mut Marker) -> Result<DriverReport, EnvError>;
-    /// The primary was lost at `fault_at` (and fenced): make `to` primary with what it holds.
-    async fn failover(&mut self, vm: &str, to: &str, fault_at: Wt, m: &mut Marker) -> Result<DriverReport, EnvError>;
+    /// The primary was lost at `fault_at`: make `to` primary with what it holds. With `fence` the lost
+    /// site's access to the storage is cut first (where the driver fences); without it (a negative control)
+    /// a site that comes back can still write.
+    async fn failover(&mut self, vm: &str, to: &str, fault_at: Wt, fence: bool, m: &mut Marker) -> Result<DriverReport, EnvError>;
+    /// Waits until `to` holds a copy of everything `vm` had acknowledged at `since` (Regional-DR: a mirror
+    /// snapshot taken at or after `since` complete on `to`; Metro-DR: every placement group clean on both
+    /// sites). The deadline is the driver's, from what the environment declares. Returns what proves it.
+    async fn replicated(&mut self, vm: &str, to: &str, since: Wt) -> Result<String, EnvError>;
     /// The VM serves on its new primary: protection resumes from there.
     async fn serving(&mut self, vm: &str) -> Result<(), EnvError>;
     /// End of a scenario: stop protecting `vm`.

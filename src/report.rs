@@ -290,6 +290,8 @@ mod tests {
             evidence: Evidence { history: History { acks, ..Default::default() }, scan, fault_at: Some(Wt::from_ms(3100)), stop_seq: None, bound },
             details: json!({"promoteAttempts": 1}),
             receipts: vec![],
+            fence_at: Some(Wt::from_ms(3200)),
+            abandoned: None,
         };
         let rec = ScenarioRecord {
             duration: Duration::from_millis(51_000),

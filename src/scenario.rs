@@ -52,6 +52,8 @@ pub struct Scenario {
     pub started: Wt,
     vm: Option<String>,
     receipts: Vec<Receipt>,
+    /// Faults the scenario itself undid (a thaw, a healed partition), and when.
+    recovered: Vec<(Fault, Wt)>,
     outcome: Option<Outcome>,
     verdicts: Vec<(String, Verdict)>,
     rtts: Vec<RoundTrip>,
@@ -69,7 +71,7 @@ type R = Result<(), StepError>;
 
 impl Scenario {
     pub fn new(session: Arc<Session>) -> Scenario {
-        Scenario { session, started: Wt::now(), vm: None, receipts: vec![], outcome: None, verdicts: vec![], rtts: vec![], causes: vec![], harness_errors: vec![] }
+        Scenario { session, started: Wt::now(), vm: None, receipts: vec![], recovered: vec![], outcome: None, verdicts: vec![], rtts: vec![], causes: vec![], harness_errors: vec![] }
     }
 
     /// Records the cause of a failure.
@@ -186,10 +188,13 @@ impl Scenario {
         let r = async {
             let receipt = self.receipts.iter().rev().find(|r| r.fault == fault).cloned();
             let receipt = receipt.ok_or_else(|| StepError::Order(format!("nothing to undo: \"{fault}\" was not done in this scenario")))?;
-            Ok(self.session.env().await?.faults.recover(&receipt).await?)
+            self.session.env().await?.faults.recover(&receipt).await?;
+            Ok(receipt.fault)
         }
         .await;
-        self.track(r)
+        let f = self.track(r)?;
+        self.recovered.push((f, Wt::now()));
+        Ok(())
     }
 
     /// Measures the round-trip time between two sites (both ways, 10 handshakes each) and checks its
@@ -220,6 +225,22 @@ impl Scenario {
         self.track(r)
     }
 
+    /// Waits until `site` holds everything the VM had acknowledged when the sentence began (the driver's
+    /// proof: a mirror snapshot taken since then complete there, or synchronous replicas all clean).
+    pub async fn replicated_to(&mut self, site: &str) -> R {
+        let since = Wt::now();
+        let r = async {
+            let vm = self.vm()?;
+            let mut env = self.session.env().await?;
+            let site = env.topology.site(site)?;
+            let proof = env.driver.replicated(&vm, &site, since).await?;
+            println!("      replicated: {proof}, +{:.1}s", Wt::now().since(since).as_secs_f64());
+            Ok(())
+        }
+        .await;
+        self.track(r)
+    }
+
     /// Replication to `site` resumes: the scenario's pause of it is recovered.
     pub async fn resume_replication(&mut self, site: &str) -> R {
         let r = async {
@@ -245,14 +266,15 @@ impl Scenario {
         Ok(())
     }
 
-    pub async fn failover(&mut self, to: &str) -> R {
+    /// Fails the VM over to `to`; `fence: false` is the negative control that leaves the lost site unfenced.
+    pub async fn failover(&mut self, to: &str, fence: bool) -> R {
         let r = async {
             let vm = self.vm()?;
             let mut env = self.session.env().await?;
             let from = env.driver.primary(&vm)?;
-            // the outage that took the primary, if the scenario injected one
-            let fault = self.receipts.iter().rev().find(|r| matches!(&r.fault, Fault::PowerLoss { site } if *site == from)).cloned();
-            Ok(drill::failover(&mut env, &vm, to, fault.as_ref()).await?)
+            // the outage that took the primary (power loss or freeze), if the scenario injected one
+            let fault = self.receipts.iter().rev().find(|r| matches!(&r.fault, Fault::PowerLoss { site } | Fault::Freeze { site } if *site == from)).cloned();
+            Ok(drill::failover(&mut env, &vm, to, fault.as_ref(), fence).await?)
         }
         .await;
         let mut o = self.track(r)?;
@@ -321,6 +343,33 @@ impl Scenario {
         });
         let v = self.track(r)?;
         self.conclude("loss window within the replication interval", v)
+    }
+
+    /// Split brain refused: the VM left running on the frozen site, thawed since, had no write acknowledged
+    /// after the fence, and the survivor's disk (verified now, the VM stopped gracefully) holds nothing it
+    /// wrote after the fence.
+    pub async fn split_brain_refused(&mut self) -> R {
+        let r = async {
+            let vm = self.vm()?;
+            let o = self.outcome()?;
+            let (Some(old), Some(fence_at)) = (o.abandoned, o.fence_at) else {
+                return Err(StepError::Order("no VM was left behind by the failover: freeze its site (\"site X freezes\") before failing over".into()));
+            };
+            let (from, to) = (o.from.clone(), o.to.clone());
+            if !self.recovered.iter().any(|(f, at)| *f == (Fault::Freeze { site: from.clone() }) && *at > fence_at) {
+                return Err(StepError::Order(format!("site {from} was not thawed after the failover (\"site {from} thaws\"): the old VM had no chance to write")));
+            }
+            let mut env = self.session.env().await?;
+            let running = env.workload.abandoned_alive(&vm, old)?;
+            let volume = env.driver.volume(&vm)?;
+            let scan = env.workload.verify(&vm, &to, &volume).await?;
+            // read after the verify boot: every ack the old writer got until then counts
+            let history = env.workload.history(&vm)?;
+            Ok(crate::oracle::judge_split_brain(&history, old, fence_at, &scan, running))
+        }
+        .await;
+        let v = self.track(r)?;
+        self.conclude("no write of the old VM after the fence", v)
     }
 
     pub fn stop_survives(&mut self) -> R {

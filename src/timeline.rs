@@ -15,6 +15,8 @@ pub enum Segment {
     Demoted,
     Synced,
     Fenced,
+    /// The lost site's storage clients cut off (blocklisted).
+    StorageFenced,
     Promoted,
     VmBooted,
     Recovered,
@@ -31,6 +33,7 @@ impl Segment {
             Segment::Demoted => "demoted",
             Segment::Synced => "synced",
             Segment::Fenced => "fenced",
+            Segment::StorageFenced => "storage fenced",
             Segment::Promoted => "promoted",
             Segment::VmBooted => "vm booted",
             Segment::Recovered => "recovered",

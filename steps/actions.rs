@@ -17,5 +17,11 @@ async fn relocate_without_barrier(w: &mut DrWorld, site: Site) -> anyhow::Result
 
 #[when(expr = "the VM is failed over to site {site}")]
 async fn failover(w: &mut DrWorld, site: Site) -> anyhow::Result<()> {
-    Ok(w.s()?.failover(&site.0).await?)
+    Ok(w.s()?.failover(&site.0, true).await?)
+}
+
+/// Negative control: the lost site is neither isolated nor fenced at the storage.
+#[when(expr = "the VM is failed over to site {site} without fencing")]
+async fn failover_without_fencing(w: &mut DrWorld, site: Site) -> anyhow::Result<()> {
+    Ok(w.s()?.failover(&site.0, false).await?)
 }

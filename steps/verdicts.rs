@@ -18,3 +18,8 @@ async fn stop_survives(w: &mut DrWorld) -> anyhow::Result<()> {
 async fn window(w: &mut DrWorld) -> anyhow::Result<()> {
     Ok(w.s()?.window()?)
 }
+
+#[then("every write the old VM attempts after the fence fails")]
+async fn split_brain_refused(w: &mut DrWorld) -> anyhow::Result<()> {
+    Ok(w.s()?.split_brain_refused().await?)
+}

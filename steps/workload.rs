@@ -18,3 +18,8 @@ async fn has_written(w: &mut DrWorld, n: u64) -> anyhow::Result<()> {
 async fn runs_for(w: &mut DrWorld, d: Duration) -> anyhow::Result<()> {
     Ok(w.s()?.runs_for(d.0).await?)
 }
+
+#[when(expr = "the VM's writes so far are replicated to site {site}")]
+async fn replicated(w: &mut DrWorld, site: Site) -> anyhow::Result<()> {
+    Ok(w.s()?.replicated_to(&site.0).await?)
+}

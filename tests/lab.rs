@@ -242,10 +242,13 @@ fn ceph_schedule_negative_control_fails_in_any_time_zone() {
     assert!(sc["reason"].as_str().unwrap().contains("exceeds the bound"), "{sc}");
     let v = &sc["verdicts"][0][1];
     assert!(v["mustSurviveCheckedAgainst"].as_str().is_some_and(|c| c.starts_with("a/")), "the must-survive check did not run: {v}");
-    // the checkpoint's start lies inside the run, on the witness clock (not hours off)
+    // the checkpoint's start lies inside the run, on the witness clock (not hours off): after the scenario
+    // began, before replication stopped
     let started = sc["action"]["checkpoint"]["startedNs"].as_f64().unwrap() / 1e6;
-    let fault = sc["faults"].as_array().unwrap().iter().find(|f| f["fault"]["kind"] == "powerLoss").unwrap()["at_ms"].as_f64().unwrap();
-    assert!(started > fault - 150_000.0 && started < fault - 60_000.0, "checkpoint started at {started} ms, fault at {fault} ms");
+    let at = |kind: &str| sc["faults"].as_array().unwrap().iter().find(|f| f["fault"]["kind"] == kind).unwrap()["at_ms"].as_f64().unwrap();
+    let stopped = at("stopReplication");
+    let duration_ms = sc["durationS"].as_f64().unwrap() * 1e3;
+    assert!(started < stopped && started > at("powerLoss") - duration_ms, "checkpoint started at {started} ms, replication stopped at {stopped} ms");
 }
 
 /// SIGTERM in the middle of a drill (the VM writing, a scenario half-way) removes every process, namespace
@@ -434,24 +437,51 @@ fn metro_dr_loses_nothing_and_flags_sites_too_far_apart() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.lines().any(|l| l == "scenarios: 4 passed, 0 failed, 0 skipped"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "scenarios: 5 passed, 0 failed, 0 skipped"), "{stdout}");
     let s = summary(dir.path());
     let sc = s["scenarios"].as_array().unwrap();
-    let failover = sc.iter().find(|x| x["scenario"].as_str().unwrap().contains("power loss")).unwrap();
+    let find = |name: &str| sc.iter().find(|x| x["scenario"].as_str().unwrap().contains(name)).unwrap_or_else(|| panic!("no scenario {name}"));
+    let failover = find("power loss");
     assert_eq!(failover["recordsLost"], 0);
     assert!(failover["recordsAcked"].as_u64().unwrap() >= 500, "{failover}");
     assert!(failover["action"]["driver"]["fencedClients"].as_array().is_some_and(|f| !f.is_empty()), "the lost site was not fenced: {failover}");
-    let near = sc.iter().find(|x| x["scenario"].as_str().unwrap().contains("2 ms apart")).unwrap();
+    let near = find("2 ms apart");
     let rtt = near["roundTrips"][0]["medianMs"].as_f64().unwrap();
     assert!((4.0..10.0).contains(&rtt), "2 ms one way measured as a {rtt} ms round trip");
     assert!(near["writeLatencyP50Us"].as_u64().unwrap() > 4000, "synchronous writes pay the round trip: {near}");
+    // split brain refused: the frozen VM, thawed after the fence, got no write acknowledged
+    let frozen = find("Freeze then failover");
+    let v = frozen["verdicts"].as_array().unwrap().iter().find(|v| v[0] == "no write of the old VM after the fence").unwrap();
+    assert_eq!(v[1]["conclusion"], "passed", "{frozen}");
+    assert!(v[1]["acked"].as_u64().unwrap() > 0 && v[1].get("ackedAfterFence").is_none(), "{v}");
 
+    // negative controls: sites too far apart; failover without fencing (split brain)
     let dir = tempfile::tempdir().unwrap();
     let out = Command::cargo_bin("dr-drill").unwrap().args(["run", "--env", "environments/lab-metro.yaml", "--tags", "@metro and @negative", "--report-dir"]).arg(dir.path()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "scenarios: 0 passed, 2 failed, 0 skipped"), "{stdout}");
     assert!(stdout.contains("more than 10ms"), "{stdout}");
     let s = summary(dir.path());
-    assert!(s["scenarios"][0]["roundTrips"][0]["medianMs"].as_f64().unwrap() > 20.0);
+    let sc = s["scenarios"].as_array().unwrap();
+    let far = sc.iter().find(|x| x["scenario"].as_str().unwrap().contains("12 ms apart")).unwrap();
+    assert!(far["roundTrips"][0]["medianMs"].as_f64().unwrap() > 20.0);
+    let unfenced = sc.iter().find(|x| x["scenario"].as_str().unwrap().contains("without fencing")).unwrap();
+    assert_eq!(unfenced["status"], "failed");
+    assert!(unfenced["reason"].as_str().unwrap().contains("split brain"), "{unfenced}");
+
+    // negative control: every replica on site a (a misconfigured CRUSH rule)
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("dr-drill")
+        .unwrap()
+        .args(["run", "--env", "tests/fixtures/lab-metro-one-site.yaml", "--tags", "@negative", "--report-dir"])
+        .arg(dir.path())
+        .arg("tests/fixtures/features/metro-one-site.feature")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("has no replica on site b"), "{stdout}");
 }

@@ -207,6 +207,11 @@ impl SnapLog {
         Some(Checkpoint { name: format!("{site}/{id} (not logged; start of {} used)", older.name()), started: older.started })
     }
 
+    /// The first snapshot of `site` taken at or after `since` that the witness saw complete on the peer.
+    pub fn replicated_since(&self, site: &str, since: Wt) -> Option<&SnapRecord> {
+        self.snaps.iter().filter(|s| s.site == site && !s.preexisting && s.started >= since && s.completed.is_some()).min_by_key(|s| s.id)
+    }
+
     /// Snapshots of `site` that `done` lists as complete but the witness had not seen complete (it stopped
     /// watching at the fault): complete, untimed.
     pub fn complete_untimed(&mut self, site: &str, done: &[u64]) {
@@ -485,13 +490,14 @@ impl DrDriver for RbdMirrorDriver {
         Ok(DriverReport { promise: Promise::NoLoss, details: self.details(vm, sync, attempts) })
     }
 
-    async fn failover(&mut self, vm: &str, to: &str, _fault_at: Wt, m: &mut Marker) -> Result<DriverReport, EnvError> {
+    async fn failover(&mut self, vm: &str, to: &str, _fault_at: Wt, _fence: bool, m: &mut Marker) -> Result<DriverReport, EnvError> {
         self.stop_scheduler(vm)?;
         let (image, from, since, log) = {
             let p = self.vm(vm)?;
             (p.image.clone(), p.primary.clone(), p.since, p.snaps.clone())
         };
         let survivor = self.site(to)?.clone();
+        // No storage fencing here: the drill's isolation of the lost site is the fence.
         // What the survivor holds: the newest mirror snapshot of the old primary complete there.
         let done = completed_on_peer(&snaps(&survivor, &image).await?);
         log.lock().unwrap().complete_untimed(&from, &done);
@@ -507,6 +513,27 @@ impl DrDriver for RbdMirrorDriver {
         p.primary = to.to_string();
         p.since = Wt::now();
         Ok(DriverReport { promise, details: self.details(vm, None, attempts) })
+    }
+
+    /// Waits for a mirror snapshot taken at or after `since` to complete on `to`. The deadline is three
+    /// intervals plus the sync allowance: Ceph's own schedule can fire its first snapshot up to two intervals
+    /// after the schedule is added (its module reloads schedules on its own period).
+    async fn replicated(&mut self, vm: &str, to: &str, since: Wt) -> Result<String, EnvError> {
+        let (primary, log) = {
+            let p = self.vm(vm)?;
+            (p.primary.clone(), p.snaps.clone())
+        };
+        if self.topology.peer_of(&primary)? != to {
+            return Err(EnvError::Usage(format!("site {to} is not where {vm} replicates to: its primary is {primary}")));
+        }
+        self.start_scheduler(vm)?;
+        let deadline = self.regional.interval.0 * 3 + self.regional.allowance();
+        let check = || {
+            let found = log.lock().unwrap().replicated_since(&primary, since).map(|r| format!("mirror snapshot {} complete on {to}", r.name()));
+            async move { Ok::<_, EnvError>(found) }
+        };
+        let what = format!("a mirror snapshot of {vm} taken after +{:.1}s to complete on {to}", since.ms() / 1e3);
+        wait::until(what, deadline, check, wait::every(Duration::from_millis(200))).await.map_err(|e| from_wait(to, Cause::System, e))
     }
 
     async fn serving(&mut self, vm: &str) -> Result<(), EnvError> {
@@ -558,6 +585,15 @@ mod tests {
         assert_eq!(s.iter().map(|x| (x.name.as_str(), x.sync_ms)).collect::<Vec<_>>(), [("a/2", Some(1500.0)), ("a/3", None)]);
         assert_eq!(log.syncs("b", Wt::from_ms(0)).len(), 1);
         assert_eq!(log.syncs("a", Wt::from_ms(12_000)).len(), 1, "only since the site became primary");
+    }
+
+    #[test]
+    fn replicated_since_needs_a_snapshot_taken_after_and_complete_on_the_peer() {
+        let log = SnapLog { snaps: vec![rec("a", 1, 0, Some(900), true), rec("a", 2, 4_000, Some(5_000), false), rec("a", 3, 10_000, None, false), rec("b", 4, 12_000, Some(13_000), false)], ..Default::default() };
+        assert_eq!(log.replicated_since("a", Wt::from_ms(3_000)).map(|r| r.name()), Some("a/2".into()));
+        assert_eq!(log.replicated_since("a", Wt::from_ms(4_001)).map(|r| r.name()), None, "taken before: not proof of later writes");
+        assert_eq!(log.replicated_since("a", Wt::from_ms(0)).map(|r| r.name()), Some("a/2".into()), "the baseline proves nothing the VM wrote");
+        assert_eq!(log.replicated_since("b", Wt::from_ms(11_000)).map(|r| r.name()), Some("b/4".into()));
     }
 
     #[test]

@@ -200,7 +200,8 @@ impl LabSites {
                 return Err(EnvError::Usage("a Metro-DR lab's sites are joined by the harness's delay line: it lives only as long as a run (use `dr-drill run`)".into()));
             }
             stretched::network(&self.sites, &mut self.links).await?;
-            return stretched::bootstrap(&mut self.sites).await;
+            let placement = cfg.spec.metro().map(|m| m.placement).unwrap_or_default();
+            return stretched::bootstrap(&mut self.sites, placement).await;
         }
         let [a, b] = self.sites.as_slice() else {
             return Err(EnvError::Usage(format!("the lab joins two sites, environment {} has {}", self.env, self.sites.len())));

@@ -12,7 +12,7 @@ use super::site::{mon_addr, ConfShape, Site, SiteRef};
 use super::wan::WanLink;
 use super::ip;
 use crate::clock::Wt;
-use crate::config::{Budgets, EnvConfig, LabSpec};
+use crate::config::{Budgets, EnvConfig, LabSpec, Placement};
 use crate::error::{Cause, EnvError};
 use crate::ports::{DrDriver, DriverReport, Marker, Promise, Volume};
 use crate::topology::Topology;
@@ -63,7 +63,9 @@ fn shape(site: &Site, mons: &str, data: bool) -> ConfShape {
         mon_host: mons.to_string(),
         public_network: "10.78.0.0/24".into(),
         global: format!(
-            "public_addr = {}\nosd_pool_default_size = 2\nosd_pool_default_min_size = 1\nmon_osd_min_down_reporters = 1\nosd_heartbeat_grace = 5\nosd_heartbeat_interval = 1\nmon_osd_down_out_interval = 0\n",
+            // librbd's own blocklisting on lock break is off: the drill's fence is the only fence, so a
+            // drill without it (the negative control) shows what a missing fence does
+            "public_addr = {}\nosd_pool_default_size = 2\nosd_pool_default_min_size = 1\nmon_osd_min_down_reporters = 1\nosd_heartbeat_grace = 5\nosd_heartbeat_interval = 1\nmon_osd_down_out_interval = 0\nrbd_blocklist_on_break_lock = false\n",
             site.ip
         ),
         osd,
@@ -72,7 +74,7 @@ fn shape(site: &Site, mons: &str, data: bool) -> ConfShape {
 
 /// Builds the stretched cluster: monitors in every domain, a manager and an OSD in each data site, the
 /// CRUSH rule and the pool. `sites` are the data sites first, the arbiter last.
-pub async fn bootstrap(sites: &mut [Site]) -> Result<(), EnvError> {
+pub async fn bootstrap(sites: &mut [Site], placement: Placement) -> Result<(), EnvError> {
     let fsid = super::site::uuid();
     let mons: Vec<String> = sites.iter().map(|s| mon_addr(&s.ip)).collect();
     let mon_host = mons.join(",");
@@ -131,7 +133,12 @@ pub async fn bootstrap(sites: &mut [Site]) -> Result<(), EnvError> {
         s.wait_osd().await?;
     }
     let s0 = &sites[0];
-    s0.cli("ceph", &["osd", "crush", "rule", "create-replicated", "stretch", "default", "datacenter"]).await?;
+    match placement {
+        Placement::PerSite => s0.cli("ceph", &["osd", "crush", "rule", "create-replicated", "stretch", "default", "datacenter"]).await?,
+        // the misconfiguration: the rule is rooted in the first site, so both replicas land there (on its
+        // one OSD: size 2 cannot be met, the PGs run undersized on that site alone)
+        Placement::FirstSiteOnly => s0.cli("ceph", &["osd", "crush", "rule", "create-replicated", "stretch", &format!("site-{}", s0.name), "osd"]).await?,
+    };
     s0.cli("ceph", &["osd", "pool", "create", "rbd", "8", "8", "replicated", "stretch"]).await?;
     s0.cli("ceph", &["osd", "pool", "set", "rbd", "size", "2"]).await?;
     s0.cli("ceph", &["osd", "pool", "set", "rbd", "min_size", "1"]).await?;
@@ -159,6 +166,53 @@ pub fn to_fence(clients: &[String], lost_ip: &str) -> Vec<String> {
     v.sort();
     v.dedup();
     v
+}
+
+/// The data site of each OSD, from `ceph osd tree --format json` (datacenter buckets named `site-X`). Pure.
+pub fn osd_sites(json: &str) -> Result<BTreeMap<i64, String>, String> {
+    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("unreadable osd tree: {e}"))?;
+    let nodes = v["nodes"].as_array().ok_or("osd tree without nodes")?;
+    let by_id: BTreeMap<i64, &serde_json::Value> = nodes.iter().filter_map(|n| Some((n["id"].as_i64()?, n))).collect();
+    let mut out = BTreeMap::new();
+    // walk down from each datacenter bucket to its OSDs
+    for dc in nodes.iter().filter(|n| n["type"] == "datacenter") {
+        let site = dc["name"].as_str().unwrap_or_default().trim_start_matches("site-").to_string();
+        let mut stack: Vec<i64> = dc["children"].as_array().into_iter().flatten().filter_map(|c| c.as_i64()).collect();
+        while let Some(id) = stack.pop() {
+            if id >= 0 {
+                out.insert(id, site.clone());
+            } else if let Some(n) = by_id.get(&id) {
+                stack.extend(n["children"].as_array().into_iter().flatten().filter_map(|c| c.as_i64()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What keeps `pg ls --format json` from proving every write is on each of `sites`: placement groups not
+/// active+clean, or whose acting set has no OSD on one of the sites. Empty: every placement group holds a
+/// clean replica on every site. Pure.
+pub fn placement_gaps(pg_ls: &str, osd_site: &BTreeMap<i64, String>, sites: &[&str]) -> Result<Vec<String>, String> {
+    let v: serde_json::Value = serde_json::from_str(pg_ls).map_err(|e| format!("unreadable pg ls: {e}"))?;
+    let pgs = v.get("pg_stats").unwrap_or(&v).as_array().ok_or("pg ls without pg_stats")?;
+    if pgs.is_empty() {
+        return Err("pg ls lists no placement group".into());
+    }
+    let mut gaps = vec![];
+    for pg in pgs {
+        let id = pg["pgid"].as_str().unwrap_or("?");
+        let state = pg["state"].as_str().unwrap_or("?");
+        let acting: Vec<i64> = pg["acting"].as_array().into_iter().flatten().filter_map(|o| o.as_i64()).collect();
+        for site in sites {
+            if !acting.iter().any(|o| osd_site.get(o).map(String::as_str) == Some(*site)) {
+                gaps.push(format!("placement group {id} has no replica on site {site} (acting {acting:?})"));
+            }
+        }
+        if state != "active+clean" {
+            gaps.push(format!("placement group {id} is {state}"));
+        }
+    }
+    Ok(gaps)
 }
 
 /// The Metro-DR driver: one image, nothing to replicate; failover fences the lost site by blocklisting its
@@ -219,7 +273,7 @@ impl DrDriver for StretchedDriver {
         Ok(DriverReport { promise: Promise::NoLoss, details: json!({"storage": "stretched", "fenced": null}) })
     }
 
-    async fn failover(&mut self, vm: &str, to: &str, _fault_at: Wt, m: &mut Marker) -> Result<DriverReport, EnvError> {
+    async fn failover(&mut self, vm: &str, to: &str, _fault_at: Wt, fence: bool, m: &mut Marker) -> Result<DriverReport, EnvError> {
         let (from, image, mut clients) = {
             let d = self.disk(vm)?;
             (d.primary.clone(), d.image.clone(), d.clients.clone())
@@ -232,15 +286,19 @@ impl DrDriver for StretchedDriver {
         if let Ok(out) = survivor.cli("rbd", &["status", &format!("rbd/{image}"), "--format", "json"]).await {
             clients.extend(watchers(&out).unwrap_or_default());
         }
-        let fence = to_fence(&clients, &lost);
-        if fence.is_empty() {
+        let candidates = to_fence(&clients, &lost);
+        if candidates.is_empty() {
             return Err(EnvError::Site { site: from, what: format!("find the Ceph clients of {image} to fence"), detail: "none was ever seen".into(), cause: Cause::Harness });
         }
+        // without fencing (a negative control) the lost site's clients are left as they are
+        let fence = if fence { candidates } else { vec![] };
         for entry in &fence {
             survivor.cli_within("ceph", &["osd", "blocklist", "add", entry, "3600"], self.budgets.promote.0).await?;
             self.fenced.push((to.to_string(), entry.clone()));
         }
-        let _ = m;
+        if !fence.is_empty() {
+            m.mark(crate::timeline::Segment::StorageFenced);
+        }
         self.topology.site(to)?;
         self.disk(vm)?.primary = to.to_string();
         Ok(DriverReport { promise: Promise::NoLoss, details: json!({"storage": "stretched", "fencedClients": fence}) })
@@ -257,6 +315,39 @@ impl DrDriver for StretchedDriver {
         let w = watchers(&out).map_err(|e| s.err(&format!("read the watchers of {image}"), e))?;
         self.disk(vm)?.clients.extend(w);
         Ok(())
+    }
+
+    /// Synchronous replication: what was acknowledged is on both sites as long as every placement group
+    /// of the pool is clean with a replica in each site (with a site down, min_size 1 lets writes land on
+    /// one replica only; a CRUSH rule that keeps the data on one site never gets there). Waits up to the
+    /// sync barrier budget; the error names what was still missing.
+    async fn replicated(&mut self, vm: &str, to: &str, _since: Wt) -> Result<String, EnvError> {
+        let from = self.disk(vm)?.primary.clone();
+        if from == to {
+            return Err(EnvError::Usage(format!("site {to} is where {vm} runs, not a replica")));
+        }
+        let s = self.site(to)?.clone();
+        let last = std::sync::Mutex::new(Vec::<String>::new());
+        let unreadable = |e: String| EnvError::Site { site: s.name.clone(), what: "read where the placement groups are".into(), detail: e, cause: Cause::Harness };
+        let check = || async {
+            let tree = s.cli("ceph", &["osd", "tree", "--format", "json"]).await?;
+            let pgs = s.cli("ceph", &["pg", "ls-by-pool", "rbd", "--format", "json"]).await?;
+            let gaps = placement_gaps(&pgs, &osd_sites(&tree).map_err(unreadable)?, &[from.as_str(), to]).map_err(unreadable)?;
+            let done = gaps.is_empty();
+            *last.lock().unwrap() = gaps;
+            Ok(done.then(|| format!("every placement group clean with a replica on sites {from} and {to}")))
+        };
+        let deadline = self.budgets.sync_barrier.0;
+        crate::wait::until("every placement group to hold a clean replica on both sites", deadline, check, crate::wait::every(Duration::from_millis(500)))
+            .await
+            .map_err(|e| match e {
+                crate::wait::WaitError::Timeout { .. } => {
+                    let gaps = last.lock().unwrap().clone();
+                    let shown = gaps.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
+                    s.err(&format!("see {vm}'s writes replicated within {deadline:?}"), format!("{shown}{}", if gaps.len() > 3 { format!(" (and {} more)", gaps.len() - 3) } else { String::new() }))
+                }
+                crate::wait::WaitError::Failed(e) => e,
+            })
     }
 
     async fn release(&mut self, _vm: &str) {
@@ -277,5 +368,25 @@ mod tests {
         assert_eq!(to_fence(&w, "10.78.0.1"), ["10.78.0.1:0/2851230001"]);
         assert_eq!(to_fence(&w, "10.78.0.11"), Vec::<String>::new(), "an address is matched whole, not by prefix");
         assert_eq!(watchers("{}").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_replica_on_every_site_and_clean_or_the_gap_is_named() {
+        let tree = r#"{"nodes":[{"id":-1,"name":"default","type":"root","children":[-3,-5]},
+            {"id":-3,"name":"site-a","type":"datacenter","children":[-2]},{"id":-2,"name":"host-a","type":"host","children":[0]},
+            {"id":-5,"name":"site-b","type":"datacenter","children":[-4]},{"id":-4,"name":"host-b","type":"host","children":[1]},
+            {"id":0,"name":"osd.0","type":"osd"},{"id":1,"name":"osd.1","type":"osd"}],"stray":[]}"#;
+        let sites = osd_sites(tree).unwrap();
+        assert_eq!(sites, BTreeMap::from([(0, "a".to_string()), (1, "b".to_string())]));
+        let good = r#"{"pg_ready":true,"pg_stats":[{"pgid":"1.0","state":"active+clean","acting":[0,1]},{"pgid":"1.1","state":"active+clean","acting":[1,0]}]}"#;
+        assert_eq!(placement_gaps(good, &sites, &["a", "b"]).unwrap(), Vec::<String>::new());
+        // a CRUSH rule rooted in site a: both replicas wanted there, one OSD: undersized, nothing on b
+        let one_site = r#"{"pg_stats":[{"pgid":"1.0","state":"active+undersized","acting":[0]}]}"#;
+        assert_eq!(placement_gaps(one_site, &sites, &["a", "b"]).unwrap(), ["placement group 1.0 has no replica on site b (acting [0])", "placement group 1.0 is active+undersized"]);
+        // site b down: degraded
+        let degraded = r#"[{"pgid":"1.0","state":"active+undersized+degraded","acting":[0]}]"#;
+        assert_eq!(placement_gaps(degraded, &sites, &["a", "b"]).unwrap().len(), 2);
+        assert!(placement_gaps(r#"{"pg_stats":[]}"#, &sites, &["a", "b"]).is_err(), "no placement group proves nothing");
+        assert!(osd_sites("{}").is_err());
     }
 }

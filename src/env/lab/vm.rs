@@ -345,6 +345,8 @@ struct Vm {
     process: Option<VmProcess>,
     /// Logs of the VM's earlier boots, each read to its end (each writer boot's acks stay evidence).
     boots: Vec<BootLog>,
+    /// Boots left running on a site the harness could not reach (frozen), still watched.
+    abandoned: Vec<VmProcess>,
 }
 
 /// The lab's workload: QEMU (TCG) in a site's namespace, the probe as init, the disk on `rbd:` of the
@@ -367,7 +369,7 @@ impl QemuWorkload {
 
     /// Registers a VM that is not running yet (the lab's own benchmarks boot it by hand).
     pub fn start_stopped(&mut self, vm: &str, rate: u32) {
-        self.vms.insert(vm.to_string(), Vm { rate, process: None, boots: vec![] });
+        self.vms.insert(vm.to_string(), Vm { rate, process: None, boots: vec![], abandoned: vec![] });
     }
 
     fn vm(&mut self, vm: &str) -> Result<&mut Vm, EnvError> {
@@ -413,7 +415,8 @@ impl QemuWorkload {
 
     /// How far a scan reads: past the newest acknowledged record, with margin, within the disk.
     fn scan_limit(&self, vm: &str) -> u64 {
-        let max = self.vms.get(vm).into_iter().flat_map(|v| v.boots.iter().flat_map(|b| b.acks.iter().map(|a| a.0))).max().unwrap_or(0);
+        let logs = self.vms.get(vm).into_iter().flat_map(|v| v.boots.iter().cloned().chain(v.abandoned.iter().map(|p| p.snapshot())));
+        let max = logs.flat_map(|b| b.acks.into_iter().map(|a| a.0)).max().unwrap_or(0);
         (max + 1 + 2048).min(self.spec.disk_records() + 1)
     }
 }
@@ -421,7 +424,7 @@ impl QemuWorkload {
 #[async_trait]
 impl Workload for QemuWorkload {
     async fn start(&mut self, vm: &str, site: &str, volume: &Volume, rate: u32) -> Result<(), EnvError> {
-        self.vms.insert(vm.to_string(), Vm { rate, process: None, boots: vec![] });
+        self.vms.insert(vm.to_string(), Vm { rate, process: None, boots: vec![], abandoned: vec![] });
         let limit = self.spec.disk_records() + 1;
         self.boot(vm, site, volume, Mode::Write, limit).await?;
         let boot = self.budgets.boot.0;
@@ -466,9 +469,42 @@ impl Workload for QemuWorkload {
         Ok(Served { booted, recovered, scan, serving })
     }
 
+    async fn abandon(&mut self, vm: &str) -> Result<u64, EnvError> {
+        let v = self.vm(vm)?;
+        let p = v.process.take().ok_or_else(|| EnvError::Usage(format!("VM {vm} is not running: there is nothing to leave behind")))?;
+        let tag = p.snapshot().boot_id().and_then(boot_tag_hex).ok_or_else(|| vm_err(vm, &p.site, Cause::System, "the boot left behind never said hello"))?;
+        v.abandoned.push(p);
+        Ok(tag)
+    }
+
+    fn abandoned_alive(&self, vm: &str, tag: u64) -> Result<bool, EnvError> {
+        let v = self.vms.get(vm).ok_or_else(|| EnvError::Usage(format!("no VM named {vm} in this scenario")))?;
+        let p = v.abandoned.iter().find(|p| p.snapshot().boot_id().and_then(boot_tag_hex) == Some(tag));
+        // its stream to the witness still open: QEMU runs
+        Ok(p.is_some_and(|p| p.log.lock().unwrap().eof.is_none()))
+    }
+
+    async fn verify(&mut self, vm: &str, site: &str, volume: &Volume) -> Result<ScanReport, EnvError> {
+        let budgets = self.budgets.clone();
+        if let Some(p) = self.vm(vm)?.process.as_mut() {
+            if p.qemu.alive() {
+                p.graceful_stop(budgets.graceful_stop.0).await?;
+            }
+        }
+        self.archive(vm).await?;
+        let limit = self.spec.disk_records() + 1;
+        self.boot(vm, site, volume, Mode::Verify, limit).await?;
+        let p = self.running(vm)?;
+        let (_, scan) = p.wait_for("the verify scan", budgets.boot.0, |g| g.scan.clone()).await?;
+        p.wait_poweroff(budgets.boot.0).await?;
+        self.archive(vm).await?;
+        Ok(scan)
+    }
+
     fn history(&self, vm: &str) -> Result<History, EnvError> {
         let v = self.vms.get(vm).ok_or_else(|| EnvError::Usage(format!("no VM named {vm} in this scenario")))?;
         let mut boots = v.boots.clone();
+        boots.extend(v.abandoned.iter().map(|p| p.snapshot()));
         boots.extend(v.process.as_ref().map(|p| p.snapshot()));
         Ok(history(&boots))
     }
@@ -485,19 +521,21 @@ impl Workload for QemuWorkload {
         let p = self.running(vm)?;
         p.wait_for("the record to be damaged", budgets.boot.0, |g| g.corrupted).await?;
         p.wait_poweroff(budgets.boot.0).await?;
-        self.archive(vm).await?;
-        let limit = self.spec.disk_records() + 1;
-        self.boot(vm, site, volume, Mode::Verify, limit).await?;
-        let p = self.running(vm)?;
-        let (_, scan) = p.wait_for("the verify scan", budgets.boot.0, |g| g.scan.clone()).await?;
-        p.wait_poweroff(budgets.boot.0).await?;
-        self.archive(vm).await?;
+        let scan = self.verify(vm, site, volume).await?;
         let boots = &self.vm(vm)?.boots;
         Ok(Damaged { scan, history: history(boots), last_stop: boots.iter().rev().find_map(|b| b.stopped.map(|s| s.1)) })
     }
 
     async fn stop(&mut self, vm: &str) {
         let _ = self.archive(vm).await;
+        // boots left behind end with the scenario: killed (frozen or not), read to their end, kept as evidence
+        if let Ok(v) = self.vm(vm) {
+            for mut p in std::mem::take(&mut v.abandoned) {
+                p.kill().await;
+                let _ = p.drain(Duration::from_secs(10)).await;
+                v.boots.push(p.snapshot());
+            }
+        }
     }
 
     fn rss_bytes(&self) -> u64 {
@@ -507,6 +545,9 @@ impl Workload for QemuWorkload {
     async fn shutdown(&mut self) {
         for v in self.vms.values_mut() {
             if let Some(p) = v.process.as_mut() {
+                p.kill().await;
+            }
+            for p in v.abandoned.iter_mut() {
                 p.kill().await;
             }
         }
