@@ -272,8 +272,14 @@ impl Scenario {
             let vm = self.vm()?;
             let mut env = self.session.env().await?;
             let from = env.driver.primary(&vm)?;
-            // the outage that took the primary (power loss or freeze), if the scenario injected one
-            let fault = self.receipts.iter().rev().find(|r| matches!(&r.fault, Fault::PowerLoss { site } | Fault::Freeze { site } if *site == from)).cloned();
+            // the outage that took the primary, if the scenario injected one: its power lost, it froze, or it
+            // was cut off (isolated, or partitioned from a peer); the earliest is when it was lost
+            let outage = |f: &Fault| match f {
+                Fault::PowerLoss { site } | Fault::Freeze { site } | Fault::Isolate { site } => *site == from,
+                Fault::Partition { a, b } => *a == from || *b == from,
+                _ => false,
+            };
+            let fault = self.receipts.iter().find(|r| outage(&r.fault)).cloned();
             Ok(drill::failover(&mut env, &vm, to, fault.as_ref(), fence).await?)
         }
         .await;

@@ -437,7 +437,7 @@ fn metro_dr_loses_nothing_and_flags_sites_too_far_apart() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.lines().any(|l| l == "scenarios: 5 passed, 0 failed, 0 skipped"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "scenarios: 7 passed, 0 failed, 0 skipped"), "{stdout}");
     let s = summary(dir.path());
     let sc = s["scenarios"].as_array().unwrap();
     let find = |name: &str| sc.iter().find(|x| x["scenario"].as_str().unwrap().contains(name)).unwrap_or_else(|| panic!("no scenario {name}"));
@@ -449,6 +449,12 @@ fn metro_dr_loses_nothing_and_flags_sites_too_far_apart() {
     let rtt = near["roundTrips"][0]["medianMs"].as_f64().unwrap();
     assert!((4.0..10.0).contains(&rtt), "2 ms one way measured as a {rtt} ms round trip");
     assert!(near["writeLatencyP50Us"].as_u64().unwrap() > 4000, "synchronous writes pay the round trip: {near}");
+    let far = find("5 ms apart");
+    assert!(far["writeLatencyP50Us"].as_u64().unwrap() > 10_000, "synchronous writes pay the round trip: {far}");
+    // a data site cut off (from its peer and the arbiter): the failover counts from the first cut
+    let cut = find("partitioned from site b");
+    assert_eq!(cut["recordsLost"], 0);
+    assert!(cut["faults"][0]["fault"]["kind"] == "partition", "{cut}");
     // split brain refused: the frozen VM, thawed after the fence, got no write acknowledged
     let frozen = find("Freeze then failover");
     let v = frozen["verdicts"].as_array().unwrap().iter().find(|v| v[0] == "no write of the old VM after the fence").unwrap();
