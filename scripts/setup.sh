@@ -48,4 +48,7 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release -p dr-probe -
 mkdir -p "$ASSETS/bin"
 install -m 0755 target/x86_64-unknown-linux-gnu/release/dr-probe "$ASSETS/bin/dr-probe"
 
-log "ready: QEMU $("$ASSETS/qemu/usr/bin/qemu-system-x86_64" --version | head -n1 | awk '{print $4}'), kernel $(cat "$ASSETS/kernel/version"), ceph $(ceph --version | awk '{print $3}')"
+# A real kube-apiserver (1.20, from Debian's source) and etcd for the tests of the Kubernetes code.
+bash scripts/build-kube-apiserver.sh
+
+log "ready: QEMU $("$ASSETS/qemu/usr/bin/qemu-system-x86_64" --version | head -n1 | awk '{print $4}'), kernel $(cat "$ASSETS/kernel/version"), ceph $(ceph --version | awk '{print $3}'), $("$ASSETS/k8s/kube-apiserver" --version)"

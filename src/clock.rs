@@ -44,3 +44,53 @@ impl Wt {
 pub fn start() {
     let _ = epoch();
 }
+
+/// Unix seconds of a UTC civil date and time (days from civil, Howard Hinnant's algorithm). Pure.
+pub fn unix_from_civil(y: i64, m: i64, d: i64, hh: i64, mm: i64, ss: f64) -> f64 {
+    let (yy, mo) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mo + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    (days * 86400 + hh * 3600 + mm * 60) as f64 + ss
+}
+
+/// Unix seconds of an RFC 3339 time as Kubernetes writes it (`2026-11-29T05:00:00Z`, fractions and
+/// numeric offsets too). Pure.
+pub fn parse_rfc3339(t: &str) -> Option<f64> {
+    let (date, rest) = t.split_once(['T', 't', ' '])?;
+    let d: Vec<i64> = date.split('-').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let [y, m, day] = d[..] else { return None };
+    let (time, offset) = if let Some(x) = rest.strip_suffix(['Z', 'z']) {
+        (x, 0.0)
+    } else {
+        let i = rest.rfind(['+', '-'])?;
+        let (hh, mm) = rest[i + 1..].split_once(':')?;
+        let sign = if &rest[i..i + 1] == "-" { -1.0 } else { 1.0 };
+        (&rest[..i], sign * (hh.parse::<f64>().ok()? * 3600.0 + mm.parse::<f64>().ok()? * 60.0))
+    };
+    let mut p = time.splitn(3, ':');
+    let (hh, mm, ss): (i64, i64, f64) = (p.next()?.parse().ok()?, p.next()?.parse().ok()?, p.next()?.parse().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || !(0.0..61.0).contains(&ss) {
+        return None;
+    }
+    Some(unix_from_civil(y, m, day, hh, mm, ss) - offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_times() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0.0));
+        assert_eq!(parse_rfc3339("2026-11-29T05:00:00Z"), Some(1_795_928_400.0));
+        assert_eq!(parse_rfc3339("2026-11-29T05:00:00.25Z"), Some(1_795_928_400.25));
+        assert_eq!(parse_rfc3339("2026-11-29T06:00:00+01:00"), Some(1_795_928_400.0));
+        assert_eq!(parse_rfc3339("2026-11-28T21:00:00-08:00"), Some(1_795_928_400.0));
+        for bad in ["", "2026-11-29", "2026-13-01T00:00:00Z", "2026-11-29T25:00:00Z", "yesterday"] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+}

@@ -9,6 +9,7 @@ pub mod env;
 pub mod error;
 pub mod events;
 pub mod fault;
+pub mod k8s;
 pub mod lint;
 pub mod oracle;
 pub mod ports;

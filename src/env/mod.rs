@@ -3,6 +3,7 @@
 //! lab (network-namespace sites, real Ceph, rbd-mirror, QEMU); kind and existing clusters come as further
 //! implementations of the same ports.
 
+pub mod cluster;
 pub mod lab;
 
 use crate::config::{Backend, EnvConfig};

@@ -47,7 +47,8 @@ pub async fn fetch(client: Client, context: &str, namespace: &str) -> Result<Vec
         let api: Api<DynamicObject> = if *namespaced { Api::namespaced_with(client.clone(), namespace, &ar) } else { Api::all_with(client.clone(), &ar) };
         let list = match api.list(&ListParams::default()).await {
             Ok(l) => l,
-            Err(kube::Error::Api(s)) if s.is_not_found() => continue,
+            // an API group that is not installed answers a bare "404 page not found", not a NotFound Status
+            Err(kube::Error::Api(s)) if s.is_not_found() || s.code == 404 => continue,
             Err(e) => return Err(err(context, format!("failed to list {kind} in {namespace}: {e}"))),
         };
         for item in list.items {

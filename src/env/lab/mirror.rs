@@ -242,14 +242,7 @@ pub fn parse_ceph_timestamp(ts: &str) -> Option<f64> {
     if t.len() != 3 {
         return None;
     }
-    // days from civil (Howard Hinnant)
-    let (yy, mm) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * mm + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some((days * 86400 + t[0] * 3600 + t[1] * 60 + t[2]) as f64)
+    Some(crate::clock::unix_from_civil(y, m, d, t[0], t[1], t[2] as f64))
 }
 
 /// The per-image scheduler. With `scheduler: harness` it takes a mirror snapshot every interval on the

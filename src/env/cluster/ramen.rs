@@ -1,0 +1,201 @@
+//! The DR driver for clusters protected by Ramen (OpenShift DR: RHACM hub + ODF): each VM is an application
+//! with a DRPlacementControl on the hub. Relocate and failover are requests on it; Ramen does the rest
+//! (final sync, demote, promote, restore). The Regional-DR bound comes from the DRPolicy's
+//! `schedulingInterval` (Metro-DR policies have none: no loss), the checkpoint from `lastGroupSyncTime`.
+
+use crate::clock::Wt;
+use crate::error::{Cause, EnvError};
+use crate::k8s::ramen::{self, Action, DRPlacementControl, DRPolicy};
+use crate::k8s::K8sError;
+use crate::oracle::{Checkpoint, SyncSample};
+use crate::ports::{DrDriver, DriverReport, Marker, Promise, Volume};
+use crate::timeline::Segment;
+use crate::units::Dur;
+use async_trait::async_trait;
+use kube::{Api, Client};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One protected application: its DRPC and where it runs.
+#[derive(Clone, Debug)]
+struct App {
+    drpc: String,
+    primary: String,
+}
+
+pub struct RamenDriver {
+    drpcs: Api<DRPlacementControl>,
+    policies: Api<DRPolicy>,
+    namespace: String,
+    /// Site of the scenario -> managed cluster name.
+    clusters: BTreeMap<String, String>,
+    /// How long Ramen may take for an action.
+    deadline: Duration,
+    /// Declared sync allowance (Regional-DR).
+    allowance: Option<Duration>,
+    apps: BTreeMap<String, App>,
+    /// The schedule of the DRPolicy protecting the apps (None: Metro-DR).
+    interval: Option<Duration>,
+}
+
+impl RamenDriver {
+    /// `hub`: a client of the hub cluster; `namespace`: where the DRPCs are; `clusters`: site -> cluster.
+    pub fn new(hub: Client, namespace: &str, clusters: BTreeMap<String, String>, deadline: Duration, allowance: Option<Duration>) -> RamenDriver {
+        RamenDriver {
+            drpcs: Api::namespaced(hub.clone(), namespace),
+            policies: Api::all(hub),
+            namespace: namespace.into(),
+            clusters,
+            deadline,
+            allowance,
+            apps: BTreeMap::new(),
+            interval: None,
+        }
+    }
+
+    fn cluster(&self, site: &str) -> Result<&str, EnvError> {
+        self.clusters.get(site).map(String::as_str).ok_or_else(|| EnvError::Usage(format!("site {site} names no managed cluster (sites: {})", self.clusters.keys().cloned().collect::<Vec<_>>().join(", "))))
+    }
+
+    fn app(&self, vm: &str) -> Result<&App, EnvError> {
+        self.apps.get(vm).ok_or_else(|| EnvError::Usage(format!("no VM named {vm} is protected in this scenario")))
+    }
+
+    /// Requests `action` towards `to` and waits until Ramen reports it done.
+    async fn act(&mut self, vm: &str, to: &str, action: Action, m: &mut Marker) -> Result<DRPlacementControl, EnvError> {
+        let drpc = self.app(vm)?.drpc.clone();
+        let cluster = self.cluster(to)?.to_string();
+        ramen::request(&self.drpcs, &self.namespace, &drpc, action, &cluster).await?;
+        let what = format!("report {} to {cluster}", action.done_phase());
+        let d = ramen::wait_for(&self.drpcs, &self.namespace, &drpc, &what, self.deadline, ramen::action_done(action, &cluster)).await?;
+        m.mark(Segment::Promoted);
+        if let Some(a) = self.apps.get_mut(vm) {
+            a.primary = to.to_string();
+        }
+        Ok(d)
+    }
+
+    fn details(d: &DRPlacementControl) -> serde_json::Value {
+        let s = d.status.clone().unwrap_or_default();
+        json!({
+            "drpc": format!("{}/{}", d.metadata.namespace.as_deref().unwrap_or(""), d.metadata.name.as_deref().unwrap_or("")),
+            "phase": s.phase,
+            "progression": s.progression,
+            "lastGroupSyncTime": s.last_group_sync_time,
+            "lastGroupSyncDuration": s.last_group_sync_duration,
+            "lastKubeObjectProtectionTime": s.last_kube_object_protection_time,
+        })
+    }
+}
+
+/// What the survivor holds after a Ramen failover: `lastGroupSyncTime` as the checkpoint and, with
+/// `lastGroupSyncDuration`, the one sync Ramen reports. Pure.
+pub fn checkpoint(d: &DRPlacementControl) -> (Option<Checkpoint>, Vec<SyncSample>) {
+    let Some(started) = ramen::last_group_sync(Some(d)) else { return (None, vec![]) };
+    let s = d.status.as_ref();
+    let name = format!("lastGroupSyncTime {}", s.and_then(|s| s.last_group_sync_time.clone()).unwrap_or_default());
+    let took = s.and_then(|s| s.last_group_sync_duration.as_deref()).and_then(|t| t.parse::<Dur>().ok());
+    let syncs = took.map(|t| SyncSample::new(name.clone(), started, Some(Wt(started.0 + t.0.as_nanos() as u64)))).into_iter().collect();
+    (Some(Checkpoint { name, started }), syncs)
+}
+
+#[async_trait]
+impl DrDriver for RamenDriver {
+    /// The application must already be protected: its DRPC (named after the VM) placed on `site`'s cluster
+    /// and PeerReady. Its DRPolicy gives the schedule.
+    async fn provision(&mut self, vm: &str, site: &str) -> Result<Volume, EnvError> {
+        let cluster = self.cluster(site)?.to_string();
+        let d = self.drpcs.get_opt(vm).await.map_err(|source| K8sError::Api { what: "read".into(), kind: "DRPlacementControl", namespace: self.namespace.clone(), name: vm.into(), source })?;
+        let d = d.ok_or_else(|| EnvError::Usage(format!("no DRPlacementControl {}/{vm}: protect the VM's application with Ramen first", self.namespace)))?;
+        let placed = d.status.as_ref().and_then(|s| s.preferred_decision.as_ref()).map(|p| p.cluster_name.clone()).or(d.spec.preferred_cluster.clone());
+        if placed.as_deref() != Some(cluster.as_str()) {
+            return Err(EnvError::Usage(format!("DRPlacementControl {}/{vm} places the application on {}, the scenario starts it on site {site} ({cluster})", self.namespace, placed.as_deref().unwrap_or("no cluster"))));
+        }
+        if !ramen::peer_ready(Some(&d)) {
+            return Err(EnvError::Earlier { cause: Cause::System, msg: format!("DRPlacementControl {}/{vm} is not PeerReady: {}", self.namespace, ramen::describe(Some(&d))) });
+        }
+        let policy = self.policies.get(&d.spec.dr_policy_ref.name).await.map_err(|source| K8sError::Api { what: "read".into(), kind: "DRPolicy", namespace: String::new(), name: d.spec.dr_policy_ref.name.clone(), source })?;
+        let interval = policy.spec.scheduling_interval.trim();
+        self.interval = if interval.is_empty() { None } else { Some(interval.parse::<Dur>().map_err(|e| EnvError::Usage(format!("DRPolicy {}: schedulingInterval: {e}", d.spec.dr_policy_ref.name)))?.0) };
+        self.apps.insert(vm.to_string(), App { drpc: vm.to_string(), primary: site.to_string() });
+        Ok(Volume { name: vm.to_string() })
+    }
+
+    fn volume(&self, vm: &str) -> Result<Volume, EnvError> {
+        self.app(vm).map(|_| Volume { name: vm.to_string() })
+    }
+
+    fn primary(&self, vm: &str) -> Result<String, EnvError> {
+        self.app(vm).map(|a| a.primary.clone())
+    }
+
+    async fn relocate(&mut self, vm: &str, to: &str, barrier: bool, m: &mut Marker) -> Result<DriverReport, EnvError> {
+        if !barrier {
+            return Err(EnvError::Usage("Ramen always runs its final sync before a relocate: \"without waiting for the sync barrier\" is a lab-only negative control".into()));
+        }
+        let d = self.act(vm, to, Action::Relocate, m).await?;
+        Ok(DriverReport { promise: Promise::NoLoss, details: Self::details(&d) })
+    }
+
+    /// Ramen fences through DRCluster (Metro-DR) on its own; `fence: false` cannot be asked of it.
+    async fn failover(&mut self, vm: &str, to: &str, _fault_at: Wt, fence: bool, m: &mut Marker) -> Result<DriverReport, EnvError> {
+        if !fence {
+            return Err(EnvError::Usage("a failover without fencing is a lab-only negative control: Ramen fences through its DRClusters".into()));
+        }
+        let d = self.act(vm, to, Action::Failover, m).await?;
+        let promise = match self.interval {
+            Some(interval) => {
+                let (checkpoint, syncs) = checkpoint(&d);
+                Promise::Window { interval, allowance: self.allowance.unwrap_or(interval).min(interval), checkpoint, syncs }
+            }
+            None => Promise::NoLoss,
+        };
+        Ok(DriverReport { promise, details: Self::details(&d) })
+    }
+
+    /// Waits until Ramen reports a group sync taken at or after `since` (three intervals + the allowance).
+    async fn replicated(&mut self, vm: &str, _to: &str, since: Wt) -> Result<String, EnvError> {
+        let drpc = self.app(vm)?.drpc.clone();
+        let Some(interval) = self.interval else { return Ok("Metro-DR: synchronous".into()) };
+        let deadline = interval * 3 + self.allowance.unwrap_or(interval);
+        let d = ramen::wait_for(&self.drpcs, &self.namespace, &drpc, "report a group sync taken since the VM wrote", deadline, ramen::synced_since(since)).await?;
+        Ok(format!("lastGroupSyncTime {}", d.status.and_then(|s| s.last_group_sync_time).unwrap_or_default()))
+    }
+
+    async fn serving(&mut self, _vm: &str) -> Result<(), EnvError> {
+        Ok(())
+    }
+
+    async fn release(&mut self, vm: &str) {
+        self.apps.remove(vm);
+    }
+
+    async fn shutdown(&mut self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checkpoint_and_sync_come_from_the_drpc() {
+        let d: DRPlacementControl = serde_saphyr::from_str(
+            r#"
+apiVersion: ramendr.openshift.io/v1alpha1
+kind: DRPlacementControl
+metadata: { name: vm0, namespace: apps }
+spec: { placementRef: { name: p }, drPolicyRef: { name: dr-5m } }
+status: { lastGroupSyncTime: "2026-11-29T05:00:00Z", lastGroupSyncDuration: 2.5s }
+"#,
+        )
+        .unwrap();
+        let (c, syncs) = checkpoint(&d);
+        let c = c.unwrap();
+        assert_eq!(c.name, "lastGroupSyncTime 2026-11-29T05:00:00Z");
+        assert_eq!(syncs[0].sync_ms, Some(2500.0));
+        let mut none = d.clone();
+        none.status = None;
+        assert_eq!(checkpoint(&none), (None, vec![]));
+    }
+}

@@ -1,0 +1,248 @@
+//! Ramen (OpenShift DR): the DRPlacementControl on the hub carries the DR action of one application; its
+//! DRPolicy carries the Regional-DR schedule. A failover patches `spec.action: Failover` with
+//! `failoverCluster`, a relocate `spec.action: Relocate` with `preferredCluster`; Ramen's phase then goes
+//! FailingOver -> FailedOver or Relocating -> Relocated, with the `Available` condition for the new
+//! generation. `lastGroupSyncTime` is when the newest synchronisation of all the application's PVCs was
+//! taken (the checkpoint the survivor holds), `lastGroupSyncDuration` how long the slowest of them took.
+
+use super::{condition_true, Condition, K8sError};
+use crate::clock::Wt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::CustomResource;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A reference to an object (`v1.ObjectReference`, the fields Ramen reads).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[kube(group = "ramendr.openshift.io", version = "v1alpha1", kind = "DRPlacementControl", namespaced, status = "DrpcStatus", schema = "disabled", shortname = "drpc")]
+#[serde(rename_all = "camelCase")]
+pub struct DrpcSpec {
+    pub placement_ref: ObjectRef,
+    pub dr_policy_ref: ObjectRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover_cluster: Option<String>,
+    #[serde(default)]
+    pub pvc_selector: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_namespaces: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementDecision {
+    #[serde(default)]
+    pub cluster_name: String,
+    #[serde(default)]
+    pub cluster_namespace: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrpcStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progression: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_decision: Option<PlacementDecision>,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_start_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_group_sync_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_group_sync_duration: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_kube_object_protection_time: Option<String>,
+}
+
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[kube(group = "ramendr.openshift.io", version = "v1alpha1", kind = "DRPolicy", schema = "disabled")]
+#[serde(rename_all = "camelCase")]
+pub struct DrPolicySpec {
+    #[serde(default)]
+    pub dr_clusters: Vec<String>,
+    /// Regional-DR: how often the PVCs are synchronised ("5m"); empty for Metro-DR.
+    #[serde(default)]
+    pub scheduling_interval: String,
+}
+
+/// A DR action Ramen carries out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Failover,
+    Relocate,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Failover => "Failover",
+            Action::Relocate => "Relocate",
+        }
+    }
+    /// The phase Ramen reports when the action is done.
+    pub fn done_phase(self) -> &'static str {
+        match self {
+            Action::Failover => "FailedOver",
+            Action::Relocate => "Relocated",
+        }
+    }
+    /// The spec patch that requests the action towards `cluster`.
+    pub fn patch(self, cluster: &str) -> serde_json::Value {
+        match self {
+            Action::Failover => serde_json::json!({"spec": {"action": "Failover", "failoverCluster": cluster}}),
+            Action::Relocate => serde_json::json!({"spec": {"action": "Relocate", "preferredCluster": cluster}}),
+        }
+    }
+}
+
+/// Condition: the DRPC carries `action` towards `cluster` and Ramen reports it done for the current
+/// generation (phase, `Available` for that generation, and the placement decided for that cluster when
+/// Ramen reports a decision). Pure.
+pub fn action_done(action: Action, cluster: &str) -> impl Fn(Option<&DRPlacementControl>) -> bool + '_ {
+    move |d| {
+        let Some(d) = d else { return false };
+        let target = match action {
+            Action::Failover => d.spec.failover_cluster.as_deref(),
+            Action::Relocate => d.spec.preferred_cluster.as_deref(),
+        };
+        let Some(s) = d.status.as_ref() else { return false };
+        d.spec.action.as_deref() == Some(action.as_str())
+            && target == Some(cluster)
+            && s.phase.as_deref() == Some(action.done_phase())
+            && condition_true(&s.conditions, "Available", d.metadata.generation)
+            && s.preferred_decision.as_ref().is_none_or(|p| p.cluster_name.is_empty() || p.cluster_name == cluster)
+    }
+}
+
+/// Condition: protected and ready to move (`PeerReady` True for the current generation). Pure.
+pub fn peer_ready(d: Option<&DRPlacementControl>) -> bool {
+    d.and_then(|d| d.status.as_ref().map(|s| condition_true(&s.conditions, "PeerReady", d.metadata.generation))).unwrap_or(false)
+}
+
+/// Condition: a group sync taken at or after `since` is reported. Pure.
+pub fn synced_since(since: Wt) -> impl Fn(Option<&DRPlacementControl>) -> bool {
+    move |d| last_group_sync(d).is_some_and(|t| t >= since)
+}
+
+/// `lastGroupSyncTime` on the witness clock.
+pub fn last_group_sync(d: Option<&DRPlacementControl>) -> Option<Wt> {
+    let t = d?.status.as_ref()?.last_group_sync_time.as_deref()?;
+    crate::clock::parse_rfc3339(t).map(Wt::from_unix_secs)
+}
+
+/// What the DRPC shows, in one line, for errors and logs.
+pub fn describe(d: Option<&DRPlacementControl>) -> String {
+    let Some(d) = d else { return "not found".into() };
+    let s = d.status.clone().unwrap_or_default();
+    let conds: Vec<String> = s.conditions.iter().map(|c| format!("{}={}", c.type_, c.status)).collect();
+    format!(
+        "action {}, phase {}, progression {}, conditions [{}], generation {}",
+        d.spec.action.as_deref().unwrap_or("-"),
+        s.phase.as_deref().unwrap_or("-"),
+        s.progression.as_deref().unwrap_or("-"),
+        conds.join(", "),
+        d.metadata.generation.unwrap_or(0)
+    )
+}
+
+fn api_err(what: String, ns: &str, name: &str) -> impl FnOnce(kube::Error) -> K8sError {
+    let (ns, name) = (ns.to_string(), name.to_string());
+    move |source| K8sError::Api { what, kind: "DRPlacementControl", namespace: ns, name, source }
+}
+
+/// Requests `action` towards `cluster` on DRPC `name` (a merge patch of its spec).
+pub async fn request(api: &Api<DRPlacementControl>, ns: &str, name: &str, action: Action, cluster: &str) -> Result<DRPlacementControl, K8sError> {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(action.patch(cluster))).await.map_err(api_err(format!("request {} to {cluster} on", action.as_str()), ns, name))
+}
+
+/// Waits until `cond` holds on DRPC `name`, watching it, for at most `deadline`; the timeout names the
+/// DRPC, what was awaited and what it last showed.
+pub async fn wait_for(api: &Api<DRPlacementControl>, ns: &str, name: &str, what: &str, deadline: Duration, cond: impl Fn(Option<&DRPlacementControl>) -> bool) -> Result<DRPlacementControl, K8sError> {
+    let watched = kube::runtime::wait::await_condition(api.clone(), name, move |d: Option<&DRPlacementControl>| cond(d));
+    match tokio::time::timeout(deadline, watched).await {
+        Ok(Ok(Some(d))) => Ok(d),
+        Ok(Ok(None)) => Err(K8sError::Usage(format!("DRPlacementControl {ns}/{name} is gone while waiting for it to {what}"))),
+        Ok(Err(e)) => Err(K8sError::Usage(format!("failed to watch DRPlacementControl {ns}/{name}: {e}"))),
+        Err(_) => {
+            let last = api.get_opt(name).await.ok().flatten();
+            Err(K8sError::Timeout { kind: "DRPlacementControl", namespace: ns.into(), name: name.into(), what: what.into(), after: deadline, last: describe(last.as_ref()) })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drpc(yaml: &str) -> DRPlacementControl {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    const FAILED_OVER: &str = r#"
+apiVersion: ramendr.openshift.io/v1alpha1
+kind: DRPlacementControl
+metadata: { name: vm0, namespace: apps, generation: 3 }
+spec:
+  placementRef: { kind: Placement, name: vm0-placement }
+  drPolicyRef: { name: dr-5m }
+  preferredCluster: east
+  failoverCluster: west
+  pvcSelector: { matchLabels: { app: vm0 } }
+  action: Failover
+status:
+  phase: FailedOver
+  progression: Completed
+  preferredDecision: { clusterName: west, clusterNamespace: west }
+  lastGroupSyncTime: "2026-11-29T05:00:00Z"
+  lastGroupSyncDuration: 2.5s
+  conditions:
+    - { type: Available, status: "True", observedGeneration: 3, reason: FailedOver, message: done }
+    - { type: PeerReady, status: "False", observedGeneration: 3, reason: NotStarted, message: "" }
+"#;
+
+    #[test]
+    fn a_failover_is_done_only_for_its_cluster_and_generation() {
+        let d = drpc(FAILED_OVER);
+        assert!(action_done(Action::Failover, "west")(Some(&d)));
+        assert!(!action_done(Action::Failover, "east")(Some(&d)), "another cluster");
+        assert!(!action_done(Action::Relocate, "west")(Some(&d)), "another action");
+        assert!(!action_done(Action::Failover, "west")(None));
+        // Available from an older generation: the request just made is not done yet
+        let mut old = d.clone();
+        old.metadata.generation = Some(4);
+        assert!(!action_done(Action::Failover, "west")(Some(&old)));
+        let mut going = d.clone();
+        going.status.as_mut().unwrap().phase = Some("FailingOver".into());
+        assert!(!action_done(Action::Failover, "west")(Some(&going)));
+        assert!(!peer_ready(Some(&d)));
+    }
+
+    #[test]
+    fn the_checkpoint_is_the_last_group_sync() {
+        let d = drpc(FAILED_OVER);
+        let unix = crate::clock::parse_rfc3339("2026-11-29T05:00:00Z").unwrap();
+        assert_eq!(last_group_sync(Some(&d)), Some(Wt::from_unix_secs(unix)));
+        assert!(describe(Some(&d)).contains("phase FailedOver"));
+        assert_eq!(describe(None), "not found");
+        assert_eq!(Action::Relocate.patch("east"), serde_json::json!({"spec": {"action": "Relocate", "preferredCluster": "east"}}));
+    }
+}

@@ -1,0 +1,165 @@
+//! csi-addons VolumeReplication without Ramen: one per PVC on each cluster; the DR action flips
+//! `spec.replicationState` (the old primary to `secondary` when it can still be reached, the survivor to
+//! `primary`) and waits until `status.state` follows for the new generation with `Completed` True.
+//! `lastSyncTime` is when the newest replicated snapshot was taken; the VolumeReplicationClass carries the
+//! schedule (`parameters.schedulingInterval`).
+
+use super::{condition_true, Condition, K8sError};
+use crate::clock::Wt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::CustomResource;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_group: Option<String>,
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[kube(group = "replication.storage.openshift.io", version = "v1alpha1", kind = "VolumeReplication", namespaced, status = "VrStatus", schema = "disabled", shortname = "vr")]
+#[serde(rename_all = "camelCase")]
+pub struct VrSpec {
+    pub volume_replication_class: String,
+    /// primary, secondary or resync.
+    pub replication_state: String,
+    pub data_source: LocalRef,
+    #[serde(default)]
+    pub auto_resync: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VrStatus {
+    /// Primary, Secondary or Unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    #[serde(default)]
+    pub observed_generation: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_duration: Option<String>,
+}
+
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[kube(group = "replication.storage.openshift.io", version = "v1alpha1", kind = "VolumeReplicationClass", schema = "disabled")]
+#[serde(rename_all = "camelCase")]
+pub struct VrClassSpec {
+    pub provisioner: String,
+    #[serde(default)]
+    pub parameters: std::collections::BTreeMap<String, String>,
+}
+
+/// The replication state a VolumeReplication can be asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Primary,
+    Secondary,
+}
+
+impl Role {
+    pub fn spec(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Secondary => "secondary",
+        }
+    }
+    pub fn state(self) -> &'static str {
+        match self {
+            Role::Primary => "Primary",
+            Role::Secondary => "Secondary",
+        }
+    }
+}
+
+/// Condition: asked for `role`, and the operator reports that state for this generation with the
+/// `Completed` condition True. Pure.
+pub fn in_role(role: Role) -> impl Fn(Option<&VolumeReplication>) -> bool {
+    move |v| {
+        let Some(v) = v else { return false };
+        let Some(s) = v.status.as_ref() else { return false };
+        let generation = v.metadata.generation.unwrap_or(0);
+        v.spec.replication_state == role.spec() && s.state.as_deref() == Some(role.state()) && s.observed_generation >= generation && condition_true(&s.conditions, "Completed", Some(generation))
+    }
+}
+
+/// `lastSyncTime` on the witness clock.
+pub fn last_sync(v: Option<&VolumeReplication>) -> Option<Wt> {
+    let t = v?.status.as_ref()?.last_sync_time.as_deref()?;
+    crate::clock::parse_rfc3339(t).map(Wt::from_unix_secs)
+}
+
+fn describe(v: Option<&VolumeReplication>) -> String {
+    let Some(v) = v else { return "not found".into() };
+    let s = v.status.clone().unwrap_or_default();
+    let conds: Vec<String> = s.conditions.iter().map(|c| format!("{}={} ({})", c.type_, c.status, c.reason)).collect();
+    format!("asked {}, state {}, observed generation {} of {}, conditions [{}]", v.spec.replication_state, s.state.as_deref().unwrap_or("-"), s.observed_generation, v.metadata.generation.unwrap_or(0), conds.join(", "))
+}
+
+/// Asks VolumeReplication `name` for `role` and waits (watching, at most `deadline`) until it is in it.
+pub async fn flip(api: &Api<VolumeReplication>, ns: &str, name: &str, role: Role, deadline: Duration) -> Result<VolumeReplication, K8sError> {
+    let patch = serde_json::json!({"spec": {"replicationState": role.spec()}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(|source| K8sError::Api { what: format!("set replicationState {} on", role.spec()), kind: "VolumeReplication", namespace: ns.into(), name: name.into(), source })?;
+    let cond = in_role(role);
+    let watched = kube::runtime::wait::await_condition(api.clone(), name, move |v: Option<&VolumeReplication>| cond(v));
+    match tokio::time::timeout(deadline, watched).await {
+        Ok(Ok(Some(v))) => Ok(v),
+        Ok(Ok(None)) => Err(K8sError::Usage(format!("VolumeReplication {ns}/{name} is gone while waiting for it to become {}", role.spec()))),
+        Ok(Err(e)) => Err(K8sError::Usage(format!("failed to watch VolumeReplication {ns}/{name}: {e}"))),
+        Err(_) => {
+            let last = api.get_opt(name).await.ok().flatten();
+            Err(K8sError::Timeout { kind: "VolumeReplication", namespace: ns.into(), name: name.into(), what: format!("become {}", role.spec()), after: deadline, last: describe(last.as_ref()) })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vr(yaml: &str) -> VolumeReplication {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn a_flip_is_done_when_the_state_follows_for_this_generation() {
+        let promoted = vr(r#"
+apiVersion: replication.storage.openshift.io/v1alpha1
+kind: VolumeReplication
+metadata: { name: vm0-disk, namespace: apps, generation: 2 }
+spec:
+  volumeReplicationClass: rbd-5m
+  replicationState: primary
+  dataSource: { kind: PersistentVolumeClaim, name: vm0-disk }
+status:
+  state: Primary
+  observedGeneration: 2
+  lastSyncTime: "2026-11-29T05:00:00Z"
+  conditions:
+    - { type: Completed, status: "True", observedGeneration: 2, reason: Promoted, message: "" }
+    - { type: Degraded, status: "False", observedGeneration: 2, reason: Healthy, message: "" }
+"#);
+        assert!(in_role(Role::Primary)(Some(&promoted)));
+        assert!(!in_role(Role::Secondary)(Some(&promoted)));
+        assert!(!in_role(Role::Primary)(None));
+        let mut stale = promoted.clone();
+        stale.metadata.generation = Some(3);
+        assert!(!in_role(Role::Primary)(Some(&stale)), "the operator has not seen the new request");
+        let mut failed = promoted.clone();
+        failed.status.as_mut().unwrap().conditions[0].status = "False".into();
+        assert!(!in_role(Role::Primary)(Some(&failed)));
+        assert!(last_sync(Some(&promoted)).is_some());
+        assert!(describe(Some(&stale)).contains("observed generation 2 of 3"));
+    }
+}

@@ -1,0 +1,231 @@
+//! dr-drill's Kubernetes code against a real kube-apiserver (1.20, built from Debian's source) and etcd:
+//! the Ramen DR driver through a DRPlacementControl that a test controller advances the way Ramen does,
+//! a stuck DRPC ending in a timeout that names it, and the VolumeReplication flip.
+
+#[path = "support/apiserver.rs"]
+mod support;
+
+use dr_drill::clock::Wt;
+use dr_drill::env::cluster::ramen::RamenDriver;
+use dr_drill::error::{Cause, Caused};
+use dr_drill::events::Bus;
+use dr_drill::k8s::ramen::DRPlacementControl;
+use dr_drill::k8s::volrep::{self, Role, VolumeReplication};
+use dr_drill::ports::{DrDriver, Marker, Promise};
+use dr_drill::timeline::{ActionKind, Segment};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+use support::{apply, ApiServer};
+
+fn rfc3339_ago(secs: u64) -> String {
+    let out = std::process::Command::new("date").args(["-u", "-d", &format!("{secs} seconds ago"), "+%Y-%m-%dT%H:%M:%SZ"]).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+async fn setup(api: &ApiServer) -> kube::Client {
+    let client = api.client().await;
+    api.apply_file(&client, Path::new("tests/fixtures/crds/dr.yaml")).await;
+    apply(&client, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}})).await;
+    apply(&client, json!({"apiVersion": "ramendr.openshift.io/v1alpha1", "kind": "DRPolicy", "metadata": {"name": "dr-1m"}, "spec": {"drClusters": ["east", "west"], "schedulingInterval": "1m"}})).await;
+    client
+}
+
+/// A protected application: its DRPC on the hub, deployed on `east` and PeerReady (as Ramen leaves it).
+async fn protected(client: &kube::Client, name: &str) {
+    let drpcs: Api<DRPlacementControl> = Api::namespaced(client.clone(), "apps");
+    let d: DRPlacementControl = serde_json::from_value(json!({
+        "apiVersion": "ramendr.openshift.io/v1alpha1", "kind": "DRPlacementControl",
+        "metadata": {"name": name, "namespace": "apps"},
+        "spec": {"placementRef": {"kind": "Placement", "name": format!("{name}-placement")}, "drPolicyRef": {"name": "dr-1m"},
+                 "preferredCluster": "east", "pvcSelector": {"matchLabels": {"app": name}}}
+    }))
+    .unwrap();
+    let created = drpcs.create(&PostParams::default(), &d).await.unwrap();
+    let g = created.metadata.generation.unwrap();
+    let status = json!({"status": {"phase": "Deployed", "preferredDecision": {"clusterName": "east", "clusterNamespace": "east"},
+        "conditions": [cond("Available", g), cond("PeerReady", g)], "lastGroupSyncTime": rfc3339_ago(20)}});
+    drpcs.patch_status(name, &PatchParams::default(), &Patch::Merge(status)).await.unwrap();
+}
+
+fn cond(t: &str, g: i64) -> serde_json::Value {
+    json!({"type": t, "status": "True", "observedGeneration": g, "reason": "Success", "message": "", "lastTransitionTime": rfc3339_ago(0)})
+}
+
+/// Advances DRPCs the way Ramen does: on a new action, the progressing phase, then the done phase with
+/// Available for the new generation, the placement on the target and a fresh lastGroupSyncTime. DRPCs
+/// named `stuck-*` stay in the progressing phase.
+fn ramen_controller(client: kube::Client) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let drpcs: Api<DRPlacementControl> = Api::namespaced(client, "apps");
+        loop {
+            for d in drpcs.list(&Default::default()).await.unwrap() {
+                let name = d.metadata.name.clone().unwrap();
+                let g = d.metadata.generation.unwrap();
+                let Some(action) = d.spec.action.clone() else { continue };
+                let (going, done, target) = match action.as_str() {
+                    "Failover" => ("FailingOver", "FailedOver", d.spec.failover_cluster.clone().unwrap()),
+                    _ => ("Relocating", "Relocated", d.spec.preferred_cluster.clone().unwrap()),
+                };
+                let s = d.status.clone().unwrap_or_default();
+                let seen = s.conditions.iter().find(|c| c.type_ == "Available").and_then(|c| c.observed_generation).unwrap_or(0);
+                let status = if s.phase.as_deref() == Some(done) && seen >= g {
+                    continue;
+                } else if s.phase.as_deref() != Some(going) || name.starts_with("stuck") {
+                    json!({"status": {"phase": going, "progression": "FailingOverToCluster", "conditions": [{"type": "Available", "status": "False", "observedGeneration": g, "reason": "Progressing", "message": "", "lastTransitionTime": rfc3339_ago(0)}]}})
+                } else {
+                    json!({"status": {"phase": done, "progression": "Completed", "preferredDecision": {"clusterName": target, "clusterNamespace": target},
+                        "conditions": [cond("Available", g), cond("PeerReady", g)], "lastGroupSyncTime": rfc3339_ago(7), "lastGroupSyncDuration": "1.5s"}})
+                };
+                drpcs.patch_status(&name, &PatchParams::default(), &Patch::Merge(status)).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+}
+
+fn driver(client: &kube::Client, deadline: Duration) -> RamenDriver {
+    let clusters = BTreeMap::from([("a".to_string(), "east".to_string()), ("b".to_string(), "west".to_string())]);
+    RamenDriver::new(client.clone(), "apps", clusters, deadline, Some(Duration::from_secs(10)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ramen_failover_and_relocate_through_the_drpc() {
+    let api = ApiServer::start();
+    let client = setup(&api).await;
+    protected(&client, "vm0").await;
+    let ctl = ramen_controller(client.clone());
+    let mut d = driver(&client, Duration::from_secs(30));
+    assert!(d.provision("vm0", "b").await.unwrap_err().to_string().contains("places the application on east"));
+    d.provision("vm0", "a").await.unwrap();
+    assert_eq!(d.primary("vm0").unwrap(), "a");
+
+    let t0 = Wt::now();
+    let mut m = Marker::new(Bus::new(), "vm0", ActionKind::Failover, t0, Segment::Fault);
+    let r = d.failover("vm0", "b", t0, true, &mut m).await.unwrap();
+    assert_eq!(d.primary("vm0").unwrap(), "b");
+    assert!(m.timeline.get(Segment::Promoted).is_some());
+    let Promise::Window { interval, allowance, checkpoint, syncs } = r.promise else { panic!("a Regional-DR policy promises a window: {:?}", r.promise) };
+    assert_eq!(interval, Duration::from_secs(60), "the bound comes from the DRPolicy's schedulingInterval");
+    assert_eq!(allowance, Duration::from_secs(10));
+    let ck = checkpoint.expect("lastGroupSyncTime is the checkpoint");
+    assert!(ck.name.starts_with("lastGroupSyncTime "), "{ck:?}");
+    assert_eq!(syncs[0].sync_ms, Some(1500.0));
+    assert_eq!(r.details["phase"], "FailedOver");
+    let live: Api<DRPlacementControl> = Api::namespaced(client.clone(), "apps");
+    let now = live.get("vm0").await.unwrap();
+    assert_eq!((now.spec.action.as_deref(), now.spec.failover_cluster.as_deref()), (Some("Failover"), Some("west")));
+
+    let mut m = Marker::new(Bus::new(), "vm0", ActionKind::Relocate, Wt::now(), Segment::Requested);
+    let r = d.relocate("vm0", "a", true, &mut m).await.unwrap();
+    assert_eq!(r.promise, Promise::NoLoss);
+    assert_eq!(r.details["phase"], "Relocated");
+    assert_eq!(live.get("vm0").await.unwrap().spec.preferred_cluster.as_deref(), Some("east"));
+    // Ramen runs its own final sync: the lab-only negative controls are refused, not faked
+    let mut m = Marker::new(Bus::new(), "vm0", ActionKind::Relocate, Wt::now(), Segment::Requested);
+    assert!(d.relocate("vm0", "b", false, &mut m).await.is_err());
+    ctl.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_drpc_times_out_naming_it_and_what_it_showed() {
+    let api = ApiServer::start();
+    let client = setup(&api).await;
+    protected(&client, "stuck-vm1").await;
+    let ctl = ramen_controller(client.clone());
+    let mut d = driver(&client, Duration::from_secs(3));
+    d.provision("stuck-vm1", "a").await.unwrap();
+    let mut m = Marker::new(Bus::new(), "stuck-vm1", ActionKind::Failover, Wt::now(), Segment::Fault);
+    let e = d.failover("stuck-vm1", "b", Wt::now(), true, &mut m).await.unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("DRPlacementControl apps/stuck-vm1") && msg.contains("report FailedOver to west"), "{msg}");
+    assert!(msg.contains("phase FailingOver"), "the last state seen is named: {msg}");
+    assert_eq!(e.cause(), Cause::System, "the DR orchestration not converging is the system's failure");
+    assert_eq!(d.primary("stuck-vm1").unwrap(), "a");
+    ctl.abort();
+}
+
+/// Follows VolumeReplications the way the csi-addons operator does (state for the new generation,
+/// Completed True); `stuck-*` ones never follow.
+fn volrep_controller(client: kube::Client) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let vrs: Api<VolumeReplication> = Api::namespaced(client, "apps");
+        loop {
+            for v in vrs.list(&Default::default()).await.unwrap() {
+                let name = v.metadata.name.clone().unwrap();
+                let g = v.metadata.generation.unwrap();
+                if name.starts_with("stuck") || v.status.as_ref().is_some_and(|s| s.observed_generation >= g) {
+                    continue;
+                }
+                let state = if v.spec.replication_state == "primary" { "Primary" } else { "Secondary" };
+                let status = json!({"status": {"state": state, "observedGeneration": g, "lastSyncTime": rfc3339_ago(3),
+                    "conditions": [{"type": "Completed", "status": "True", "observedGeneration": g, "reason": "Promoted", "message": "", "lastTransitionTime": rfc3339_ago(0)}]}});
+                vrs.patch_status(&name, &PatchParams::default(), &Patch::Merge(status)).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volume_replication_flips_and_a_stuck_one_times_out() {
+    let api = ApiServer::start();
+    let client = setup(&api).await;
+    for name in ["vm0-disk", "stuck-disk"] {
+        apply(&client, json!({"apiVersion": "replication.storage.openshift.io/v1alpha1", "kind": "VolumeReplication", "metadata": {"name": name, "namespace": "apps"},
+            "spec": {"volumeReplicationClass": "rbd-1m", "replicationState": "secondary", "dataSource": {"kind": "PersistentVolumeClaim", "name": name}, "autoResync": false}})).await;
+    }
+    let ctl = volrep_controller(client.clone());
+    let vrs: Api<VolumeReplication> = Api::namespaced(client.clone(), "apps");
+    let v = volrep::flip(&vrs, "apps", "vm0-disk", Role::Primary, Duration::from_secs(20)).await.unwrap();
+    assert_eq!(v.status.as_ref().unwrap().state.as_deref(), Some("Primary"));
+    assert!(volrep::last_sync(Some(&v)).is_some());
+    let v = volrep::flip(&vrs, "apps", "vm0-disk", Role::Secondary, Duration::from_secs(20)).await.unwrap();
+    assert_eq!(v.spec.replication_state, "secondary");
+    let e = volrep::flip(&vrs, "apps", "stuck-disk", Role::Primary, Duration::from_secs(2)).await.unwrap_err();
+    assert!(e.to_string().contains("VolumeReplication apps/stuck-disk") && e.to_string().contains("asked primary"), "{e}");
+    ctl.abort();
+}
+
+/// The object and rule of each finding, from `dr-drill lint --format json`.
+fn findings(out: &std::process::Output) -> Vec<(String, String)> {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let mut f: Vec<(String, String)> = v["findings"].as_array().unwrap().iter().map(|x| (x["rule"].as_str().unwrap().to_string(), x["object"].as_str().unwrap().to_string())).collect();
+    f.sort();
+    f
+}
+
+async fn apply_manifests(client: &kube::Client, path: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    for doc in text.split("\n---").filter(|d| d.contains("kind:")) {
+        apply(client, serde_saphyr::from_str(doc).unwrap()).await;
+    }
+}
+
+/// `dr-drill lint --context` on a namespace of a real API server finds what the same manifests as files
+/// give, and a namespace fixed with the good manifests is clean; a wrong context is an input error (2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lint_a_live_namespace_like_its_manifests() {
+    let api = ApiServer::start();
+    let client = setup(&api).await;
+    apply(&client, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})).await;
+    apply_manifests(&client, "tests/fixtures/lint/dr001-bad.yaml").await;
+    let lint = |args: &[&str]| {
+        assert_cmd::Command::cargo_bin("dr-drill").unwrap().arg("lint").args(["--format", "json", "--kubeconfig"]).arg(&api.kubeconfig).args(args).output().unwrap()
+    };
+    let live = lint(&["--context", "test", "--namespace", "shop"]);
+    let files = assert_cmd::Command::cargo_bin("dr-drill").unwrap().args(["lint", "--format", "json", "tests/fixtures/lint/dr001-bad.yaml"]).output().unwrap();
+    assert_eq!(live.status.code(), Some(1), "{}", String::from_utf8_lossy(&live.stderr));
+    assert!(!findings(&live).is_empty());
+    assert_eq!(findings(&live), findings(&files), "live and file lint disagree");
+
+    apply_manifests(&client, "tests/fixtures/lint/dr001-good.yaml").await;
+    let fixed = lint(&["--context", "test", "--namespace", "shop"]);
+    assert_eq!(fixed.status.code(), Some(0), "{}", String::from_utf8_lossy(&fixed.stdout));
+
+    let wrong = lint(&["--context", "nope", "--namespace", "shop"]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("nope"), "{}", String::from_utf8_lossy(&wrong.stderr));
+}
