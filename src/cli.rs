@@ -86,9 +86,11 @@ pub struct LintArgs {
     /// Lowest severity that makes the exit code 1.
     #[arg(long, value_enum, default_value = "error")]
     pub fail_on: crate::lint::Severity,
-    /// The common label selecting a discovered application's resources.
-    #[arg(long, default_value = "app")]
-    pub app_label: String,
+    /// The common label selecting a discovered application's resources (default: found per application:
+    /// the label its VirtualMachine shares with most of its resources, whatever the key, e.g. `app`,
+    /// `app.kubernetes.io/part-of`, `app.kubernetes.io/name`).
+    #[arg(long)]
+    pub app_label: Option<String>,
     /// How the application is protected by RHACM.
     #[arg(long, value_enum, default_value = "auto")]
     pub mode: crate::lint::rules::AppMode,

@@ -193,7 +193,7 @@ fn negative_controls_fail() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.lines().any(|l| l == "scenarios: 0 passed, 4 failed, 2 skipped"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "scenarios: 0 passed, 4 failed, 3 skipped"), "{stdout}");
     let s = summary(dir.path());
     let sc = s["scenarios"].as_array().unwrap();
     let find = |needle: &str| sc.iter().find(|x| x["scenario"].as_str().unwrap().contains(needle)).unwrap_or_else(|| panic!("no scenario {needle}"));
@@ -214,6 +214,9 @@ fn negative_controls_fail() {
     let corrupt = find("damage");
     assert_eq!(corrupt["status"], "failed");
     assert!(corrupt["reason"].as_str().unwrap().contains("block 50 (bad-payload-checksum)"), "{corrupt}");
+    let metro = find("without fencing");
+    assert_eq!(metro["status"], "skipped");
+    assert!(metro["reason"].as_str().unwrap().contains("needs Metro-DR"), "{metro}");
     let skipped = find("Ceph's 1-minute schedule");
     assert_eq!(skipped["status"], "skipped");
     assert!(skipped["reason"].as_str().unwrap().contains("scheduler: ceph"), "{skipped}");

@@ -134,3 +134,20 @@ fn wrong_kubeconfig_is_named_with_exit_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("context east") && err.contains("/nonexistent/kubeconfig"), "{err}");
 }
+
+/// The application label is found whatever its key: Kubernetes' recommended `part-of`, or the user's own;
+/// resources missing it and VMIs carrying it are reported with that key.
+#[test]
+fn the_application_label_is_found_whatever_its_key() {
+    for clean in ["tests/fixtures/lint/labels/part-of-good.yaml", "tests/fixtures/lint/labels/custom-key-good.yaml"] {
+        let f = check(clean, &opts());
+        assert!(f.is_empty(), "{clean}: {f:#?}");
+    }
+    let f = check("tests/fixtures/lint/labels/part-of-bad.yaml", &opts());
+    let got: Vec<(&str, &str)> = f.iter().map(|x| (x.rule, x.object.as_str())).collect();
+    assert_eq!(got, [("DR001", "PersistentVolumeClaim shop/web-root"), ("DR002", "VirtualMachineInstance shop/web")], "{f:#?}");
+    assert!(f[0].message.contains("`app.kubernetes.io/part-of: shop`"), "{}", f[0].message);
+    // an explicit key is taken as given: the part-of application has no `app` label at all
+    let f = check("tests/fixtures/lint/labels/part-of-good.yaml", &rules::Options { app_label: Some("app".into()), ..opts() });
+    assert_eq!(f.iter().map(|x| x.rule).collect::<Vec<_>>(), ["DR001"], "{f:#?}");
+}

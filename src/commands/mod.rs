@@ -32,7 +32,12 @@ const BUNDLED_FEATURES: &[(&str, &str)] = &[
     ("network.feature", include_str!("../../features/network.feature")),
     ("metro.feature", include_str!("../../features/metro.feature")),
     ("negative/metro-out-of-spec.feature", include_str!("../../features/negative/metro-out-of-spec.feature")),
+    ("negative/metro-split-brain.feature", include_str!("../../features/negative/metro-split-brain.feature")),
 ];
+
+/// Features that need the repository's fixtures, so they are not bundled.
+#[cfg(test)]
+const NOT_BUNDLED: &[&str] = &["readiness.feature"];
 
 /// Removes what the harness made if it leaves `main` by an error or a panic that unwinds.
 struct CleanupGuard;
@@ -134,3 +139,30 @@ pub fn run_id() -> String {
     unsafe { libc::getrandom(b.as_mut_ptr() as *mut libc::c_void, 2, 0) };
     format!("{y:04}{m:02}{day:02}T{:02}{:02}{:02}Z-{:02x}{:02x}", s / 3600, s % 3600 / 60, s % 60, b[0], b[1])
 }
+
+#[cfg(test)]
+mod bundled_tests {
+    use super::*;
+
+    /// Every feature of the repository is bundled into the binary (or named as needing the repository).
+    #[test]
+    fn every_feature_is_bundled() {
+        fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, base, out);
+                } else if p.extension().is_some_and(|x| x == "feature") {
+                    out.push(p.strip_prefix(base).unwrap().display().to_string());
+                }
+            }
+        }
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("features");
+        let mut found = vec![];
+        walk(&base, &base, &mut found);
+        for f in found {
+            assert!(BUNDLED_FEATURES.iter().any(|(n, _)| *n == f) || NOT_BUNDLED.contains(&f.as_str()), "{f} is not bundled (src/commands/mod.rs)");
+        }
+    }
+}
+

@@ -23,8 +23,9 @@ pub enum DrKind {
 
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// The common label that selects a discovered application's resources.
-    pub app_label: String,
+    /// The common label that selects a discovered application's resources; None: found per application
+    /// (the label its VirtualMachine shares with most of its resources, whatever the key).
+    pub app_label: Option<String>,
     pub mode: AppMode,
     pub dr: DrKind,
     /// The RPO the environment declares (a DRPolicy interval above it is reported).
@@ -37,7 +38,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { app_label: "app".into(), mode: AppMode::Auto, dr: DrKind::Regional, rpo: None, flatten: false, rtt: None }
+        Options { app_label: None, mode: AppMode::Auto, dr: DrKind::Regional, rpo: None, flatten: false, rtt: None }
     }
 }
 
@@ -132,10 +133,52 @@ fn vm_members(vm: &Object, objects: &[Object]) -> Vec<(String, String)> {
     m
 }
 
+/// Label keys that say something other than which application a resource belongs to.
+fn is_system_label(key: &str) -> bool {
+    ["kubevirt.io/", "vm.kubevirt.io/", "instancetype.kubevirt.io/", "cdi.kubevirt.io/", "argocd.argoproj.io/", "apps.open-cluster-management.io/", "app.kubernetes.io/managed-by", "app.kubernetes.io/version", "app.kubernetes.io/component", "pod-template-hash"]
+        .iter()
+        .any(|p| key.starts_with(p))
+}
+
+/// Keys users label applications with, most common first: the tie-breaker between equally shared labels.
+const USUAL_KEYS: &[&str] = &["app", "app.kubernetes.io/part-of", "app.kubernetes.io/name"];
+
+/// The application label of a VirtualMachine: the (key, value) among its own labels that most of its
+/// resources (`members`) also carry; ties go to the usual keys, then alphabetically. With an explicit key,
+/// that key. None: the VM has no label that could be one. Pure.
+pub fn app_label_of(vm: &Object, members: &[&Object], explicit: Option<&str>) -> Option<(String, String)> {
+    if let Some(k) = explicit {
+        return vm.label(k).map(|v| (k.to_string(), v.to_string()));
+    }
+    let labels = vm.value.pointer("/metadata/labels").and_then(Value::as_object)?;
+    let rank = |k: &str| USUAL_KEYS.iter().position(|u| *u == k).unwrap_or(USUAL_KEYS.len());
+    labels
+        .iter()
+        .filter(|(k, _)| !is_system_label(k))
+        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+        .max_by(|(ka, va), (kb, vb)| {
+            let share = |k: &str, v: &str| members.iter().filter(|m| m.label(k) == Some(v)).count();
+            share(ka, va).cmp(&share(kb, vb)).then(rank(kb).cmp(&rank(ka))).then(kb.cmp(ka))
+        })
+}
+
+/// The application label of each VirtualMachine (with its resources), as `app_label_of` finds it.
+fn app_labels<'a>(objects: &'a [Object], o: &Options) -> Vec<(&'a Object, Option<(String, String)>, Vec<&'a Object>)> {
+    objects
+        .iter()
+        .filter(|x| is_vm(x))
+        .map(|vm| {
+            let members: BTreeSet<(String, String)> = vm_members(vm, objects).into_iter().collect();
+            let objs: Vec<&Object> = objects.iter().filter(|x| x.namespace == vm.namespace && members.contains(&(x.kind.clone(), x.name.clone()))).collect();
+            (vm, app_label_of(vm, &objs, o.app_label.as_deref()), objs)
+        })
+        .collect()
+}
+
 fn discovered_labels(objects: &[Object], o: &Options, out: &mut Vec<Finding>) {
-    let key = &o.app_label;
-    for vm in objects.iter().filter(|x| is_vm(x)) {
-        let Some(value) = vm.label(key) else {
+    for (vm, label, members) in app_labels(objects, o) {
+        let Some((key, value)) = label else {
+            let key = o.app_label.as_deref().unwrap_or("app");
             out.push(finding(
                 "DR001",
                 vm,
@@ -145,6 +188,7 @@ fn discovered_labels(objects: &[Object], o: &Options, out: &mut Vec<Finding>) {
             ));
             continue;
         };
+        let value = value.as_str();
         for t in arr(&vm.value, "/spec/dataVolumeTemplates") {
             let tl = t.pointer("/metadata/labels").and_then(|l| l.get(key.as_str())).and_then(Value::as_str);
             if tl != Some(value) {
@@ -158,9 +202,8 @@ fn discovered_labels(objects: &[Object], o: &Options, out: &mut Vec<Finding>) {
                 ));
             }
         }
-        let members: BTreeSet<(String, String)> = vm_members(vm, objects).into_iter().collect();
-        for obj in objects.iter().filter(|x| x.namespace == vm.namespace && members.contains(&(x.kind.clone(), x.name.clone()))) {
-            if obj.label(key) != Some(value) {
+        for obj in members {
+            if obj.label(&key) != Some(value) {
                 out.push(finding(
                     "DR001",
                     obj,
@@ -169,7 +212,7 @@ fn discovered_labels(objects: &[Object], o: &Options, out: &mut Vec<Finding>) {
                         "{} belongs to VirtualMachine {} but is not labelled `{key}: {value}` ({}): it would not be protected with the VM",
                         obj.id(),
                         vm.name,
-                        obj.label(key).map_or(format!("it has no `{key}` label"), |v| format!("it has `{key}: {v}`"))
+                        obj.label(&key).map_or(format!("it has no `{key}` label"), |v| format!("it has `{key}: {v}`"))
                     ),
                     &format!("add metadata.labels.{key}: {value}"),
                 ));
@@ -179,9 +222,17 @@ fn discovered_labels(objects: &[Object], o: &Options, out: &mut Vec<Finding>) {
 }
 
 fn vmi_pod_labels(objects: &[Object], o: &Options, out: &mut Vec<Finding>) {
-    let key = &o.app_label;
+    let found = app_labels(objects, o);
+    // the application label keys in use in each namespace; with no VM to learn from there, the explicit
+    // key or the usual ones
+    let in_use: BTreeSet<(String, String)> = found.iter().filter_map(|(vm, l, _)| l.as_ref().map(|(k, _)| (vm.namespace.clone(), k.clone()))).collect();
+    let fallback: Vec<String> = o.app_label.clone().map(|k| vec![k]).unwrap_or_else(|| USUAL_KEYS.iter().map(|k| k.to_string()).collect());
     for x in objects.iter().filter(|x| matches!(x.kind.as_str(), "VirtualMachineInstance" | "Pod")) {
-        if let Some(v) = x.label(key) {
+        let mut keys: Vec<String> = in_use.iter().filter(|(ns, _)| *ns == x.namespace).map(|(_, k)| k.clone()).collect();
+        if keys.is_empty() {
+            keys = fallback.clone();
+        }
+        if let Some((key, v)) = keys.iter().find_map(|k| x.label(k).map(|v| (k.clone(), v.to_string()))) {
             out.push(finding(
                 "DR002",
                 x,
@@ -191,7 +242,8 @@ fn vmi_pod_labels(objects: &[Object], o: &Options, out: &mut Vec<Finding>) {
             ));
         }
     }
-    for vm in objects.iter().filter(|x| is_vm(x)) {
+    for (vm, label, _) in &found {
+        let Some((key, _)) = label else { continue };
         if let Some(v) = vm.value.pointer("/spec/template/metadata/labels").and_then(|l| l.get(key.as_str())).and_then(Value::as_str) {
             out.push(finding(
                 "DR003",
