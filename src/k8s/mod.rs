@@ -13,13 +13,10 @@ use std::time::Duration;
 pub enum K8sError {
     /// The API server refused or failed a request.
     #[error("failed to {what} {kind} {namespace}/{name}: {source}")]
-    Api { what: String, kind: &'static str, namespace: String, name: String, source: kube::Error },
+    Api { what: String, kind: String, namespace: String, name: String, source: kube::Error },
     /// The object never reached the state waited for: the DR orchestration did not do its part.
     #[error("timed out after {after:?} waiting for {kind} {namespace}/{name} to {what} (last seen: {last})")]
-    Timeout { kind: &'static str, namespace: String, name: String, what: String, after: Duration, last: String },
-    /// The object went where it cannot come back from (a failed action).
-    #[error("{kind} {namespace}/{name} failed to {what}: {detail}")]
-    Failed { kind: &'static str, namespace: String, name: String, what: String, detail: String },
+    Timeout { kind: String, namespace: String, name: String, what: String, after: Duration, last: String },
     /// The object is not what the request needs (missing, wrong cluster, wrong input).
     #[error("{0}")]
     Usage(String),
@@ -28,8 +25,8 @@ pub enum K8sError {
 impl Caused for K8sError {
     fn cause(&self) -> Cause {
         match self {
-            // the orchestration under test not converging, or failing, is the system's failure
-            K8sError::Timeout { .. } | K8sError::Failed { .. } => Cause::System,
+            // the orchestration under test not converging is the system's failure
+            K8sError::Timeout { .. } => Cause::System,
             // a refused request or a request that does not fit is the harness's (or its input's)
             K8sError::Api { .. } | K8sError::Usage(_) => Cause::Harness,
         }
@@ -40,6 +37,26 @@ impl Caused for K8sError {
 impl From<K8sError> for crate::error::EnvError {
     fn from(e: K8sError) -> crate::error::EnvError {
         crate::error::EnvError::Earlier { cause: e.cause(), msg: e.to_string() }
+    }
+}
+
+/// Waits until `cond` holds on object `name` (watching it through kube-runtime's `await_condition`), for at
+/// most `deadline`. The timeout names the object, what was awaited and, through `describe`, what it last
+/// showed; a vanished object or a broken watch is an error of its own.
+pub async fn wait_for<K>(api: &kube::Api<K>, ns: &str, name: &str, what: &str, deadline: Duration, cond: impl Fn(Option<&K>) -> bool + Send + 'static, describe: fn(Option<&K>) -> String) -> Result<K, K8sError>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let kind = K::kind(&());
+    let watched = kube::runtime::wait::await_condition(api.clone(), name, move |o: Option<&K>| cond(o));
+    match tokio::time::timeout(deadline, watched).await {
+        Ok(Ok(Some(o))) => Ok(o),
+        Ok(Ok(None)) => Err(K8sError::Usage(format!("{kind} {ns}/{name} is gone while waiting for it to {what}"))),
+        Ok(Err(e)) => Err(K8sError::Usage(format!("failed to watch {kind} {ns}/{name}: {e}"))),
+        Err(_) => {
+            let last = api.get_opt(name).await.ok().flatten();
+            Err(K8sError::Timeout { kind: kind.to_string(), namespace: ns.into(), name: name.into(), what: what.into(), after: deadline, last: describe(last.as_ref()) })
+        }
     }
 }
 

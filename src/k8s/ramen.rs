@@ -117,7 +117,8 @@ impl Action {
 /// Condition: the DRPC carries `action` towards `cluster` and Ramen reports it done for the current
 /// generation (phase, `Available` for that generation, and the placement decided for that cluster when
 /// Ramen reports a decision). Pure.
-pub fn action_done(action: Action, cluster: &str) -> impl Fn(Option<&DRPlacementControl>) -> bool + '_ {
+pub fn action_done(action: Action, cluster: &str) -> impl Fn(Option<&DRPlacementControl>) -> bool + Send + 'static {
+    let cluster = cluster.to_string();
     move |d| {
         let Some(d) = d else { return false };
         let target = match action {
@@ -126,10 +127,10 @@ pub fn action_done(action: Action, cluster: &str) -> impl Fn(Option<&DRPlacement
         };
         let Some(s) = d.status.as_ref() else { return false };
         d.spec.action.as_deref() == Some(action.as_str())
-            && target == Some(cluster)
+            && target == Some(cluster.as_str())
             && s.phase.as_deref() == Some(action.done_phase())
             && condition_true(&s.conditions, "Available", d.metadata.generation)
-            && s.preferred_decision.as_ref().is_none_or(|p| p.cluster_name.is_empty() || p.cluster_name == cluster)
+            && s.preferred_decision.as_ref().is_none_or(|p| p.cluster_name.is_empty() || p.cluster_name == *cluster)
     }
 }
 
@@ -139,7 +140,7 @@ pub fn peer_ready(d: Option<&DRPlacementControl>) -> bool {
 }
 
 /// Condition: a group sync taken at or after `since` is reported. Pure.
-pub fn synced_since(since: Wt) -> impl Fn(Option<&DRPlacementControl>) -> bool {
+pub fn synced_since(since: Wt) -> impl Fn(Option<&DRPlacementControl>) -> bool + Send + 'static {
     move |d| last_group_sync(d).is_some_and(|t| t >= since)
 }
 
@@ -166,7 +167,7 @@ pub fn describe(d: Option<&DRPlacementControl>) -> String {
 
 fn api_err(what: String, ns: &str, name: &str) -> impl FnOnce(kube::Error) -> K8sError {
     let (ns, name) = (ns.to_string(), name.to_string());
-    move |source| K8sError::Api { what, kind: "DRPlacementControl", namespace: ns, name, source }
+    move |source| K8sError::Api { what, kind: "DRPlacementControl".into(), namespace: ns, name, source }
 }
 
 /// Requests `action` towards `cluster` on DRPC `name` (a merge patch of its spec).
@@ -176,17 +177,8 @@ pub async fn request(api: &Api<DRPlacementControl>, ns: &str, name: &str, action
 
 /// Waits until `cond` holds on DRPC `name`, watching it, for at most `deadline`; the timeout names the
 /// DRPC, what was awaited and what it last showed.
-pub async fn wait_for(api: &Api<DRPlacementControl>, ns: &str, name: &str, what: &str, deadline: Duration, cond: impl Fn(Option<&DRPlacementControl>) -> bool) -> Result<DRPlacementControl, K8sError> {
-    let watched = kube::runtime::wait::await_condition(api.clone(), name, move |d: Option<&DRPlacementControl>| cond(d));
-    match tokio::time::timeout(deadline, watched).await {
-        Ok(Ok(Some(d))) => Ok(d),
-        Ok(Ok(None)) => Err(K8sError::Usage(format!("DRPlacementControl {ns}/{name} is gone while waiting for it to {what}"))),
-        Ok(Err(e)) => Err(K8sError::Usage(format!("failed to watch DRPlacementControl {ns}/{name}: {e}"))),
-        Err(_) => {
-            let last = api.get_opt(name).await.ok().flatten();
-            Err(K8sError::Timeout { kind: "DRPlacementControl", namespace: ns.into(), name: name.into(), what: what.into(), after: deadline, last: describe(last.as_ref()) })
-        }
-    }
+pub async fn wait_for(api: &Api<DRPlacementControl>, ns: &str, name: &str, what: &str, deadline: Duration, cond: impl Fn(Option<&DRPlacementControl>) -> bool + Send + 'static) -> Result<DRPlacementControl, K8sError> {
+    super::wait_for(api, ns, name, what, deadline, cond, describe).await
 }
 
 #[cfg(test)]

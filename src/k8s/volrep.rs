@@ -83,7 +83,7 @@ impl Role {
 
 /// Condition: asked for `role`, and the operator reports that state for this generation with the
 /// `Completed` condition True. Pure.
-pub fn in_role(role: Role) -> impl Fn(Option<&VolumeReplication>) -> bool {
+pub fn in_role(role: Role) -> impl Fn(Option<&VolumeReplication>) -> bool + Send + 'static {
     move |v| {
         let Some(v) = v else { return false };
         let Some(s) = v.status.as_ref() else { return false };
@@ -110,18 +110,8 @@ pub async fn flip(api: &Api<VolumeReplication>, ns: &str, name: &str, role: Role
     let patch = serde_json::json!({"spec": {"replicationState": role.spec()}});
     api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
         .await
-        .map_err(|source| K8sError::Api { what: format!("set replicationState {} on", role.spec()), kind: "VolumeReplication", namespace: ns.into(), name: name.into(), source })?;
-    let cond = in_role(role);
-    let watched = kube::runtime::wait::await_condition(api.clone(), name, move |v: Option<&VolumeReplication>| cond(v));
-    match tokio::time::timeout(deadline, watched).await {
-        Ok(Ok(Some(v))) => Ok(v),
-        Ok(Ok(None)) => Err(K8sError::Usage(format!("VolumeReplication {ns}/{name} is gone while waiting for it to become {}", role.spec()))),
-        Ok(Err(e)) => Err(K8sError::Usage(format!("failed to watch VolumeReplication {ns}/{name}: {e}"))),
-        Err(_) => {
-            let last = api.get_opt(name).await.ok().flatten();
-            Err(K8sError::Timeout { kind: "VolumeReplication", namespace: ns.into(), name: name.into(), what: format!("become {}", role.spec()), after: deadline, last: describe(last.as_ref()) })
-        }
-    }
+        .map_err(|source| K8sError::Api { what: format!("set replicationState {} on", role.spec()), kind: "VolumeReplication".into(), namespace: ns.into(), name: name.into(), source })?;
+    super::wait_for(api, ns, name, &format!("become {}", role.spec()), deadline, in_role(role), describe).await
 }
 
 #[cfg(test)]

@@ -162,8 +162,11 @@ pub fn app_label_of(vm: &Object, members: &[&Object], explicit: Option<&str>) ->
         })
 }
 
+/// A VirtualMachine, its application label (if it has one) and its resources.
+type App<'a> = (&'a Object, Option<(String, String)>, Vec<&'a Object>);
+
 /// The application label of each VirtualMachine (with its resources), as `app_label_of` finds it.
-fn app_labels<'a>(objects: &'a [Object], o: &Options) -> Vec<(&'a Object, Option<(String, String)>, Vec<&'a Object>)> {
+fn app_labels<'a>(objects: &'a [Object], o: &Options) -> Vec<App<'a>> {
     objects
         .iter()
         .filter(|x| is_vm(x))

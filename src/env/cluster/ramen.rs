@@ -106,7 +106,7 @@ impl DrDriver for RamenDriver {
     /// and PeerReady. Its DRPolicy gives the schedule.
     async fn provision(&mut self, vm: &str, site: &str) -> Result<Volume, EnvError> {
         let cluster = self.cluster(site)?.to_string();
-        let d = self.drpcs.get_opt(vm).await.map_err(|source| K8sError::Api { what: "read".into(), kind: "DRPlacementControl", namespace: self.namespace.clone(), name: vm.into(), source })?;
+        let d = self.drpcs.get_opt(vm).await.map_err(|source| K8sError::Api { what: "read".into(), kind: "DRPlacementControl".into(), namespace: self.namespace.clone(), name: vm.into(), source })?;
         let d = d.ok_or_else(|| EnvError::Usage(format!("no DRPlacementControl {}/{vm}: protect the VM's application with Ramen first", self.namespace)))?;
         let placed = d.status.as_ref().and_then(|s| s.preferred_decision.as_ref()).map(|p| p.cluster_name.clone()).or(d.spec.preferred_cluster.clone());
         if placed.as_deref() != Some(cluster.as_str()) {
@@ -115,7 +115,7 @@ impl DrDriver for RamenDriver {
         if !ramen::peer_ready(Some(&d)) {
             return Err(EnvError::Earlier { cause: Cause::System, msg: format!("DRPlacementControl {}/{vm} is not PeerReady: {}", self.namespace, ramen::describe(Some(&d))) });
         }
-        let policy = self.policies.get(&d.spec.dr_policy_ref.name).await.map_err(|source| K8sError::Api { what: "read".into(), kind: "DRPolicy", namespace: String::new(), name: d.spec.dr_policy_ref.name.clone(), source })?;
+        let policy = self.policies.get(&d.spec.dr_policy_ref.name).await.map_err(|source| K8sError::Api { what: "read".into(), kind: "DRPolicy".into(), namespace: String::new(), name: d.spec.dr_policy_ref.name.clone(), source })?;
         let interval = policy.spec.scheduling_interval.trim();
         self.interval = if interval.is_empty() { None } else { Some(interval.parse::<Dur>().map_err(|e| EnvError::Usage(format!("DRPolicy {}: schedulingInterval: {e}", d.spec.dr_policy_ref.name)))?.0) };
         self.apps.insert(vm.to_string(), App { drpc: vm.to_string(), primary: site.to_string() });
