@@ -1,0 +1,190 @@
+//! Faults on kind clusters: every node of a site is a Docker container labelled
+//! `io.x-k8s.kind.cluster=<cluster>`. Power loss kills them all (SIGKILL), a freeze pauses them (the cgroup
+//! freezer), isolation disconnects them from the clusters' Docker network. Each fault is checked from the
+//! engine (`docker inspect`) before its receipt is given; recovery is idempotent (a node already running,
+//! unpaused or connected is already recovered). Thin I/O over the docker CLI; what the engine reports is
+//! read by pure functions.
+
+use crate::clock::Wt;
+use crate::error::{Cause, EnvError};
+use crate::events::{Bus, Event};
+use crate::fault::{Fault, Receipt};
+use crate::ports::Faults;
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub const CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
+
+/// A node container as the engine reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeState {
+    pub name: String,
+    pub running: bool,
+    pub paused: bool,
+    pub networks: Vec<String>,
+}
+
+/// Reads `docker inspect` output (a JSON array of containers). Pure.
+pub fn parse_inspect(json: &str) -> Result<Vec<NodeState>, String> {
+    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("unreadable docker inspect output: {e}"))?;
+    let arr = v.as_array().ok_or("docker inspect did not print an array")?;
+    Ok(arr
+        .iter()
+        .map(|c| NodeState {
+            name: c["Name"].as_str().unwrap_or_default().trim_start_matches('/').to_string(),
+            running: c["State"]["Running"].as_bool().unwrap_or(false),
+            paused: c["State"]["Paused"].as_bool().unwrap_or(false),
+            networks: c["NetworkSettings"]["Networks"].as_object().map(|n| n.keys().cloned().collect()).unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// Has `fault` landed on every node (`network`: the clusters' network)? Pure.
+pub fn landed(fault: &Fault, nodes: &[NodeState], network: &str) -> bool {
+    !nodes.is_empty()
+        && nodes.iter().all(|n| match fault {
+            Fault::PowerLoss { .. } => !n.running,
+            Fault::Freeze { .. } => n.paused,
+            Fault::Isolate { .. } => !n.networks.iter().any(|x| x == network),
+            _ => false,
+        })
+}
+
+/// Is every node back from `fault`? Pure.
+pub fn recovered(fault: &Fault, nodes: &[NodeState], network: &str) -> bool {
+    nodes.iter().all(|n| match fault {
+        Fault::PowerLoss { .. } => n.running,
+        Fault::Freeze { .. } => !n.paused,
+        Fault::Isolate { .. } => n.networks.iter().any(|x| x == network),
+        _ => true,
+    })
+}
+
+/// The node containers of each site's kind cluster as the fault surface.
+pub struct DockerNodes {
+    /// site -> kind cluster name.
+    clusters: BTreeMap<String, String>,
+    /// The Docker network the clusters' nodes share (kind's is `kind`).
+    network: String,
+    env: String,
+    disposable: bool,
+    bus: Bus,
+    deadline: Duration,
+}
+
+impl DockerNodes {
+    pub fn new(env: &str, disposable: bool, clusters: BTreeMap<String, String>, network: &str, bus: Bus) -> DockerNodes {
+        DockerNodes { clusters, network: network.into(), env: env.into(), disposable, bus, deadline: Duration::from_secs(30) }
+    }
+
+    fn cluster(&self, site: &str) -> Result<&str, EnvError> {
+        self.clusters.get(site).map(String::as_str).ok_or_else(|| EnvError::Usage(format!("unknown site {site:?}: environment {} has sites {}", self.env, self.clusters.keys().cloned().collect::<Vec<_>>().join(", "))))
+    }
+
+    async fn docker(&self, site: &str, args: &[&str]) -> Result<crate::procs::Output, EnvError> {
+        let mut c = tokio::process::Command::new("docker");
+        c.args(args);
+        let what = format!("docker {}", args.first().copied().unwrap_or(""));
+        // a docker CLI that cannot start, or an engine that does not answer in time, is the harness's
+        let out = crate::procs::run(c, self.deadline, &what).await.map_err(|e| EnvError::Site { site: site.into(), what: what.clone(), detail: e, cause: Cause::Harness })?;
+        if !out.ok {
+            return Err(EnvError::Site { site: site.into(), what: format!("run `docker {}`", args.join(" ")), detail: out.stderr.trim().to_string(), cause: Cause::Harness });
+        }
+        Ok(out)
+    }
+
+    /// The site's node containers (all of them, running or not), as the engine reports them.
+    pub async fn nodes(&self, site: &str) -> Result<Vec<NodeState>, EnvError> {
+        let filter = format!("label={CLUSTER_LABEL}={}", self.cluster(site)?);
+        let ids = self.docker(site, &["ps", "-aq", "--filter", &filter]).await?.stdout;
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if ids.is_empty() {
+            return Err(EnvError::Site { site: site.into(), what: format!("find the nodes of kind cluster {}", self.cluster(site)?), detail: format!("no container labelled {filter}"), cause: Cause::Harness });
+        }
+        let mut args = vec!["inspect"];
+        args.extend(ids);
+        let out = self.docker(site, &args).await?;
+        parse_inspect(&out.stdout).map_err(|e| EnvError::Site { site: site.into(), what: "read the nodes' state".into(), detail: e, cause: Cause::Harness })
+    }
+
+    /// Waits until `done` holds on the site's nodes as the engine reports them.
+    async fn confirm(&self, site: &str, what: &str, done: impl Fn(&[NodeState]) -> bool) -> Result<(), EnvError> {
+        let check = || async { Ok::<_, EnvError>(done(&self.nodes(site).await?).then_some(())) };
+        crate::wait::until(format!("{what} on every node of site {site}"), self.deadline, check, crate::wait::every(Duration::from_millis(200))).await.map_err(|e| crate::error::from_wait(site, Cause::Harness, e))
+    }
+}
+
+fn site_of(f: &Fault) -> Option<&str> {
+    match f {
+        Fault::PowerLoss { site } | Fault::Freeze { site } | Fault::Isolate { site } => Some(site),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl Faults for DockerNodes {
+    async fn inject(&mut self, fault: Fault) -> Result<Receipt, EnvError> {
+        if !self.disposable {
+            return Err(EnvError::NotDisposable { what: fault.to_string(), env: self.env.clone() });
+        }
+        let site = site_of(&fault).ok_or_else(|| EnvError::Usage(format!("\"{fault}\" is not available on kind nodes (power loss, freeze and isolation are)")))?.to_string();
+        let names: Vec<String> = self.nodes(&site).await?.into_iter().map(|n| n.name).collect();
+        let at = Wt::now();
+        for n in &names {
+            match &fault {
+                Fault::PowerLoss { .. } => self.docker(&site, &["kill", "--signal", "KILL", n]).await?,
+                Fault::Freeze { .. } => self.docker(&site, &["pause", n]).await?,
+                _ => self.docker(&site, &["network", "disconnect", &self.network, n]).await?,
+            };
+        }
+        let network = self.network.clone();
+        self.confirm(&site, &fault.to_string(), |n| landed(&fault, n, &network)).await?;
+        self.bus.publish_at(at, Event::Fault { fault: fault.clone() });
+        Ok(Receipt { fault, at })
+    }
+
+    async fn recover(&mut self, r: &Receipt) -> Result<(), EnvError> {
+        let Some(site) = site_of(&r.fault) else { return Ok(()) };
+        let network = self.network.clone();
+        for n in self.nodes(site).await? {
+            // only what is still faulted is undone: recovering twice does nothing
+            match &r.fault {
+                Fault::PowerLoss { .. } if !n.running => self.docker(site, &["start", &n.name]).await?,
+                Fault::Freeze { .. } if n.paused => self.docker(site, &["unpause", &n.name]).await?,
+                Fault::Isolate { .. } if !n.networks.contains(&network) => self.docker(site, &["network", "connect", &network, &n.name]).await?,
+                _ => continue,
+            };
+        }
+        self.confirm(site, &format!("recovery from \"{}\"", r.fault), |n| recovered(&r.fault, n, &network)).await?;
+        self.bus.publish(Event::Recovered { fault: r.fault.clone() });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INSPECT: &str = r#"[
+      {"Name": "/east-control-plane", "State": {"Running": true, "Paused": true}, "NetworkSettings": {"Networks": {"kind": {}}}},
+      {"Name": "/east-worker", "State": {"Running": false, "Paused": false}, "NetworkSettings": {"Networks": {}}}
+    ]"#;
+
+    #[test]
+    fn the_engine_says_what_landed() {
+        let n = parse_inspect(INSPECT).unwrap();
+        assert_eq!(n[0], NodeState { name: "east-control-plane".into(), running: true, paused: true, networks: vec!["kind".into()] });
+        let site = || "a".to_string();
+        // one node paused, the other not: a freeze has not landed on the site
+        assert!(!landed(&Fault::Freeze { site: site() }, &n, "kind"));
+        assert!(landed(&Fault::Freeze { site: site() }, &n[..1], "kind"));
+        assert!(landed(&Fault::PowerLoss { site: site() }, &n[1..], "kind"));
+        assert!(landed(&Fault::Isolate { site: site() }, &n[1..], "kind"));
+        assert!(!landed(&Fault::Isolate { site: site() }, &n, "kind"));
+        assert!(!landed(&Fault::Freeze { site: site() }, &[], "kind"), "no node: nothing landed");
+        assert!(recovered(&Fault::Isolate { site: site() }, &n[..1], "kind"));
+        assert!(!recovered(&Fault::PowerLoss { site: site() }, &n, "kind"));
+        assert!(parse_inspect("{}").is_err());
+    }
+}

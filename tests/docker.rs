@@ -1,0 +1,93 @@
+//! The kind fault injector against real containers: node containers from an image built here (FROM
+//! scratch, a static busybox), labelled like kind's nodes, on their own network. Power loss, freeze and
+//! isolation of one site land on every node of that site only (checked from the engine), recovery is
+//! idempotent, a non-disposable environment refuses, and nothing is left behind.
+
+use dr_drill::env::cluster::nodes::{DockerNodes, CLUSTER_LABEL};
+use dr_drill::events::Bus;
+use dr_drill::fault::Fault;
+use dr_drill::ports::Faults;
+use std::collections::BTreeMap;
+use std::process::Command;
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker CLI");
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// What the test made: containers (by label), its network and its image; removed on drop, panics too.
+struct Made {
+    tag: String,
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        let ids = Command::new("docker").args(["ps", "-aq", "--filter", &format!("label=drd-test={}", self.tag)]).output().map(|o| String::from_utf8_lossy(&o.stdout).to_string()).unwrap_or_default();
+        for id in ids.split_whitespace() {
+            let _ = Command::new("docker").args(["rm", "-f", id]).output();
+        }
+        let _ = Command::new("docker").args(["network", "rm", &format!("drd-test-{}", self.tag)]).output();
+        let _ = Command::new("docker").args(["rmi", "-f", &format!("drd-node-test:{}", self.tag)]).output();
+    }
+}
+
+fn state(name: &str) -> (String, bool) {
+    let s = docker(&["inspect", "-f", "{{.State.Status}}|{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", name]);
+    let (status, nets) = s.split_once('|').unwrap();
+    (status.to_string(), nets.contains("drd-test-"))
+}
+
+#[tokio::test]
+async fn kind_node_faults_land_on_one_site_and_recover() {
+    let tag = std::process::id().to_string();
+    let made = Made { tag: tag.clone() };
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::copy("/bin/busybox", ctx.path().join("busybox")).expect("busybox-static (scripts/setup.sh installs it)");
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\", \"sleep\", \"3600\"]\n").unwrap();
+    let image = format!("drd-node-test:{tag}");
+    docker(&["build", "-q", "-t", &image, &ctx.path().display().to_string()]);
+    let net = format!("drd-test-{tag}");
+    docker(&["network", "create", &net]);
+    let node = |cluster: &str, role: &str| {
+        let name = format!("drd-{tag}-{cluster}-{role}");
+        docker(&["run", "-d", "--name", &name, "--network", &net, "--label", &format!("{CLUSTER_LABEL}=drd-{tag}-{cluster}"), "--label", &format!("io.x-k8s.kind.role={role}"), "--label", &format!("drd-test={tag}"), &image]);
+        name
+    };
+    let east = [node("east", "control-plane"), node("east", "worker")];
+    let west = node("west", "control-plane");
+    let clusters = BTreeMap::from([("a".to_string(), format!("drd-{tag}-east")), ("b".to_string(), format!("drd-{tag}-west"))]);
+
+    let mut refused = DockerNodes::new("kind-test", false, clusters.clone(), &net, Bus::new());
+    assert!(refused.inject(Fault::Freeze { site: "a".into() }).await.unwrap_err().to_string().contains("not marked disposable"));
+    assert_eq!(state(&east[0]).0, "running", "a refused fault touches nothing");
+
+    let mut f = DockerNodes::new("kind-test", true, clusters, &net, Bus::new());
+    let frozen = f.inject(Fault::Freeze { site: "a".into() }).await.unwrap();
+    assert!(east.iter().all(|n| state(n).0 == "paused"));
+    assert_eq!(state(&west).0, "running", "only site a's nodes");
+    f.recover(&frozen).await.unwrap();
+    f.recover(&frozen).await.unwrap();
+    assert!(east.iter().all(|n| state(n).0 == "running"));
+
+    let cut = f.inject(Fault::Isolate { site: "a".into() }).await.unwrap();
+    assert!(east.iter().all(|n| !state(n).1), "disconnected from the clusters' network");
+    assert!(state(&west).1);
+    f.recover(&cut).await.unwrap();
+    f.recover(&cut).await.unwrap();
+    assert!(east.iter().all(|n| state(n).1));
+
+    let dead = f.inject(Fault::PowerLoss { site: "a".into() }).await.unwrap();
+    assert!(east.iter().all(|n| state(n).0 == "exited"));
+    assert_eq!(state(&west).0, "running");
+    f.recover(&dead).await.unwrap();
+    f.recover(&dead).await.unwrap();
+    assert!(east.iter().all(|n| state(n).0 == "running"));
+
+    assert!(f.inject(Fault::Latency { from: "a".into(), to: "b".into(), delay: "10ms".parse().unwrap(), jitter: "0s".parse().unwrap() }).await.is_err(), "not offered, not faked");
+    assert!(f.inject(Fault::Freeze { site: "c".into() }).await.unwrap_err().to_string().contains("unknown site"));
+
+    drop(made);
+    assert_eq!(docker(&["ps", "-aq", "--filter", &format!("label=drd-test={tag}")]), "", "containers left behind");
+    assert!(!docker(&["network", "ls", "--format", "{{.Name}}"]).lines().any(|n| n == net), "network left behind");
+}
