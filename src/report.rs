@@ -68,6 +68,8 @@ pub struct RunResult {
     pub failed: usize,
     pub skipped: usize,
     pub harness_errors: Vec<String>,
+    /// Round trips between the environment's failure domains, measured when it came up.
+    pub round_trips: Vec<RoundTrip>,
 }
 
 impl RunResult {
@@ -209,6 +211,7 @@ pub fn write_summary(dir: &Path, cfg: &EnvConfig, started: Wt, res: &RunResult) 
             "mode": cfg.spec.mode_name(), "interval": crate::units::Dur(cfg.spec.interval()).to_string(),
             "scheduler": cfg.spec.regional().map(|r| r.scheduler),
             "syncAllowance": cfg.spec.regional().map(|r| crate::units::Dur(r.allowance()).to_string()),
+            "roundTrips": res.round_trips,
         },
         "startedUnix": started.unix_secs(),
         "durationS": Wt::now().since(started).as_secs_f64(),

@@ -269,7 +269,8 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
     }
     let mut scenarios = std::mem::take(&mut *summaries.lock().unwrap());
     scenarios.extend(skipped_scenarios);
-    let res = RunResult::new(scenarios, errors);
+    let mut res = RunResult::new(scenarios, errors);
+    res.round_trips = std::mem::take(&mut *session.round_trips.lock().unwrap());
     report::write_summary(&opts.report_dir, &opts.cfg, started, &res).map_err(|source| RunError::Report { path: opts.report_dir.clone(), source })?;
     Ok(res)
 }

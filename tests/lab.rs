@@ -442,6 +442,10 @@ fn metro_dr_loses_nothing_and_flags_sites_too_far_apart() {
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.lines().any(|l| l == "scenarios: 7 passed, 0 failed, 0 skipped"), "{stdout}");
     let s = summary(dir.path());
+    // the round-trip matrix of the three failure domains, measured when the environment came up
+    let matrix = s["environment"]["roundTrips"].as_array().unwrap();
+    assert_eq!(matrix.len(), 6, "{matrix:?}");
+    assert!(matrix.iter().any(|t| t["from"] == "c" && t["to"] == "a" && t["medianMs"].as_f64().unwrap() < 5.0), "{matrix:?}");
     let sc = s["scenarios"].as_array().unwrap();
     let find = |name: &str| sc.iter().find(|x| x["scenario"].as_str().unwrap().contains(name)).unwrap_or_else(|| panic!("no scenario {name}"));
     let failover = find("power loss");
