@@ -140,8 +140,7 @@ pub async fn failover(env: &mut Environment, vm: &str, to: &str, fault: Option<&
     }
     let report = env.driver.failover(vm, &to, fault_at, fence, &mut m).await?;
     // the earliest fence (the isolation, else the storage fence), or the request when nothing fenced
-    let t0 = m.timeline.t0;
-    let fence_at = [Segment::Fenced, Segment::StorageFenced, Segment::FailoverRequested].into_iter().find_map(|s| m.timeline.get(s)).map(|ms| Wt(t0.0 + (ms * 1e6) as u64));
+    let fence_at = [Segment::Fenced, Segment::StorageFenced, Segment::FailoverRequested].into_iter().find_map(|s| m.timeline.at(s));
     let scan = serve(env, vm, &to, &mut m).await?;
     let evidence = Evidence { history, scan, fault_at: Some(fault_at), stop_seq: None, bound: bound(report.promise, period(rate), None) };
     Ok(Outcome { kind: ActionKind::Failover, vm: vm.into(), from, to, timeline: m.timeline, evidence, details: report.details, receipts, fence_at, abandoned })

@@ -90,6 +90,10 @@ impl Timeline {
     pub fn get(&self, what: Segment) -> Option<f64> {
         self.marks.iter().find(|m| m.0 == what).map(|m| m.1)
     }
+    /// When `what` was passed, on the witness clock.
+    pub fn at(&self, what: Segment) -> Option<Wt> {
+        self.get(what).map(|ms| Wt(self.t0.0 + (ms * 1e6).round() as u64))
+    }
     pub fn render(&self) -> String {
         self.marks.iter().map(|(n, ms)| format!("{n} +{:.1}s", ms / 1e3)).collect::<Vec<_>>().join(", ")
     }
@@ -106,6 +110,8 @@ mod tests {
         t.mark_at(Segment::Serving, Wt::from_ms(9000));
         assert_eq!(t.get(Segment::Serving), Some(8000.0));
         assert_eq!(t.get(Segment::Synced), None);
+        assert_eq!(t.at(Segment::Promoted), Some(Wt::from_ms(5200)));
+        assert_eq!(t.at(Segment::Synced), None);
         assert_eq!(t.render(), "fault +0.0s, promoted +4.2s, serving +8.0s");
         assert_eq!(serde_json::to_value(&t).unwrap()["marks"][2], serde_json::json!(["serving", 8000.0]));
     }
