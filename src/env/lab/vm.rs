@@ -337,6 +337,16 @@ impl VmProcess {
     pub fn snapshot(&self) -> BootLog {
         self.log.lock().unwrap().clone()
     }
+
+    /// The tag of this boot's writer (once the probe said hello).
+    fn tag(&self) -> Option<u64> {
+        self.log.lock().unwrap().boot_id().and_then(boot_tag_hex)
+    }
+
+    /// The highest sequence this boot acknowledged so far.
+    fn max_acked(&self) -> Option<u64> {
+        self.log.lock().unwrap().acks.iter().map(|a| a.0).max()
+    }
 }
 
 /// One VM of the environment: its rate, the process running it (if any), its earlier boots.
@@ -415,8 +425,7 @@ impl QemuWorkload {
 
     /// How far a scan reads: past the newest acknowledged record, with margin, within the disk.
     fn scan_limit(&self, vm: &str) -> u64 {
-        let logs = self.vms.get(vm).into_iter().flat_map(|v| v.boots.iter().cloned().chain(v.abandoned.iter().map(|p| p.snapshot())));
-        let max = logs.flat_map(|b| b.acks.into_iter().map(|a| a.0)).max().unwrap_or(0);
+        let max = self.vms.get(vm).into_iter().flat_map(|v| v.boots.iter().flat_map(|b| b.acks.iter().map(|a| a.0)).chain(v.abandoned.iter().filter_map(|p| p.max_acked()))).max().unwrap_or(0);
         (max + 1 + 2048).min(self.spec.disk_records() + 1)
     }
 }
@@ -472,14 +481,14 @@ impl Workload for QemuWorkload {
     async fn abandon(&mut self, vm: &str) -> Result<u64, EnvError> {
         let v = self.vm(vm)?;
         let p = v.process.take().ok_or_else(|| EnvError::Usage(format!("VM {vm} is not running: there is nothing to leave behind")))?;
-        let tag = p.snapshot().boot_id().and_then(boot_tag_hex).ok_or_else(|| vm_err(vm, &p.site, Cause::System, "the boot left behind never said hello"))?;
+        let tag = p.tag().ok_or_else(|| vm_err(vm, &p.site, Cause::System, "the boot left behind never said hello"))?;
         v.abandoned.push(p);
         Ok(tag)
     }
 
     fn abandoned_alive(&self, vm: &str, tag: u64) -> Result<bool, EnvError> {
         let v = self.vms.get(vm).ok_or_else(|| EnvError::Usage(format!("no VM named {vm} in this scenario")))?;
-        let p = v.abandoned.iter().find(|p| p.snapshot().boot_id().and_then(boot_tag_hex) == Some(tag));
+        let p = v.abandoned.iter().find(|p| p.tag() == Some(tag));
         // its stream to the witness still open: QEMU runs
         Ok(p.is_some_and(|p| p.log.lock().unwrap().eof.is_none()))
     }
