@@ -33,6 +33,10 @@ pub enum Command {
         /// Keep the lab (namespaces, daemons, run directory) after the run, and say where it is.
         #[arg(long)]
         keep: bool,
+        /// Existing clusters: confirm that destructive steps (faults, failovers) may run against them, by
+        /// repeating the environment's name (the file must also say `disposable: true`).
+        #[arg(long, value_name = "ENV_NAME")]
+        confirm: Option<String>,
         /// Feature files or directories (default: the bundled features/).
         paths: Vec<PathBuf>,
     },
@@ -64,6 +68,10 @@ pub enum EnvAction {
     Up {
         #[arg(long = "env", default_value = DEFAULT_ENV)]
         env: PathBuf,
+        /// Print the complete ordered plan (commands, manifests, pinned versions and digests) and touch
+        /// nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Tear down what `env up` made.
     Down {

@@ -38,7 +38,129 @@ pub struct EnvFile {
 pub enum Backend {
     /// Embedded: network-namespace sites with real Ceph, rbd-mirror and QEMU on this machine.
     Lab(LabSpec),
+    /// Two kind clusters made by `env up`: KubeVirt, CDI, Rook-Ceph with RBD mirroring, csi-addons.
+    Kind(KindSpec),
+    /// The user's own clusters, by kubeconfig context (OpenShift with RHACM, ODF and Ramen, or any two
+    /// clusters with KubeVirt and csi-addons VolumeReplication).
+    Existing(ExistingSpec),
 }
+
+/// The guest on a Kubernetes backend: a KubeVirt VirtualMachine whose data disk is a block-mode volume on
+/// the mirrored storage class.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Guest {
+    /// Namespace of the VM and its resources on every cluster.
+    #[serde(default = "Guest::default_namespace")]
+    pub namespace: String,
+    #[serde(default = "LabSpec::default_memory")]
+    pub memory: ByteSize,
+    #[serde(default = "LabSpec::default_disk")]
+    pub disk_size: ByteSize,
+    /// The label every resource of the VM's application carries (discovered applications), key and value
+    /// prefix; VMIs and pods are never labelled.
+    #[serde(default = "Guest::default_label")]
+    pub app_label: String,
+}
+
+impl Guest {
+    fn default_namespace() -> String {
+        "dr-drill".into()
+    }
+    fn default_label() -> String {
+        "app.kubernetes.io/part-of".into()
+    }
+}
+
+impl Default for Guest {
+    fn default() -> Self {
+        Guest { namespace: Self::default_namespace(), memory: LabSpec::default_memory(), disk_size: LabSpec::default_disk(), app_label: Self::default_label() }
+    }
+}
+
+/// kind-only settings. Versions are pinned in the harness (`dr-drill env up --dry-run` prints them); the
+/// node image may be overridden (pinned by digest).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KindSpec {
+    /// Node image, `name:tag@sha256:digest` (default: the pinned one).
+    #[serde(default)]
+    pub node_image: Option<String>,
+    /// The loop device each site's OSD uses, by site name: created by `env up` at exactly that name over a
+    /// sparse file, refused if it is already in use. Nothing else is ever given to Ceph (never
+    /// `useAllDevices`).
+    pub osd_devices: std::collections::BTreeMap<String, PathBuf>,
+    #[serde(default = "KindSpec::default_osd_size")]
+    pub osd_size: ByteSize,
+    /// Where the OSD files and the state of `env up` are kept.
+    #[serde(default = "KindSpec::default_work_dir")]
+    pub work_dir: PathBuf,
+    /// The docker network kind puts its nodes on.
+    #[serde(default = "KindSpec::default_network")]
+    pub network: String,
+    /// KubeVirt's software emulation: `true` always, `false` never; unset: when there is no /dev/kvm (some
+    /// hosts have a /dev/kvm that opens but runs no guest: say `true` there).
+    #[serde(default)]
+    pub emulation: Option<bool>,
+    #[serde(default)]
+    pub guest: Guest,
+}
+
+impl KindSpec {
+    fn default_osd_size() -> ByteSize {
+        ByteSize(10 << 30)
+    }
+    fn default_work_dir() -> PathBuf {
+        PathBuf::from("/var/lib/dr-drill/kind")
+    }
+    fn default_network() -> String {
+        "kind".into()
+    }
+}
+
+/// Existing clusters: read-only unless `disposable: true` and the command line confirms.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExistingSpec {
+    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context of each site, by site name.
+    pub contexts: std::collections::BTreeMap<String, String>,
+    /// The RHACM hub's context: DR actions go through Ramen's DRPlacementControl there. Without it they
+    /// flip csi-addons VolumeReplication on the managed clusters.
+    #[serde(default)]
+    pub hub: Option<HubSpec>,
+    /// The storage class of the VM's disk (mirrored, block mode).
+    pub storage_class: String,
+    /// VolumeReplicationClass (without a hub).
+    #[serde(default)]
+    pub volume_replication_class: Option<String>,
+    /// The kernel-boot image holding the probe, pushed to a registry the clusters pull from.
+    pub probe_image: String,
+    /// Operator-supplied commands for faults the harness cannot cause itself, by fault, run with
+    /// `sh -c` and `DR_DRILL_SITE` / `DR_DRILL_CONTEXT` set: `powerLoss`, `restore`, `isolate`, `reconnect`.
+    #[serde(default)]
+    pub commands: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub guest: Guest,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HubSpec {
+    pub context: String,
+    /// Namespace of the DRPlacementControls.
+    pub namespace: String,
+    /// Managed cluster name of each site, by site name (default: the site's context).
+    #[serde(default)]
+    pub clusters: std::collections::BTreeMap<String, String>,
+    /// The DRPolicy the VMs are protected by.
+    pub dr_policy: String,
+}
+
+/// Fault commands an existing environment may name.
+pub const EXISTING_COMMANDS: &[&str] = &["powerLoss", "restore", "isolate", "reconnect"];
 
 /// Lab-only settings: the QEMU guest.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -218,6 +340,8 @@ impl EnvFile {
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
             Backend::Lab(_) => "lab",
+            Backend::Kind(_) => "kind",
+            Backend::Existing(_) => "existing",
         }
     }
     /// The Regional-DR settings, if replication is regional.
@@ -232,6 +356,13 @@ impl EnvFile {
         match &self.replication {
             Replication::Metro(m) => Some(m),
             Replication::Regional(_) => None,
+        }
+    }
+    /// The lab's settings, when the backend is the lab.
+    pub fn lab(&self) -> Option<&LabSpec> {
+        match &self.backend {
+            Backend::Lab(l) => Some(l),
+            _ => None,
         }
     }
     /// The replication interval (the declared RPO; zero when replication is synchronous).
@@ -354,10 +485,58 @@ pub fn from_yaml(path: &Path, text: &str) -> Result<EnvConfig, ConfigError> {
         }
     }
     check((1..=1000).contains(&spec.vm.write_rate), "writeRate", "must be 1 to 1000 records per second")?;
+    let sites = spec.site_names_set();
+    let per_site = |key: &str, keys: Vec<&String>| -> Result<(), ConfigError> {
+        let got: std::collections::BTreeSet<&str> = keys.iter().map(|k| k.as_str()).collect();
+        let want: std::collections::BTreeSet<&str> = sites.iter().map(String::as_str).collect();
+        check(got == want, key, &format!("must name exactly the sites ({}), found {}", want.iter().copied().collect::<Vec<_>>().join(", "), if got.is_empty() { "none".to_string() } else { got.iter().copied().collect::<Vec<_>>().join(", ") }))
+    };
+    let guest = |g: &Guest| -> Result<(), ConfigError> {
+        check(g.memory.0 >= 64 << 20, "memory", "the guest needs 64Mi at least")?;
+        check(g.disk_size.0 >= 4 << 20 && g.disk_size.0 % 4096 == 0, "diskSize", "must be at least 4Mi and a multiple of 4Ki")?;
+        check(crate::k8s::dns_label(&g.namespace), "namespace", &format!("{:?} is not a Kubernetes namespace name", g.namespace))?;
+        check(!g.app_label.is_empty() && !g.app_label.starts_with("kubevirt.io/"), "appLabel", &format!("{:?} cannot label an application", g.app_label))
+    };
     match &spec.backend {
         Backend::Lab(l) => {
             check(l.memory.0 >= 64 << 20, "memory", "the guest needs 64Mi at least")?;
             check(l.disk_size.0 >= 4 << 20 && l.disk_size.0 % 4096 == 0, "diskSize", "must be at least 4Mi and a multiple of 4Ki")?;
+        }
+        Backend::Kind(k) => {
+            per_site("osdDevices", k.osd_devices.keys().collect())?;
+            for d in k.osd_devices.values() {
+                let ok = d.to_str().and_then(|s| s.strip_prefix("/dev/loop")).is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+                if !ok {
+                    // the line of the device itself, not of the map
+                    let line = text.lines().position(|l| l.trim_end().ends_with(&format!(": {}", d.display()))).map(|i| i as u64 + 1).unwrap_or_else(|| line_of(text, "osdDevices"));
+                    return Err(invalid(line, format!("osdDevices: {} is not a loop device (/dev/loopN): the OSDs get explicitly named loop devices only", d.display())));
+                }
+            }
+            let devs: std::collections::BTreeSet<&PathBuf> = k.osd_devices.values().collect();
+            check(devs.len() == k.osd_devices.len(), "osdDevices", "two sites name the same loop device")?;
+            check(k.osd_size.0 >= 5 << 30, "osdSize", "Ceph's OSD needs 5Gi at least")?;
+            if let Some(img) = &k.node_image {
+                check(img.contains("@sha256:"), "nodeImage", &format!("{img} must be pinned by digest (name:tag@sha256:...)"))?;
+            }
+            check(crate::k8s::dns_label(&spec.name) && spec.name.len() <= 40, "name", &format!("{:?} names the kind clusters (<name>-<site>): a-z, 0-9 and '-', at most 40 characters", spec.name))?;
+            check(spec.regional().is_none_or(|r| r.scheduler == Scheduler::Ceph), "scheduler", "the kind clusters replicate on Ceph's own snapshot schedule (scheduler: ceph)")?;
+            check(spec.metro().is_none(), "metro", "the kind environment replicates with RBD mirroring (regional); Metro-DR needs one stretched Ceph cluster (use the lab's lab-metro.yaml, or an existing environment)")?;
+            guest(&k.guest)?;
+        }
+        Backend::Existing(x) => {
+            per_site("contexts", x.contexts.keys().collect())?;
+            if let Some(h) = &x.hub {
+                if !h.clusters.is_empty() {
+                    per_site("clusters", h.clusters.keys().collect())?;
+                }
+            } else {
+                check(x.volume_replication_class.is_some(), "volumeReplicationClass", "is needed when no hub is named (DR actions then flip VolumeReplication on the clusters)")?;
+            }
+            check(spec.regional().is_none_or(|r| r.scheduler == Scheduler::Ceph), "scheduler", "existing clusters replicate on their own schedule (scheduler: ceph; the DRPolicy's schedulingInterval with a hub)")?;
+            for k in x.commands.keys() {
+                check(EXISTING_COMMANDS.contains(&k.as_str()), "commands", &format!("unknown fault command {k:?} (known: {})", EXISTING_COMMANDS.join(", ")))?;
+            }
+            guest(&x.guest)?;
         }
     }
     Ok(EnvConfig { path: path.to_path_buf(), spec })
@@ -367,6 +546,12 @@ pub fn from_yaml(path: &Path, text: &str) -> Result<EnvConfig, ConfigError> {
 pub fn load(path: &Path) -> Result<EnvConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
     from_yaml(path, &text)
+}
+
+impl EnvFile {
+    fn site_names_set(&self) -> Vec<String> {
+        self.sites.iter().map(|s| s.name.clone()).collect()
+    }
 }
 
 impl EnvConfig {
@@ -423,7 +608,7 @@ budgets:
         assert_eq!(e.spec.interval(), Duration::from_secs(5));
         assert_eq!(e.spec.budgets.sync_barrier.0, Duration::from_secs(60));
         assert_eq!(e.spec.budgets.boot.0, Duration::from_secs(60));
-        let Backend::Lab(lab) = &e.spec.backend;
+        let lab = e.spec.lab().unwrap();
         assert_eq!(lab.disk_size.0, 64 << 20);
         assert_eq!(lab.disk_records(), 16383);
         assert_eq!(e.site_names(), ["a".to_string(), "b".to_string()]);

@@ -32,6 +32,8 @@ pub enum RunError {
     Tags { expr: String, msg: String },
     #[error("{path}:{line}: refusing to run destructive step \"{step}\": environment {env} is not marked disposable (set `disposable: true`)")]
     NotDisposable { path: PathBuf, line: usize, step: String, env: String },
+    #[error("{path}:{line}: refusing to run destructive step \"{step}\" against the existing clusters of environment {env}: it is marked disposable, but the command line must confirm it too (--confirm {env})")]
+    NotConfirmed { path: PathBuf, line: usize, step: String, env: String },
     #[error(transparent)]
     Env(#[from] EnvError),
     #[error("no scenario matches (tags: {0})")]
@@ -46,6 +48,9 @@ pub struct RunOptions {
     pub tags: Option<String>,
     pub report_dir: PathBuf,
     pub keep: bool,
+    /// The command line named this environment in `--confirm`: destructive steps may run against existing
+    /// clusters marked disposable.
+    pub confirmed: bool,
 }
 
 /// Feature files under `paths` (files as given, directories walked for `*.feature`), sorted.
@@ -171,13 +176,14 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
         for (r, s) in scenarios {
             let tags = all_tags(f, r, s);
             if selects(&tags) {
-                if let Some(st) = s.steps.iter().find(|st| !opts.cfg.spec.disposable && is_destructive(&st.value)) {
-                    return Err(RunError::NotDisposable {
-                        path: f.path.clone().unwrap_or_default(),
-                        line: st.position.line,
-                        step: format!("{} {}", st.keyword.trim(), st.value),
-                        env: opts.cfg.spec.name.clone(),
-                    });
+                if let Some(st) = s.steps.iter().find(|st| is_destructive(&st.value)) {
+                    let (path, line, step, env) = (f.path.clone().unwrap_or_default(), st.position.line, format!("{} {}", st.keyword.trim(), st.value), opts.cfg.spec.name.clone());
+                    if !opts.cfg.spec.disposable {
+                        return Err(RunError::NotDisposable { path, line, step, env });
+                    }
+                    if matches!(opts.cfg.spec.backend, crate::config::Backend::Existing(_)) && !opts.confirmed {
+                        return Err(RunError::NotConfirmed { path, line, step, env });
+                    }
                 }
                 match unsupported(&opts.cfg, &tags) {
                     Some(why) => skipped_scenarios.push(skipped(f, r, s, &why)),
@@ -188,6 +194,7 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
     }
     // Input is sound: now check that the machine has what the environment needs.
     crate::env::preflight(&opts.cfg)?;
+    crate::env::drillable(&opts.cfg)?;
     if selected == 0 && skipped_scenarios.is_empty() {
         return Err(RunError::NothingSelected(if expr.is_empty() { "none".into() } else { expr }));
     }

@@ -126,3 +126,99 @@ fn every_bundled_step_has_a_definition() {
     assert!(files.len() >= 4);
     dr_drill::runner::load_features(&files).unwrap();
 }
+
+/// An environment file of `backend` (kind or existing) with `extra` lines under it, written to `dir`.
+fn cluster_env(dir: &Path, text: &str) -> std::path::PathBuf {
+    let p = dir.join("env.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn kind_env(work: &Path) -> String {
+    std::fs::read_to_string("environments/kind-regional.yaml").unwrap().replace("workDir: /var/lib/dr-drill/kind", &format!("workDir: {}", work.display()))
+}
+
+/// `env up --dry-run` prints the whole plan with the pinned versions and touches nothing (not even its
+/// working directory).
+#[test]
+fn kind_dry_run_prints_the_plan_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let env = cluster_env(dir.path(), &kind_env(&work));
+    let out = drill().args(["env", "up", "--dry-run", "--env"]).arg(&env).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    for want in ["kindest/node:v1.31.0", "sha256:53df588e", "kubevirt-operator.yaml", "rook/v1.15.5", "csi-addons", "losetup /dev/loop20", "useAllDevices: false", "kind: VolumeReplicationClass", "rbd-peer-kind-regional-a"] {
+        assert!(text.contains(want), "{want} missing from the plan:\n{text}");
+    }
+    assert!(!work.exists(), "the dry run made {}", work.display());
+}
+
+/// `env up` on kind without kind on the PATH: exit 2 naming the tool, nothing made.
+#[test]
+fn kind_up_without_kind_names_the_tool_and_makes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let env = cluster_env(dir.path(), &kind_env(&work));
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let out = drill().env("PATH", &bin).args(["env", "up", "--env"]).arg(&env).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(error_line(&err).contains("missing tool: kind"), "{err}");
+    assert!(!work.exists());
+}
+
+#[test]
+fn kind_env_file_errors_name_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = kind_env(&dir.path().join("w"));
+    for (from, to, want) in [
+        ("      b: /dev/loop21", "      b: /dev/sdb", "env.yaml:19: osdDevices: /dev/sdb is not a loop device"),
+        ("      b: /dev/loop21\n", "", "osdDevices: must name exactly the sites (a, b), found a"),
+        ("    scheduler: ceph", "    scheduler: harness", "scheduler: the kind clusters replicate on Ceph's own snapshot schedule"),
+    ] {
+        let env = cluster_env(dir.path(), &base.replace(from, to));
+        let out = drill().args(["env", "up", "--dry-run", "--env"]).arg(&env).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(error_line(&err).contains(want), "{want} not in {err}");
+    }
+}
+
+/// Existing clusters: destructive steps run only when the file says disposable AND the command line
+/// confirms with the environment's name; a wrong name or a context missing from the kubeconfig is an
+/// input error. All exit 2 before anything is touched.
+#[test]
+fn existing_clusters_refuse_destructive_steps_unless_disposable_and_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1'}\nusers:\n- name: u\n  user: {token: x}\ncontexts:\n- name: east-admin\n  context: {cluster: c, user: u}\n- name: west-admin\n  context: {cluster: c, user: u}\ncurrent-context: east-admin\n").unwrap();
+    let base = std::fs::read_to_string("environments/existing-example.yaml").unwrap().replace("    # kubeconfig: /path/to/kubeconfig", &format!("    kubeconfig: {}", kubeconfig.display()));
+    let run = |text: &str, extra: &[&str]| {
+        let env = cluster_env(dir.path(), text);
+        let out = drill().args(["run", "--env"]).arg(&env).arg("--report-dir").arg(dir.path().join("r")).args(extra).arg("features/failover.feature").output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run(&base, &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(error_line(&err).contains("not marked disposable"), "{err}");
+    let disposable = base.replace("disposable: false", "disposable: true");
+    let (code, err) = run(&disposable, &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(error_line(&err).contains("must confirm it too (--confirm existing-example)"), "{err}");
+    let (code, err) = run(&disposable, &["--confirm", "other-env"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(error_line(&err).contains("--confirm other-env does not name this environment"), "{err}");
+    // confirmed: the gate opens, and the next check (the hub's context is not in this kubeconfig) stops it
+    let (code, err) = run(&disposable, &["--confirm", "existing-example"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(error_line(&err).contains("hub.context: context \"hub-admin\" is not in kubeconfig"), "{err}");
+    // every context present: refused, with the reason, since drills on clusters need the KubeVirt workload
+    let no_hub = disposable.replace("    hub:\n      context: hub-admin\n      namespace: vm-apps              # where the DRPlacementControls are\n      drPolicy: odr-policy-5m\n      clusters:                       # managed cluster names (default: the contexts)\n        east: ocp-east\n        west: ocp-west\n", "    volumeReplicationClass: rbd-volumereplicationclass\n");
+    assert_ne!(no_hub, disposable);
+    let (code, err) = run(&no_hub, &["--confirm", "existing-example"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(error_line(&err).contains("drills on the existing backend need the KubeVirt VM workload port"), "{err}");
+    assert!(!dir.path().join("r").exists(), "reports made before the checks passed");
+}

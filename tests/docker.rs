@@ -91,3 +91,29 @@ async fn kind_node_faults_land_on_one_site_and_recover() {
     assert_eq!(docker(&["ps", "-aq", "--filter", &format!("label=drd-test={tag}")]), "", "containers left behind");
     assert!(!docker(&["network", "ls", "--format", "{{.Name}}"]).lines().any(|n| n == net), "network left behind");
 }
+
+/// The probe's kernel-boot image for KubeVirt (the kind environment loads it into its nodes): built here
+/// FROM scratch from the lab's guest kernel and the probe's initramfs, holding exactly /boot/vmlinuz and
+/// /boot/initramfs.img; removed afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_kernel_image_builds_from_scratch() {
+    let tag = format!("localhost/dr-drill-test/probe-kernel:{}", std::process::id());
+    dr_drill::env::cluster::kind_up::build_probe_image(&tag).await.unwrap_or_else(|e| panic!("{e}"));
+    let docker = |args: &[&str]| {
+        let o = std::process::Command::new("docker").args(args).output().unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).trim().to_string(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (ok, id, err) = docker(&["create", &tag, "/none"]);
+    assert!(ok, "{err}");
+    let export = std::process::Command::new("sh").args(["-c", &format!("docker export {id} | tar -t")]).output().unwrap();
+    let mut files: Vec<String> = String::from_utf8_lossy(&export.stdout).lines().filter(|l| l.starts_with("boot/") && !l.ends_with('/')).map(String::from).collect();
+    files.sort();
+    let (size_ok, size, _) = docker(&["image", "inspect", "--format", "{{.Size}}", &tag]);
+    assert!(docker(&["rm", &id]).0);
+    assert!(docker(&["rmi", &tag]).0);
+    assert_eq!(files, ["boot/initramfs.img", "boot/vmlinuz"]);
+    let size: u64 = size.parse().unwrap_or(0);
+    assert!(size_ok && size > 1 << 20, "image size {size}");
+    println!("probe kernel image: {:.1} MiB", size as f64 / 1048576.0);
+    assert!(!docker(&["image", "inspect", &tag]).0, "image left behind");
+}

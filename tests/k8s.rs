@@ -229,3 +229,97 @@ async fn lint_a_live_namespace_like_its_manifests() {
     assert_eq!(wrong.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("nope"), "{}", String::from_utf8_lossy(&wrong.stderr));
 }
+
+/// The kind environment's plan: every manifest the harness generates (KubeVirt and CDI settings, Rook's
+/// operator settings, the CephCluster on the named loop device, the mirrored pool, the rbd-mirror daemon,
+/// the storage class, the VolumeReplicationClass) is admitted by a real API server as a server-side dry
+/// run, and nothing is stored; an invalid object is refused the same way, so the dry run checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kind_plan_manifests_pass_a_server_side_dry_run() {
+    use dr_drill::env::cluster::kind;
+    use dr_drill::k8s::apply::{self, Obj};
+    let api = ApiServer::start();
+    let client = setup(&api).await;
+    api.apply_file(&client, Path::new("tests/fixtures/crds/platform.yaml")).await;
+    // the namespaces the upstream operator manifests create
+    for ns in ["kubevirt", "rook-ceph"] {
+        apply(&client, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).await;
+    }
+    let cfg = dr_drill::config::load(Path::new("environments/kind-regional.yaml")).unwrap();
+    let dr_drill::config::Backend::Kind(spec) = &cfg.spec.backend else { panic!("kind") };
+    let plan = kind::plan(&cfg, spec, &kind::HostFacts { kvm: false });
+    let objs: Vec<serde_json::Value> = kind::generated(&plan).into_iter().filter(|(c, _)| c == "kind-regional-a").map(|(_, o)| o).collect();
+    assert_eq!(objs.len(), 8, "{objs:?}");
+    let lines = apply::apply_all(&client, &objs, true, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(lines.len(), 8);
+    assert!(lines.iter().all(|l| l.ends_with("(server dry run)")), "{lines:?}");
+    for o in &objs {
+        let got = apply::get(&client, &Obj::of(o).unwrap()).await.unwrap();
+        assert!(got.is_none(), "dry run stored {}", o["kind"]);
+    }
+    // the API server does check: a StorageClass without a provisioner is refused, dry run or not
+    let mut bad = objs.iter().find(|o| o["kind"] == "StorageClass").unwrap().clone();
+    bad.as_object_mut().unwrap().remove("provisioner");
+    let e = apply::apply_all(&client, &[bad], true, Duration::from_secs(10)).await.unwrap_err().to_string();
+    assert!(e.contains("StorageClass") && e.contains("provisioner"), "{e}");
+    // the peer exchange's input: the readiness predicates read what Rook writes
+    let pool = Obj { api_version: "ceph.rook.io/v1".into(), kind: "CephBlockPool".into(), namespace: Some("rook-ceph".into()), name: kind::POOL.into() };
+    apply::apply_all(&client, &[objs.iter().find(|o| o["kind"] == "CephBlockPool").unwrap().clone()], false, Duration::from_secs(10)).await.unwrap();
+    let ready = kind::Ready::Set("/status/info/rbdMirrorBootstrapPeerSecretName");
+    let e = apply::wait_ready(&client, &pool, &ready.describe(), Duration::from_secs(3), |o| ready.holds(o)).await.unwrap_err().to_string();
+    assert!(e.contains("CephBlockPool rook-ceph/replicapool") && e.contains("status.info.rbdMirrorBootstrapPeerSecretName set"), "{e}");
+    let pools: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), "rook-ceph", &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("ceph.rook.io", "v1", "CephBlockPool")));
+    pools.patch_status(kind::POOL, &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Ready", "info": {"rbdMirrorBootstrapPeerSecretName": "pool-peer-token-replicapool"}}}))).await.unwrap();
+    apply::wait_ready(&client, &pool, &ready.describe(), Duration::from_secs(10), |o| ready.holds(o)).await.unwrap();
+}
+
+/// The drill's VM on a real API server: its resources (ConfigMap, DataVolume, VirtualMachine) carry the
+/// application's label, and so does the PVC once the harness labels what CDI made; the VMI (made from the
+/// VM's template, as KubeVirt does) does not. `dr-drill lint --context` finds the namespace clean, and
+/// finds the PVC when it is left unlabelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vm_is_labelled_as_a_discovered_application() {
+    use dr_drill::k8s::apply;
+    use dr_drill::k8s::kubevirt::{kernel_args, VmManifest};
+    let api = ApiServer::start();
+    let client = setup(&api).await;
+    apply(&client, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dr-drill"}})).await;
+    let vm = VmManifest {
+        name: "vm0".into(),
+        namespace: "dr-drill".into(),
+        app_label: "app.kubernetes.io/part-of".into(),
+        app: "drill-vm0".into(),
+        image: "localhost/dr-drill/probe-kernel:v1".into(),
+        memory_bytes: 128 << 20,
+        disk_bytes: 64 << 20,
+        storage_class: "rbd-mirrored".into(),
+        kernel_args: kernel_args("write", 50, 16383),
+    };
+    apply::apply_all(&client, &vm.resources(), false, Duration::from_secs(10)).await.unwrap();
+    // what CDI and KubeVirt would make: the PVC of the DataVolume (no labels relied on) and the VMI from the
+    // VM's template
+    apply(&client, json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": vm.disk_name(), "namespace": "dr-drill"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "volumeMode": "Block", "storageClassName": "rbd-mirrored", "resources": {"requests": {"storage": "64Mi"}}}})).await;
+    let tmpl = &vm.virtual_machine()["spec"]["template"];
+    apply(&client, json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "metadata": {"name": "vm0", "namespace": "dr-drill", "labels": tmpl["metadata"]["labels"]}, "spec": tmpl["spec"]})).await;
+    let lint = || {
+        assert_cmd::Command::cargo_bin("dr-drill").unwrap().args(["lint", "--format", "json", "--mode", "discovered", "--kubeconfig"]).arg(&api.kubeconfig).args(["--context", "test", "-n", "dr-drill"]).output().unwrap()
+    };
+    let before = lint();
+    assert_eq!(before.status.code(), Some(1), "{}", String::from_utf8_lossy(&before.stdout));
+    assert!(findings(&before).iter().any(|(r, o)| r == "DR001" && o.contains("vm0-disk")), "{:?}", findings(&before));
+    // the harness labels the PVC
+    let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(client.clone(), "dr-drill");
+    pvcs.patch(&vm.disk_name(), &PatchParams::default(), &Patch::Merge(vm.pvc_label_patch())).await.unwrap();
+    let after = lint();
+    assert_eq!(after.status.code(), Some(0), "{}", String::from_utf8_lossy(&after.stdout));
+    let vmis: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), "dr-drill", &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstance")));
+    let vmi = vmis.get("vm0").await.unwrap();
+    assert!(!vmi.metadata.labels.unwrap_or_default().contains_key("app.kubernetes.io/part-of"));
+    for (kind, group, version, plural) in [("VirtualMachine", "kubevirt.io", "v1", "virtualmachines"), ("DataVolume", "cdi.kubevirt.io", "v1beta1", "datavolumes")] {
+        let ar = kube::api::ApiResource { group: group.into(), version: version.into(), api_version: format!("{group}/{version}"), kind: kind.into(), plural: plural.into() };
+        let o = Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), "dr-drill", &ar).list(&Default::default()).await.unwrap();
+        assert_eq!(o.items.len(), 1);
+        assert_eq!(o.items[0].metadata.labels.as_ref().unwrap()["app.kubernetes.io/part-of"], "drill-vm0", "{kind}");
+    }
+}

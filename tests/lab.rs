@@ -2,7 +2,7 @@
 //! what `scripts/setup.sh` installs; they run one at a time (the machine has two cores).
 
 use assert_cmd::Command;
-use dr_drill::config::{self, Backend};
+use dr_drill::config;
 use dr_drill::env::lab::vm::Mode;
 use dr_drill::env::lab::{self, mirror};
 use dr_drill::events::Bus;
@@ -49,7 +49,7 @@ fn env() -> config::EnvConfig {
 async fn write_on_a_relocate_verify_on_b() {
     let _g = serial();
     let cfg = env();
-    let Backend::Lab(spec) = &cfg.spec.backend;
+    let spec = cfg.spec.lab().expect("a lab environment");
     let t0 = Instant::now();
     let mut lab = lab::up(&cfg, spec, &Topology::of(&cfg), Bus::new()).await.expect("lab up");
     println!("lab up in {:.1}s", t0.elapsed().as_secs_f64());

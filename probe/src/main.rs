@@ -28,11 +28,14 @@ struct Settings {
     rate: u32,
     limit: u64,
     seq: u64,
+    /// Wait for the host's "go" before writing anything (a channel that drops what nobody reads, like a
+    /// serial console before the harness attaches).
+    wait: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { mode: "write".into(), device: String::new(), port: None, rate: 50, limit: 0, seq: 0 }
+        Settings { mode: "write".into(), device: String::new(), port: None, rate: 50, limit: 0, seq: 0, wait: false }
     }
 }
 
@@ -46,6 +49,7 @@ impl Settings {
             "rate" => self.rate = num(val)? as u32,
             "limit" => self.limit = num(val)?,
             "seq" => self.seq = num(val)?,
+            "wait" => self.wait = num(val)? != 0,
             _ => return Err(format!("unknown setting {key}")),
         }
         Ok(())
@@ -231,12 +235,14 @@ fn run(cfg: &Settings, out: &Out, stop: Arc<AtomicBool>) -> Result<(), String> {
 
 /// Reads host commands from the port on a thread: "stop" (graceful shutdown), "ping N" (answered at once
 /// with PONG N, so the host can measure the port's latency).
-fn watch_commands(reader: Box<dyn Read + Send>, stop: Arc<AtomicBool>, out: Out) {
+fn watch_commands(reader: Box<dyn Read + Send>, stop: Arc<AtomicBool>, go: Arc<AtomicBool>, out: Out) {
     std::thread::spawn(move || {
         for line in BufReader::new(reader).lines() {
             let Ok(l) = line else { return };
             let l = l.trim();
-            if l == "stop" {
+            if l == "go" {
+                go.store(true, Ordering::SeqCst);
+            } else if l == "stop" {
                 stop.store(true, Ordering::SeqCst);
             } else if let Some(n) = l.strip_prefix("ping ").and_then(|n| n.parse().ok()) {
                 send(&out, &Msg::Pong { n });
@@ -296,6 +302,19 @@ fn find_port() -> Option<String> {
     None
 }
 
+/// No echo, no line editing, no CR/LF translation: the console carries the probe's lines byte for byte.
+fn raw_tty(f: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: termios calls on an open descriptor with a zeroed struct filled by tcgetattr.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(f.as_raw_fd(), &mut t) == 0 {
+            libc::cfmakeraw(&mut t);
+            libc::tcsetattr(f.as_raw_fd(), libc::TCSANOW, &t);
+        }
+    }
+}
+
 fn power_off() -> ! {
     unsafe {
         libc::sync();
@@ -321,7 +340,16 @@ fn guest_main() -> ! {
             }
         }
     }
-    let port = match wait_for("virtio-serial port dr.probe", Duration::from_secs(20), find_port) {
+    // The harness's channel: the virtio-serial port `dr.probe` (lab), or a serial console named on the
+    // command line (`drprobe.port=ttyS0`: KubeVirt's console subresource carries it), put in raw mode.
+    let port = match &cfg.port {
+        Some(tty) => wait_for(tty, Duration::from_secs(20), || {
+            let dev = format!("/dev/{}", tty.trim_start_matches("/dev/"));
+            fs::metadata(&dev).is_ok().then_some(dev)
+        }),
+        None => wait_for("virtio-serial port dr.probe", Duration::from_secs(20), find_port),
+    };
+    let port = match port {
         Ok(p) => p,
         Err(e) => {
             eprintln!("dr-probe: {e}");
@@ -333,6 +361,9 @@ fn guest_main() -> ! {
         eprintln!("dr-probe: failed to open {port}");
         power_off()
     };
+    if cfg.port.is_some() {
+        raw_tty(&w);
+    }
     let r = w.try_clone().expect("dup port");
     let out: Out = Arc::new(Mutex::new(Box::new(w)));
     if let Some(e) = bad {
@@ -340,7 +371,11 @@ fn guest_main() -> ! {
         power_off()
     }
     let stop = Arc::new(AtomicBool::new(false));
-    watch_commands(Box::new(r), stop.clone(), out.clone());
+    let go = Arc::new(AtomicBool::new(false));
+    watch_commands(Box::new(r), stop.clone(), go.clone(), out.clone());
+    if cfg.wait && wait_for("the host's go", Duration::from_secs(600), || go.load(Ordering::SeqCst).then_some(())).is_err() {
+        power_off()
+    }
     let dev = cfg.device.clone();
     if let Err(e) = wait_for(&dev, Duration::from_secs(20), || fs::metadata(&dev).ok()) {
         send(&out, &Msg::Error { msg: e });
@@ -357,7 +392,7 @@ fn main() {
         guest_main();
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: dr-probe write|verify|resume|corrupt --device PATH [--rate N] [--limit BLOCKS] [--seq N] [--port PATH]";
+    let usage = "usage: dr-probe write|verify|resume|corrupt --device PATH [--rate N] [--limit BLOCKS] [--seq N] [--port PATH] [--wait 1]";
     let Some(mode) = args.first() else {
         eprintln!("{usage}");
         std::process::exit(2)
@@ -379,6 +414,7 @@ fn main() {
         std::process::exit(2)
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let go = Arc::new(AtomicBool::new(false));
     let out: Out = match &cfg.port {
         Some(p) => {
             let f = OpenOptions::new().read(true).write(true).open(p).unwrap_or_else(|e| {
@@ -386,15 +422,19 @@ fn main() {
                 std::process::exit(2)
             });
             let out: Out = Arc::new(Mutex::new(Box::new(f.try_clone().unwrap())));
-            watch_commands(Box::new(f), stop.clone(), out.clone());
+            watch_commands(Box::new(f), stop.clone(), go.clone(), out.clone());
             out
         }
         None => {
             let out: Out = Arc::new(Mutex::new(Box::new(std::io::stdout())));
-            watch_commands(Box::new(std::io::stdin()), stop.clone(), out.clone());
+            watch_commands(Box::new(std::io::stdin()), stop.clone(), go.clone(), out.clone());
             out
         }
     };
+    if cfg.wait && wait_for("the host's go", Duration::from_secs(600), || go.load(Ordering::SeqCst).then_some(())).is_err() {
+        eprintln!("dr-probe: no go from the host within 600s");
+        std::process::exit(1)
+    }
     if let Err(e) = run(&cfg, &out, stop) {
         send(&out, &Msg::Error { msg: e.clone() });
         eprintln!("dr-probe: {e}");

@@ -2,7 +2,7 @@
 //! pieces), and with `--drills` the default run and a failover scenario against theirs.
 
 use super::{default_features, run_id, DEFAULT_TAGS, EXIT_OK};
-use crate::config::{Backend, EnvConfig};
+use crate::config::EnvConfig;
 use crate::env::lab::{self, mirror, vm::Mode, LabParts};
 use crate::events::Bus;
 use crate::ports::{DrDriver, Infrastructure, Workload};
@@ -24,7 +24,9 @@ pub async fn bench(cfg: &EnvConfig, rounds: u32, drills: bool) -> anyhow::Result
 /// Lab figures against the targets: bring-up (<= 30 s), boot to first ack (< 10 s), sync-barrier latency
 /// for a small delta, peak RSS of the whole lab.
 async fn lab_figures(cfg: &EnvConfig, rounds: u32) -> anyhow::Result<()> {
-    let Backend::Lab(spec) = &cfg.spec.backend;
+    let Some(spec) = cfg.spec.lab() else {
+        anyhow::bail!("{}: bench measures the lab; this environment's backend is {}", cfg.path.display(), cfg.spec.backend_name());
+    };
     lab::Assets::locate()?;
     let topology = Topology::of(cfg);
     let mut ups = vec![];
@@ -71,7 +73,7 @@ async fn lab_figures(cfg: &EnvConfig, rounds: u32) -> anyhow::Result<()> {
 async fn drill_figures(cfg: &EnvConfig) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let report_dir = PathBuf::from("reports").join(format!("bench-{}", run_id()));
-    let res = runner::run(RunOptions { cfg: cfg.clone(), paths: default_features()?, tags: Some(DEFAULT_TAGS.into()), report_dir, keep: false }).await?;
+    let res = runner::run(RunOptions { cfg: cfg.clone(), paths: default_features()?, tags: Some(DEFAULT_TAGS.into()), report_dir, keep: false, confirmed: false }).await?;
     let total = t0.elapsed().as_secs_f64();
     print!("{}", crate::report::figures(&res.scenarios));
     println!("bench: default run {total:.1}s for {} scenarios ({} passed, {} failed, {} skipped) (target <= 600s)", res.scenarios.len(), res.passed, res.failed, res.skipped);
@@ -104,7 +106,7 @@ async fn wait_healthy_and_mirroring(parts: &LabParts, deadline: Duration) -> any
 }
 
 async fn bench_vm(parts: &mut LabParts, cfg: &EnvConfig) -> anyhow::Result<()> {
-    let Backend::Lab(spec) = &cfg.spec.backend;
+    let spec = cfg.spec.lab().expect("bench runs on the lab");
     let rate = cfg.spec.vm.write_rate;
     let t = Instant::now();
     let site = Topology::of(cfg).sites().next().expect("a lab has sites").to_string();

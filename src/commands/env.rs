@@ -3,7 +3,11 @@
 use super::EXIT_OK;
 use crate::config::EnvConfig;
 
-pub async fn up(cfg: &EnvConfig) -> anyhow::Result<i32> {
+pub async fn up(cfg: &EnvConfig, dry_run: bool) -> anyhow::Result<i32> {
+    if dry_run {
+        print!("{}", crate::env::plan(cfg)?);
+        return Ok(EXIT_OK);
+    }
     for l in crate::env::up_detached(cfg).await? {
         println!("{l}");
     }

@@ -109,9 +109,9 @@ pub fn default_features() -> anyhow::Result<Vec<PathBuf>> {
 
 async fn dispatch(cmd: Command) -> anyhow::Result<i32> {
     match cmd {
-        Command::Run { env, tags, report_dir, keep, paths } => run::run(&load_env(&env)?, tags, report_dir, keep, paths).await,
+        Command::Run { env, tags, report_dir, keep, confirm, paths } => run::run(&load_env(&env)?, tags, report_dir, keep, confirm, paths).await,
         Command::Env { action } => match action {
-            EnvAction::Up { env } => env::up(&load_env(&env)?).await,
+            EnvAction::Up { env, dry_run } => env::up(&load_env(&env)?, dry_run).await,
             EnvAction::Down { env } => env::down(&load_env(&env)?).await,
             EnvAction::Status { env } => env::status(&load_env(&env)?).await,
         },

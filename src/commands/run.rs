@@ -5,14 +5,19 @@ use crate::config::EnvConfig;
 use crate::runner::{self, RunOptions};
 use std::path::PathBuf;
 
-pub async fn run(cfg: &EnvConfig, tags: Option<String>, report_dir: Option<PathBuf>, keep: bool, paths: Vec<PathBuf>) -> anyhow::Result<i32> {
+pub async fn run(cfg: &EnvConfig, tags: Option<String>, report_dir: Option<PathBuf>, keep: bool, confirm: Option<String>, paths: Vec<PathBuf>) -> anyhow::Result<i32> {
+    if let Some(c) = &confirm {
+        if *c != cfg.spec.name {
+            anyhow::bail!("--confirm {c} does not name this environment ({}, {}): destructive steps stay refused", cfg.spec.name, cfg.path.display());
+        }
+    }
     // Negative controls (expected to fail) and WAN drills are left out unless asked for.
     let tags = if paths.is_empty() { tags.or_else(|| Some(DEFAULT_TAGS.into())) } else { tags };
     let paths = if paths.is_empty() { default_features()? } else { paths };
     let report_dir = report_dir.unwrap_or_else(|| PathBuf::from("reports").join(super::run_id()));
     println!("dr-drill: environment {} ({}), {}", cfg.spec.name, cfg.path.display(), cfg.replication_summary());
     println!("dr-drill: reports in {}", report_dir.display());
-    let res = runner::run(RunOptions { cfg: cfg.clone(), paths, tags, report_dir, keep }).await?;
+    let res = runner::run(RunOptions { cfg: cfg.clone(), paths, tags, report_dir, keep, confirmed: confirm.is_some() }).await?;
     print!("{}", crate::report::figures(&res.scenarios));
     for e in &res.harness_errors {
         eprintln!("harness error: {e}");

@@ -1,10 +1,11 @@
 //! The environment a drill runs against: its topology and one implementation of each port (workload,
-//! faults with the sites' lifecycle, DR driver), chosen from the environment file. Today's backend is the
-//! lab (network-namespace sites, real Ceph, rbd-mirror, QEMU); kind and existing clusters come as further
-//! implementations of the same ports.
+//! faults with the sites' lifecycle, DR driver), chosen from the environment file. Backends: the lab
+//! (network-namespace sites, real Ceph, rbd-mirror, QEMU), kind (two kind clusters the harness builds)
+//! and existing clusters (kubeconfig contexts).
 
 pub mod cluster;
 pub mod lab;
+pub mod probe;
 
 use crate::config::{Backend, EnvConfig};
 use crate::error::EnvError;
@@ -31,6 +32,7 @@ impl Environment {
                 let p = lab::up(cfg, spec, &topology, bus.clone()).await?;
                 (Box::new(p.workload), Box::new(p.sites), p.driver.boxed())
             }
+            Backend::Kind(_) | Backend::Existing(_) => return Err(cluster::drills_unavailable(cfg)),
         };
         Ok(Environment { cfg: cfg.clone(), topology, bus, workload, faults, driver, vms: 0 })
     }
@@ -60,6 +62,31 @@ impl Environment {
 pub fn preflight(cfg: &EnvConfig) -> Result<(), EnvError> {
     match &cfg.spec.backend {
         Backend::Lab(_) => lab::Assets::locate().map(|_| ()),
+        Backend::Kind(spec) => cluster::kind_up::preflight(cfg, spec),
+        Backend::Existing(spec) => cluster::existing::preflight(cfg, spec),
+    }
+}
+
+/// Can drills run on this backend? (Kubernetes backends: not until their workload port is wired.)
+pub fn drillable(cfg: &EnvConfig) -> Result<(), EnvError> {
+    match &cfg.spec.backend {
+        Backend::Lab(_) => Ok(()),
+        Backend::Kind(_) | Backend::Existing(_) => Err(cluster::drills_unavailable(cfg)),
+    }
+}
+
+/// `dr-drill env up --dry-run`: the complete ordered plan, touching nothing.
+pub fn plan(cfg: &EnvConfig) -> Result<String, EnvError> {
+    match &cfg.spec.backend {
+        Backend::Kind(spec) => Ok(cluster::kind::render(&cluster::kind::plan(cfg, spec, &cluster::kind::HostFacts::probe(spec)))),
+        Backend::Lab(_) => Ok(format!(
+            "# env up --dry-run: {} (lab); nothing was touched\n  1. [host] network namespaces, one per site{}\n  2. [site] Ceph 16.2 (mon, mgr, BlueStore OSD on a sparse file) per {}\n  3. [site] {}\n",
+            cfg.spec.name,
+            if cfg.spec.metro().is_some() { " and the arbiter, joined by the harness's delay line" } else { ", joined by a veth pair" },
+            if cfg.spec.metro().is_some() { "failure domain, one cluster stretched over them" } else { "site" },
+            cfg.replication_summary()
+        )),
+        Backend::Existing(_) => Err(EnvError::Usage(format!("{}: existing clusters are not brought up by dr-drill (nothing to plan); `dr-drill env status` checks them", cfg.path.display()))),
     }
 }
 
@@ -67,6 +94,7 @@ pub fn preflight(cfg: &EnvConfig) -> Result<(), EnvError> {
 pub fn reap_stale(cfg: &EnvConfig) -> Vec<String> {
     match &cfg.spec.backend {
         Backend::Lab(_) => lab::reap_stale(),
+        Backend::Kind(_) | Backend::Existing(_) => vec![],
     }
 }
 
@@ -74,6 +102,8 @@ pub fn reap_stale(cfg: &EnvConfig) -> Vec<String> {
 pub async fn up_detached(cfg: &EnvConfig) -> Result<Vec<String>, EnvError> {
     match &cfg.spec.backend {
         Backend::Lab(spec) => lab::state::up(cfg, spec).await,
+        Backend::Kind(spec) => cluster::kind_up::up(cfg, spec).await,
+        Backend::Existing(_) => Err(EnvError::Usage(format!("{}: existing clusters are not brought up or torn down by dr-drill", cfg.path.display()))),
     }
 }
 
@@ -81,6 +111,8 @@ pub async fn up_detached(cfg: &EnvConfig) -> Result<Vec<String>, EnvError> {
 pub async fn down_detached(cfg: &EnvConfig) -> Result<Vec<String>, EnvError> {
     match &cfg.spec.backend {
         Backend::Lab(_) => lab::state::down(cfg).await,
+        Backend::Kind(spec) => cluster::kind_up::down(cfg, spec).await,
+        Backend::Existing(_) => Err(EnvError::Usage(format!("{}: existing clusters are not brought up or torn down by dr-drill", cfg.path.display()))),
     }
 }
 
@@ -88,5 +120,7 @@ pub async fn down_detached(cfg: &EnvConfig) -> Result<Vec<String>, EnvError> {
 pub async fn status(cfg: &EnvConfig) -> Result<Vec<String>, EnvError> {
     match &cfg.spec.backend {
         Backend::Lab(_) => lab::state::status(cfg).await,
+        Backend::Kind(spec) => cluster::kind_up::status(cfg, spec).await,
+        Backend::Existing(spec) => cluster::existing::status(cfg, spec).await,
     }
 }

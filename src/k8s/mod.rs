@@ -3,6 +3,8 @@
 //! bool`, tested on inline YAML) are kept apart from the thin I/O that patches and waits, and every wait has
 //! a deadline. Tested against a real kube-apiserver (scripts/build-kube-apiserver.sh), never a mock client.
 
+pub mod apply;
+pub mod kubevirt;
 pub mod ramen;
 pub mod volrep;
 
@@ -81,4 +83,9 @@ pub struct Condition {
 /// generation says nothing about the request just made.
 pub fn condition_true(conditions: &[Condition], type_: &str, generation: Option<i64>) -> bool {
     conditions.iter().any(|c| c.type_ == type_ && c.status == "True" && c.observed_generation.unwrap_or(0) >= generation.unwrap_or(0))
+}
+
+/// A DNS-1123 label (namespaces, most object names). Pure.
+pub fn dns_label(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 63 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') && !s.starts_with('-') && !s.ends_with('-')
 }

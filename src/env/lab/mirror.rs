@@ -382,7 +382,7 @@ pub struct RbdMirrorDriver {
 impl RbdMirrorDriver {
     pub fn new(cfg: &EnvConfig, topology: Topology, sites: BTreeMap<String, SiteRef>, bus: Bus) -> RbdMirrorDriver {
         let regional = cfg.spec.regional().cloned().expect("the RBD mirror driver serves Regional-DR environments");
-        let crate::config::Backend::Lab(lab) = &cfg.spec.backend;
+        let lab = cfg.spec.lab().expect("the RBD mirror driver serves the lab");
         RbdMirrorDriver { regional, disk_mib: lab.disk_size.0 >> 20, budgets: cfg.spec.budgets.clone(), topology, sites, bus, vms: BTreeMap::new() }
     }
 

@@ -164,7 +164,7 @@ pub async fn up(cfg: &EnvConfig, spec: &LabSpec, topology: &Topology, bus: Bus) 
     }
     lab.up_time = t0.elapsed();
     let refs: BTreeMap<String, SiteRef> = lab.sites.iter().map(|s| (s.name.clone(), s.r.clone())).collect();
-    let workload = vm::QemuWorkload::new(assets, initramfs, root.join("vms"), spec.clone(), cfg.spec.budgets.clone(), refs.clone(), bus.clone());
+    let workload = vm::qemu_workload(assets, initramfs, root.join("vms"), spec.clone(), cfg.spec.budgets.clone(), refs.clone(), bus.clone());
     let driver = match &cfg.spec.replication {
         crate::config::Replication::Regional(_) => LabDriver::Mirror(mirror::RbdMirrorDriver::new(cfg, topology.clone(), refs, bus)),
         crate::config::Replication::Metro(_) => LabDriver::Stretched(stretched::StretchedDriver::new(cfg, spec, topology.clone(), refs)),

@@ -1,0 +1,127 @@
+//! Manifests as plain JSON objects, applied server-side (field manager `dr-drill`), optionally as a dry
+//! run: the kind environment's plan and the VM's resources go through here. Each object's kind is resolved
+//! through the API server's discovery, so custom resources work once their CRD is established.
+
+use super::K8sError;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::discovery::{self, Scope};
+use kube::Client;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Which object: apiVersion, kind, namespace (None: cluster-scoped) and name.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Obj {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl Obj {
+    /// The object a manifest describes. Pure.
+    pub fn of(v: &Value) -> Result<Obj, K8sError> {
+        let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
+        match (s("/apiVersion"), s("/kind"), s("/metadata/name")) {
+            (Some(api_version), Some(kind), Some(name)) => Ok(Obj { api_version, kind, namespace: s("/metadata/namespace"), name }),
+            _ => Err(K8sError::Usage(format!("a manifest without apiVersion, kind or metadata.name: {}", crate::k8s::apply::short(v)))),
+        }
+    }
+    /// `namespace/name` or `name`.
+    pub fn key(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+    fn gvk(&self) -> kube::api::GroupVersionKind {
+        let (group, version) = self.api_version.split_once('/').unwrap_or(("", &self.api_version));
+        kube::api::GroupVersionKind::gvk(group, version, &self.kind)
+    }
+}
+
+/// The first 120 characters of a manifest, for errors.
+pub fn short(v: &Value) -> String {
+    let s = v.to_string();
+    s.chars().take(120).collect()
+}
+
+/// An API for the object's kind, resolved through discovery; kinds not served yet (a CRD just created) are
+/// looked up again until `settle` has passed.
+async fn api_for(client: &Client, o: &Obj, settle: Duration) -> Result<Api<DynamicObject>, K8sError> {
+    let t0 = std::time::Instant::now();
+    loop {
+        match discovery::pinned_kind(client, &o.gvk()).await {
+            Ok((ar, caps)) => {
+                return Ok(match (caps.scope, &o.namespace) {
+                    (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
+                    (Scope::Namespaced, None) => return Err(K8sError::Usage(format!("{} {} is namespaced but the manifest names no namespace", o.kind, o.name))),
+                    (Scope::Cluster, _) => Api::all_with(client.clone(), &ar),
+                })
+            }
+            Err(e) if t0.elapsed() >= settle => {
+                return Err(K8sError::Usage(format!("failed to find kind {} ({}) on the API server: {e}", o.kind, o.api_version)));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// Applies every object in order (server-side apply, forced, field manager `dr-drill`); with `dry_run`
+/// the API server validates and admits each one without storing it. Returns a line per object.
+pub async fn apply_all(client: &Client, objects: &[Value], dry_run: bool, settle: Duration) -> Result<Vec<String>, K8sError> {
+    let mut out = vec![];
+    for v in objects {
+        out.push(apply_one(client, "dr-drill", v, dry_run, settle).await?);
+    }
+    Ok(out)
+}
+
+/// Applies one object under its own field manager (fields it does not name stay with their owners).
+pub async fn apply_as(client: &Client, manager: &str, v: &Value) -> Result<String, K8sError> {
+    apply_one(client, manager, v, false, Duration::from_secs(10)).await
+}
+
+async fn apply_one(client: &Client, manager: &str, v: &Value, dry_run: bool, settle: Duration) -> Result<String, K8sError> {
+    let o = Obj::of(v)?;
+    let api = api_for(client, &o, settle).await?;
+    let mut pp = PatchParams::apply(manager).force();
+    pp.dry_run = dry_run;
+    api.patch(&o.name, &pp, &Patch::Apply(v)).await.map_err(|source| K8sError::Api { what: "apply".into(), kind: o.kind.clone(), namespace: o.namespace.clone().unwrap_or_default(), name: o.name.clone(), source })?;
+    Ok(format!("{} {} applied{}", o.kind, o.key(), if dry_run { " (server dry run)" } else { "" }))
+}
+
+/// The object as the API server has it (None: not there).
+pub async fn get(client: &Client, o: &Obj) -> Result<Option<Value>, K8sError> {
+    let api = api_for(client, o, Duration::ZERO).await?;
+    let got = api.get_opt(&o.name).await.map_err(|source| K8sError::Api { what: "read".into(), kind: o.kind.clone(), namespace: o.namespace.clone().unwrap_or_default(), name: o.name.clone(), source })?;
+    Ok(got.map(|d| serde_json::to_value(d).unwrap_or(Value::Null)))
+}
+
+/// Polls `o` until `ready` holds, for at most `deadline`; the timeout names the object and what it showed.
+pub async fn wait_ready(client: &Client, o: &Obj, what: &str, deadline: Duration, ready: impl Fn(Option<&Value>) -> bool) -> Result<Value, K8sError> {
+    let t0 = std::time::Instant::now();
+    let mut last = None;
+    loop {
+        // a kind not served yet reads as "not there"
+        last = match api_for(client, o, Duration::ZERO).await {
+            Ok(_) => get(client, o).await?,
+            Err(_) => last,
+        };
+        if ready(last.as_ref()) {
+            return Ok(last.unwrap_or(Value::Null));
+        }
+        if t0.elapsed() >= deadline {
+            let seen = last.as_ref().map(|v| v.get("status").map(|s| s.to_string()).unwrap_or_else(|| "no status".into())).unwrap_or_else(|| "not found".into());
+            return Err(K8sError::Timeout { kind: o.kind.clone(), namespace: o.namespace.clone().unwrap_or_default(), name: o.name.clone(), what: what.into(), after: deadline, last: seen.chars().take(300).collect() });
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Multi-document YAML (an upstream manifest) as JSON objects; empty documents and `List` wrappers are
+/// flattened (the lint's reader). Pure.
+pub fn parse_manifests(text: &str, source: &str) -> Result<Vec<Value>, K8sError> {
+    let objs = crate::lint::parse_stream(source, text).map_err(|e| K8sError::Usage(e.to_string()))?;
+    Ok(objs.into_iter().map(|o| o.value).collect())
+}

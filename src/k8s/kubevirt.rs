@@ -1,0 +1,206 @@
+//! The drill's VM on Kubernetes: a KubeVirt VirtualMachine booting the probe from a kernel-boot container
+//! image (FROM scratch: the kernel and the probe's initramfs, built by the harness), its data disk a blank
+//! block-mode DataVolume on the mirrored storage class, and a ConfigMap with the probe's settings. Every
+//! resource of the application carries the common label the guidance asks for discovered applications
+//! (VirtualMachine, DataVolume, PersistentVolumeClaim, ConfigMap); the VM's template does not, so the VMI
+//! and its virt-launcher pod never do. The probe speaks over the serial console (`drprobe.port=ttyS0`),
+//! which reaches the harness through KubeVirt's console subresource: no guest networking, the harness
+//! stays the witness. Pure builders and conditions; the I/O is elsewhere.
+
+use serde_json::{json, Value};
+
+/// Where the kernel and initramfs are inside the kernel-boot image.
+pub const KERNEL_PATH: &str = "/boot/vmlinuz";
+pub const INITRD_PATH: &str = "/boot/initramfs.img";
+/// The websocket subprotocol of KubeVirt's console: one binary channel, the serial port's bytes.
+pub const CONSOLE_PROTOCOL: &str = "plain.kubevirt.io";
+
+/// Everything that names the VM's resources.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmManifest {
+    pub name: String,
+    pub namespace: String,
+    /// Key of the application's common label; its value is `app`.
+    pub app_label: String,
+    pub app: String,
+    pub image: String,
+    pub memory_bytes: u64,
+    pub disk_bytes: u64,
+    pub storage_class: String,
+    /// The probe's kernel arguments for the next boot (`kernel_args`).
+    pub kernel_args: String,
+}
+
+/// The probe's kernel arguments: its channel is the serial console; `mode` is write, resume or verify.
+pub fn kernel_args(mode: &str, rate: u32, scan_limit: u64) -> String {
+    format!("console=tty0 quiet panic=-1 drprobe.port=ttyS0 drprobe.mode={mode} drprobe.rate={rate} drprobe.limit={scan_limit}")
+}
+
+impl VmManifest {
+    pub fn disk_name(&self) -> String {
+        format!("{}-disk", self.name)
+    }
+
+    fn labels(&self) -> Value {
+        json!({ self.app_label.clone(): self.app })
+    }
+
+    /// The DataVolume (blank, block mode; CDI makes the PVC of the same name).
+    pub fn data_volume(&self) -> Value {
+        json!({
+            "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
+            "metadata": {
+                "name": self.disk_name(), "namespace": self.namespace, "labels": self.labels(),
+                "annotations": { "cdi.kubevirt.io/storage.bind.immediate.requested": "true" }
+            },
+            "spec": {
+                "source": { "blank": {} },
+                "storage": {
+                    "storageClassName": self.storage_class,
+                    "volumeMode": "Block",
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": { "requests": { "storage": self.disk_bytes.to_string() } }
+                }
+            }
+        })
+    }
+
+    /// The probe's settings, kept with the application (restored with it by Ramen's kube object protection).
+    pub fn config_map(&self) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": format!("{}-probe", self.name), "namespace": self.namespace, "labels": self.labels() },
+            "data": { "kernelArgs": self.kernel_args, "image": self.image }
+        })
+    }
+
+    /// The VirtualMachine, halted (`runStrategy: Manual`: started and stopped through its subresources,
+    /// never restarted behind the harness's back).
+    pub fn virtual_machine(&self) -> Value {
+        let mem = format!("{}Mi", self.memory_bytes >> 20);
+        json!({
+            "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+            "metadata": { "name": self.name, "namespace": self.namespace, "labels": self.labels() },
+            "spec": {
+                "runStrategy": "Manual",
+                "template": {
+                    // the template's labels go to the VMI and its pod: never the application's label
+                    "metadata": { "labels": { "kubevirt.io/domain": self.name } },
+                    "spec": {
+                        "terminationGracePeriodSeconds": 30,
+                        "domain": {
+                            "cpu": { "cores": 1 },
+                            "memory": { "guest": mem },
+                            "resources": { "requests": { "memory": mem } },
+                            "firmware": { "kernelBoot": {
+                                "kernelArgs": self.kernel_args,
+                                "container": { "image": self.image, "imagePullPolicy": "IfNotPresent", "kernelPath": KERNEL_PATH, "initrdPath": INITRD_PATH }
+                            } },
+                            "devices": {
+                                "autoattachGraphicsDevice": false,
+                                "autoattachSerialConsole": true,
+                                "disks": [{ "name": "data", "disk": { "bus": "virtio" } }]
+                            }
+                        },
+                        "volumes": [{ "name": "data", "dataVolume": { "name": self.disk_name() } }]
+                    }
+                }
+            }
+        })
+    }
+
+    /// The application's resources in the order they are created.
+    pub fn resources(&self) -> Vec<Value> {
+        vec![self.config_map(), self.data_volume(), self.virtual_machine()]
+    }
+
+    /// The label the PVC CDI made must carry too (CDI's copy of the DataVolume's labels is not relied on).
+    pub fn pvc_label_patch(&self) -> Value {
+        json!({ "metadata": { "labels": self.labels() } })
+    }
+
+    /// Path of the VMI's serial console subresource.
+    pub fn console_path(&self) -> String {
+        format!("/apis/subresources.kubevirt.io/v1/namespaces/{}/virtualmachineinstances/{}/console", self.namespace, self.name)
+    }
+
+    /// Path of the VM's `start` or `stop` subresource.
+    pub fn action_path(&self, action: &str) -> String {
+        format!("/apis/subresources.kubevirt.io/v1/namespaces/{}/virtualmachines/{}/{action}", self.namespace, self.name)
+    }
+}
+
+/// Is the VMI running (scheduled, its domain up)? Pure.
+pub fn vmi_running(vmi: Option<&Value>) -> bool {
+    vmi.and_then(|v| v.pointer("/status/phase")).and_then(Value::as_str) == Some("Running")
+}
+
+/// Has the VMI ended (the guest powered off, or it was stopped)? A VMI that is gone has ended. Pure.
+pub fn vmi_ended(vmi: Option<&Value>) -> bool {
+    match vmi.and_then(|v| v.pointer("/status/phase")).and_then(Value::as_str) {
+        None => vmi.is_none(),
+        Some(p) => matches!(p, "Succeeded" | "Failed"),
+    }
+}
+
+/// Is the DataVolume's PVC ready for the VM? Pure.
+pub fn data_volume_ready(dv: Option<&Value>) -> bool {
+    dv.and_then(|v| v.pointer("/status/phase")).and_then(Value::as_str) == Some("Succeeded")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vm() -> VmManifest {
+        VmManifest {
+            name: "vm0".into(),
+            namespace: "dr-drill".into(),
+            app_label: "app.kubernetes.io/part-of".into(),
+            app: "drill-vm0".into(),
+            image: "localhost/dr-drill/probe-kernel:v1".into(),
+            memory_bytes: 128 << 20,
+            disk_bytes: 64 << 20,
+            storage_class: "rbd-mirrored".into(),
+            kernel_args: kernel_args("write", 50, 16383),
+        }
+    }
+
+    #[test]
+    fn every_application_resource_is_labelled_and_the_template_is_not() {
+        let v = vm();
+        for r in v.resources() {
+            assert_eq!(r["metadata"]["labels"]["app.kubernetes.io/part-of"], "drill-vm0", "{r}");
+        }
+        let t = &v.virtual_machine()["spec"]["template"]["metadata"]["labels"];
+        assert!(t.get("app.kubernetes.io/part-of").is_none(), "{t}");
+        let dv = v.data_volume();
+        assert_eq!(dv["spec"]["storage"]["volumeMode"], "Block");
+        assert_eq!(dv["spec"]["storage"]["storageClassName"], "rbd-mirrored");
+        assert_eq!(v.virtual_machine()["spec"]["runStrategy"], "Manual");
+        assert!(v.virtual_machine().to_string().contains("drprobe.port=ttyS0"));
+    }
+
+    /// The lint (the guidance's checks) finds nothing wrong with the VM's own resources.
+    #[test]
+    fn the_vm_passes_the_lint() {
+        let yaml: String = vm().resources().iter().map(|r| format!("---\n{}", serde_saphyr::to_string(r).unwrap())).collect();
+        let objs = crate::lint::parse_stream("vm.yaml", &yaml).unwrap();
+        assert_eq!(objs.len(), 3);
+        let findings = crate::lint::rules::check(&objs, false, &crate::lint::rules::Options { mode: crate::lint::rules::AppMode::Discovered, ..Default::default() });
+        assert!(findings.is_empty(), "{findings:?}");
+    }
+
+    #[test]
+    fn vmi_conditions() {
+        let y = |s: &str| -> Value { serde_saphyr::from_str(s).unwrap() };
+        assert!(vmi_running(Some(&y("status: {phase: Running}"))));
+        assert!(!vmi_running(Some(&y("status: {phase: Scheduling}"))));
+        assert!(!vmi_running(None));
+        assert!(vmi_ended(None));
+        assert!(vmi_ended(Some(&y("status: {phase: Succeeded}"))));
+        assert!(!vmi_ended(Some(&y("status: {phase: Running}"))));
+        assert!(data_volume_ready(Some(&y("status: {phase: Succeeded}"))));
+        assert!(!data_volume_ready(Some(&y("status: {phase: ImportInProgress}"))));
+    }
+}
