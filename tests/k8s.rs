@@ -4,6 +4,8 @@
 
 #[path = "support/apiserver.rs"]
 mod support;
+#[path = "support/virt_api.rs"]
+mod virt_api;
 
 use dr_drill::clock::Wt;
 use dr_drill::env::cluster::ramen::RamenDriver;
@@ -16,7 +18,7 @@ use dr_drill::timeline::{ActionKind, Segment};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::{apply, ApiServer};
 
@@ -293,7 +295,8 @@ async fn the_vm_is_labelled_as_a_discovered_application() {
         memory_bytes: 128 << 20,
         disk_bytes: 64 << 20,
         storage_class: "rbd-mirrored".into(),
-        kernel_args: kernel_args("write", 50, 16383),
+        disk: "vm0-disk".into(),
+        kernel_args: kernel_args("drprobe.mode=write", 50, 16383),
     };
     apply::apply_all(&client, &vm.resources(), false, Duration::from_secs(10)).await.unwrap();
     // what CDI and KubeVirt would make: the PVC of the DataVolume (no labels relied on) and the VMI from the
@@ -322,4 +325,50 @@ async fn the_vm_is_labelled_as_a_discovered_application() {
         assert_eq!(o.items.len(), 1);
         assert_eq!(o.items[0].metadata.labels.as_ref().unwrap()["app.kubernetes.io/part-of"], "drill-vm0", "{kind}");
     }
+}
+
+/// The probe's workload on KubeVirt, end to end through a real API server: the VM applied with the probe's
+/// mode in its kernel arguments, started through the `start` subresource, its serial console attached
+/// through the aggregator as a `plain.kubevirt.io` websocket (a virt-api double runs the real probe on a
+/// file standing for the PVC, and splits its output across frames). Write, graceful stop (STOP record),
+/// crash recovery on resume, and a verify scan that finds every acknowledged record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubevirt_workload_runs_the_probe_over_the_console() {
+    use dr_drill::config::{Budgets, Guest};
+    use dr_drill::env::cluster::kubevirt::KubeVirtLauncher;
+    use dr_drill::env::probe::ProbeWorkload;
+    use dr_drill::ports::{Volume, Workload};
+    let api = ApiServer::start();
+    let client = setup(&api).await;
+    apply(&client, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dr-drill"}})).await;
+    let probe = PathBuf::from(std::env::var("DR_DRILL_ASSETS").unwrap_or_else(|_| "/opt/dr-drill".into())).join("bin/dr-probe");
+    let double = virt_api::VirtApi::start(client.clone(), probe).await;
+    let guest = Guest::default();
+    double.disk("vm0-disk", guest.disk_size.0);
+    let launcher = KubeVirtLauncher::new(BTreeMap::from([("a".to_string(), client.clone())]), guest, "localhost/dr-drill/probe-kernel:v1", "rbd-mirrored", Duration::from_secs(30));
+    let mut w = ProbeWorkload::new(Box::new(launcher), Budgets::default(), Bus::new());
+    let volume = Volume { name: "vm0-disk".into() };
+    w.start("vm0", "a", &volume, 100).await.unwrap_or_else(|e| panic!("{e}"));
+    w.wait_acks("vm0", 150, Duration::from_secs(30)).await.unwrap();
+    let stopped = w.graceful_stop("vm0").await.unwrap_or_else(|e| panic!("{e}"));
+    let served = w.resume("vm0", "a", &volume).await.unwrap_or_else(|e| panic!("{e}"));
+    // crash recovery found every record and the STOP record of the first boot
+    assert_eq!(served.scan.stop, Some(stopped.seq), "{:?}", served.scan);
+    assert!(served.scan.highest_contiguous >= stopped.seq);
+    w.wait_acks("vm0", 100, Duration::from_secs(30)).await.unwrap();
+    let scan = w.verify("vm0", "a", &volume).await.unwrap_or_else(|e| panic!("{e}"));
+    let h = w.history("vm0").unwrap();
+    let max_acked = h.acks.iter().map(|a| a.seq).max().unwrap();
+    assert!(h.acks.len() >= 250, "{} acks", h.acks.len());
+    assert_eq!(h.garbled, 0, "lines split across frames must still be whole lines");
+    assert!(scan.highest_contiguous >= max_acked, "acked {max_acked}, disk holds 1..={}", scan.highest_contiguous);
+    assert!(scan.corrupt.is_empty() && scan.chain_breaks.is_empty(), "{scan:?}");
+    assert_eq!(*double.starts.lock().unwrap(), ["vm0", "vm0", "vm0"], "write, resume, verify: one start each");
+    // the VMI (from the template) carries no application label; the VM does
+    let vmis: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), "dr-drill", &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstance")));
+    let vmi = vmis.get("vm0").await.unwrap();
+    assert_eq!(vmi.data["status"]["phase"], "Succeeded");
+    assert!(!vmi.metadata.labels.unwrap_or_default().contains_key("app.kubernetes.io/part-of"));
+    println!("kubevirt workload: {} acks over the console in 2 writer boots, disk holds 1..={}", h.acks.len(), scan.highest_contiguous);
+    w.shutdown().await;
 }

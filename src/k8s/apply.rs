@@ -115,7 +115,7 @@ pub async fn wait_ready(client: &Client, o: &Obj, what: &str, deadline: Duration
             let seen = last.as_ref().map(|v| v.get("status").map(|s| s.to_string()).unwrap_or_else(|| "no status".into())).unwrap_or_else(|| "not found".into());
             return Err(K8sError::Timeout { kind: o.kind.clone(), namespace: o.namespace.clone().unwrap_or_default(), name: o.name.clone(), what: what.into(), after: deadline, last: seen.chars().take(300).collect() });
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

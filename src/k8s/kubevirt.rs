@@ -27,18 +27,22 @@ pub struct VmManifest {
     pub memory_bytes: u64,
     pub disk_bytes: u64,
     pub storage_class: String,
+    /// The DataVolume (and PVC) holding the disk.
+    pub disk: String,
     /// The probe's kernel arguments for the next boot (`kernel_args`).
     pub kernel_args: String,
 }
 
-/// The probe's kernel arguments: its channel is the serial console; `mode` is write, resume or verify.
+/// The probe's kernel arguments: its channel is the serial console, and it writes nothing before the
+/// harness's "go" (a console drops what nobody reads); `mode` is the probe's mode arguments
+/// (`drprobe.mode=write`, ...).
 pub fn kernel_args(mode: &str, rate: u32, scan_limit: u64) -> String {
-    format!("console=tty0 quiet panic=-1 drprobe.port=ttyS0 drprobe.mode={mode} drprobe.rate={rate} drprobe.limit={scan_limit}")
+    format!("console=tty0 quiet panic=-1 drprobe.port=ttyS0 drprobe.wait=1 {mode} drprobe.rate={rate} drprobe.limit={scan_limit}")
 }
 
 impl VmManifest {
     pub fn disk_name(&self) -> String {
-        format!("{}-disk", self.name)
+        self.disk.clone()
     }
 
     fn labels(&self) -> Value {
@@ -162,7 +166,8 @@ mod tests {
             memory_bytes: 128 << 20,
             disk_bytes: 64 << 20,
             storage_class: "rbd-mirrored".into(),
-            kernel_args: kernel_args("write", 50, 16383),
+            disk: "vm0-disk".into(),
+            kernel_args: kernel_args("drprobe.mode=write", 50, 16383),
         }
     }
 

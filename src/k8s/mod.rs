@@ -4,6 +4,7 @@
 //! a deadline. Tested against a real kube-apiserver (scripts/build-kube-apiserver.sh), never a mock client.
 
 pub mod apply;
+pub mod console;
 pub mod kubevirt;
 pub mod ramen;
 pub mod volrep;

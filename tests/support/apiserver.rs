@@ -93,6 +93,8 @@ impl ApiServer {
                 "--authorization-mode=AlwaysAllow",
                 "--disable-admission-plugins=ServiceAccount",
                 &format!("--token-auth-file={}", d.join("tokens.csv").display()),
+                // aggregated APIs (a virt-api double) are reached at their Endpoints' address
+                "--enable-aggregator-routing=true",
             ]),
             &d.join("apiserver.log"),
         ));

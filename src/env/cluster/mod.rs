@@ -7,6 +7,7 @@
 pub mod existing;
 pub mod kind;
 pub mod kind_up;
+pub mod kubevirt;
 pub mod nodes;
 pub mod ramen;
 
