@@ -260,6 +260,9 @@ pub enum Scheduler {
     Harness,
     /// Ceph's own `rbd mirror snapshot schedule` (whole minutes, 1m at least).
     Ceph,
+    /// Existing clusters: the storage's own schedule, whatever it is (the VolumeReplicationClass's
+    /// `schedulingInterval`); the interval declared here is the promise the drill holds it to.
+    Storage,
 }
 
 /// The VM's workload, whatever runs it.
@@ -468,6 +471,10 @@ pub fn from_yaml(path: &Path, text: &str) -> Result<EnvConfig, ConfigError> {
                     "interval",
                     &format!("{} is outside what the harness scheduler supports (1s to 1h)", r.interval),
                 )?,
+                Scheduler::Storage => {
+                    check(iv >= Duration::from_secs(1), "interval", "must be 1s at least")?;
+                    check(matches!(spec.backend, Backend::Existing(_)), "scheduler", "`storage` (the storage's own schedule) is for existing clusters; the lab takes `harness` or `ceph`, kind `ceph`")?;
+                }
             }
             if let Some(a) = r.sync_allowance {
                 check(
@@ -532,7 +539,10 @@ pub fn from_yaml(path: &Path, text: &str) -> Result<EnvConfig, ConfigError> {
             } else {
                 check(x.volume_replication_class.is_some(), "volumeReplicationClass", "is needed when no hub is named (DR actions then flip VolumeReplication on the clusters)")?;
             }
-            check(spec.regional().is_none_or(|r| r.scheduler == Scheduler::Ceph), "scheduler", "existing clusters replicate on their own schedule (scheduler: ceph; the DRPolicy's schedulingInterval with a hub)")?;
+            check(spec.regional().is_none_or(|r| r.scheduler != Scheduler::Harness), "scheduler", "existing clusters replicate on their own schedule (scheduler: storage, or ceph; the DRPolicy's schedulingInterval with a hub)")?;
+            for (k, undo) in [("powerLoss", "restore"), ("isolate", "reconnect")] {
+                check(!x.commands.contains_key(k) || x.commands.contains_key(undo), "commands", &format!("`{k}` needs its undoing, `{undo}` (every fault is recovered when its scenario ends)"))?;
+            }
             for k in x.commands.keys() {
                 check(EXISTING_COMMANDS.contains(&k.as_str()), "commands", &format!("unknown fault command {k:?} (known: {})", EXISTING_COMMANDS.join(", ")))?;
             }
@@ -564,6 +574,7 @@ impl EnvConfig {
             Replication::Regional(r) => match r.scheduler {
                 Scheduler::Harness => format!("regional (async RBD snapshot mirroring), mirror snapshot every {} issued by the harness, sync allowance {}", r.interval, Dur(r.allowance())),
                 Scheduler::Ceph => format!("regional (async RBD snapshot mirroring), Ceph rbd mirror snapshot schedule every {}, sync allowance {}", r.interval, Dur(r.allowance())),
+                Scheduler::Storage => format!("regional (asynchronous, the storage's own schedule), promised every {}, sync allowance {}", r.interval, Dur(r.allowance())),
             },
             Replication::Metro(m) => format!(
                 "metro (synchronous: one Ceph cluster stretched over sites {} with arbiter {}, a replica in each data site), sites at most {} apart",

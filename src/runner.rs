@@ -185,7 +185,8 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
                         return Err(RunError::NotConfirmed { path, line, step, env });
                     }
                 }
-                match unsupported(&opts.cfg, &tags) {
+                let step_why = s.steps.iter().find_map(|st| crate::env::step_unsupported(&opts.cfg, &st.value));
+                match unsupported(&opts.cfg, &tags).or(step_why) {
                     Some(why) => skipped_scenarios.push(skipped(f, r, s, &why)),
                     None => selected += 1,
                 }
@@ -194,7 +195,6 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
     }
     // Input is sound: now check that the machine has what the environment needs.
     crate::env::preflight(&opts.cfg)?;
-    crate::env::drillable(&opts.cfg)?;
     if selected == 0 && skipped_scenarios.is_empty() {
         return Err(RunError::NothingSelected(if expr.is_empty() { "none".into() } else { expr }));
     }

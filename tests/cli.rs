@@ -194,7 +194,14 @@ fn existing_clusters_refuse_destructive_steps_unless_disposable_and_confirmed() 
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1'}\nusers:\n- name: u\n  user: {token: x}\ncontexts:\n- name: east-admin\n  context: {cluster: c, user: u}\n- name: west-admin\n  context: {cluster: c, user: u}\ncurrent-context: east-admin\n").unwrap();
-    let base = std::fs::read_to_string("environments/existing-example.yaml").unwrap().replace("    # kubeconfig: /path/to/kubeconfig", &format!("    kubeconfig: {}", kubeconfig.display()));
+    // the example's sites renamed to the bundled features' a and b
+    let base = std::fs::read_to_string("environments/existing-example.yaml")
+        .unwrap()
+        .replace("    # kubeconfig: /path/to/kubeconfig", &format!("    kubeconfig: {}", kubeconfig.display()))
+        .replace("- name: east", "- name: a")
+        .replace("- name: west", "- name: b")
+        .replace("      east: ", "      a: ")
+        .replace("      west: ", "      b: ");
     let run = |text: &str, extra: &[&str]| {
         let env = cluster_env(dir.path(), text);
         let out = drill().args(["run", "--env"]).arg(&env).arg("--report-dir").arg(dir.path().join("r")).args(extra).arg("features/failover.feature").output().unwrap();
@@ -214,11 +221,12 @@ fn existing_clusters_refuse_destructive_steps_unless_disposable_and_confirmed() 
     let (code, err) = run(&disposable, &["--confirm", "existing-example"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(error_line(&err).contains("hub.context: context \"hub-admin\" is not in kubeconfig"), "{err}");
-    // every context present: refused, with the reason, since drills on clusters need the KubeVirt workload
-    let no_hub = disposable.replace("    hub:\n      context: hub-admin\n      namespace: vm-apps              # where the DRPlacementControls are\n      drPolicy: odr-policy-5m\n      clusters:                       # managed cluster names (default: the contexts)\n        east: ocp-east\n        west: ocp-west\n", "    volumeReplicationClass: rbd-volumereplicationclass\n");
+    assert!(!dir.path().join("r").exists(), "reports made before the checks passed");
+    // every context present, no hub: the drill starts, and the first cluster that does not answer ends it
+    // as the harness's failure (2), naming the site and its context
+    let no_hub = disposable.replace("    hub:\n      context: hub-admin\n      namespace: vm-apps              # where the DRPlacementControls are\n      drPolicy: odr-policy-5m\n      clusters:                       # managed cluster names (default: the contexts)\n        a: ocp-east\n        b: ocp-west\n", "    volumeReplicationClass: rbd-volumereplicationclass\n");
     assert_ne!(no_hub, disposable);
     let (code, err) = run(&no_hub, &["--confirm", "existing-example"]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(error_line(&err).contains("drills on the existing backend need the KubeVirt VM workload port"), "{err}");
-    assert!(!dir.path().join("r").exists(), "reports made before the checks passed");
+    assert!(err.contains("site a: context east-admin does not answer"), "{err}");
 }

@@ -6,6 +6,8 @@
 mod support;
 #[path = "support/virt_api.rs"]
 mod virt_api;
+#[path = "support/storage.rs"]
+mod storage;
 
 use dr_drill::clock::Wt;
 use dr_drill::env::cluster::ramen::RamenDriver;
@@ -275,10 +277,9 @@ async fn kind_plan_manifests_pass_a_server_side_dry_run() {
     apply::wait_ready(&client, &pool, &ready.describe(), Duration::from_secs(10), |o| ready.holds(o)).await.unwrap();
 }
 
-/// The drill's VM on a real API server: its resources (ConfigMap, DataVolume, VirtualMachine) carry the
-/// application's label, and so does the PVC once the harness labels what CDI made; the VMI (made from the
-/// VM's template, as KubeVirt does) does not. `dr-drill lint --context` finds the namespace clean, and
-/// finds the PVC when it is left unlabelled.
+/// The drill's VM on a real API server: its resources (ConfigMap, PVC, VirtualMachine) carry the
+/// application's label; the VMI (made from the VM's template, as KubeVirt does) does not. `dr-drill lint
+/// --context` finds the namespace clean, and finds the PVC once its label is taken away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_vm_is_labelled_as_a_discovered_application() {
     use dr_drill::k8s::apply;
@@ -299,32 +300,25 @@ async fn the_vm_is_labelled_as_a_discovered_application() {
         kernel_args: kernel_args("drprobe.mode=write", 50, 16383),
     };
     apply::apply_all(&client, &vm.resources(), false, Duration::from_secs(10)).await.unwrap();
-    // what CDI and KubeVirt would make: the PVC of the DataVolume (no labels relied on) and the VMI from the
-    // VM's template
-    apply(&client, json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": vm.disk_name(), "namespace": "dr-drill"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "volumeMode": "Block", "storageClassName": "rbd-mirrored", "resources": {"requests": {"storage": "64Mi"}}}})).await;
+    // what KubeVirt would make: the VMI from the VM's template
     let tmpl = &vm.virtual_machine()["spec"]["template"];
     apply(&client, json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "metadata": {"name": "vm0", "namespace": "dr-drill", "labels": tmpl["metadata"]["labels"]}, "spec": tmpl["spec"]})).await;
     let lint = || {
         assert_cmd::Command::cargo_bin("dr-drill").unwrap().args(["lint", "--format", "json", "--mode", "discovered", "--kubeconfig"]).arg(&api.kubeconfig).args(["--context", "test", "-n", "dr-drill"]).output().unwrap()
     };
-    let before = lint();
-    assert_eq!(before.status.code(), Some(1), "{}", String::from_utf8_lossy(&before.stdout));
-    assert!(findings(&before).iter().any(|(r, o)| r == "DR001" && o.contains("vm0-disk")), "{:?}", findings(&before));
-    // the harness labels the PVC
-    let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(client.clone(), "dr-drill");
-    pvcs.patch(&vm.disk_name(), &PatchParams::default(), &Patch::Merge(vm.pvc_label_patch())).await.unwrap();
-    let after = lint();
-    assert_eq!(after.status.code(), Some(0), "{}", String::from_utf8_lossy(&after.stdout));
+    let clean = lint();
+    assert_eq!(clean.status.code(), Some(0), "{}", String::from_utf8_lossy(&clean.stdout));
     let vmis: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), "dr-drill", &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstance")));
     let vmi = vmis.get("vm0").await.unwrap();
     assert!(!vmi.metadata.labels.unwrap_or_default().contains_key("app.kubernetes.io/part-of"));
-    for (kind, group, version, plural) in [("VirtualMachine", "kubevirt.io", "v1", "virtualmachines"), ("DataVolume", "cdi.kubevirt.io", "v1beta1", "datavolumes")] {
-        let ar = kube::api::ApiResource { group: group.into(), version: version.into(), api_version: format!("{group}/{version}"), kind: kind.into(), plural: plural.into() };
-        let o = Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), "dr-drill", &ar).list(&Default::default()).await.unwrap();
-        assert_eq!(o.items.len(), 1);
-        assert_eq!(o.items[0].metadata.labels.as_ref().unwrap()["app.kubernetes.io/part-of"], "drill-vm0", "{kind}");
-    }
+    let vms: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), "dr-drill", &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachine")));
+    assert_eq!(vms.get("vm0").await.unwrap().metadata.labels.unwrap()["app.kubernetes.io/part-of"], "drill-vm0");
+    // the negative: a PVC without the label is what lint reports
+    let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(client.clone(), "dr-drill");
+    pvcs.patch("vm0-disk", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app.kubernetes.io/part-of": null}}}))).await.unwrap();
+    let bad = lint();
+    assert_eq!(bad.status.code(), Some(1), "{}", String::from_utf8_lossy(&bad.stdout));
+    assert!(findings(&bad).iter().any(|(r, o)| r == "DR001" && o.contains("vm0-disk")), "{:?}", findings(&bad));
 }
 
 /// The probe's workload on KubeVirt, end to end through a real API server: the VM applied with the probe's
@@ -371,4 +365,97 @@ async fn the_kubevirt_workload_runs_the_probe_over_the_console() {
     assert!(!vmi.metadata.labels.unwrap_or_default().contains_key("app.kubernetes.io/part-of"));
     println!("kubevirt workload: {} acks over the console in 2 writer boots, disk holds 1..={}", h.acks.len(), scan.highest_contiguous);
     w.shutdown().await;
+}
+
+/// Two test clusters for a drill: real API servers, a virt-api double each (the real probe), the storage
+/// double replicating every `interval`, and an `existing` environment file naming them.
+struct Pair {
+    _a: ApiServer,
+    _b: ApiServer,
+    _va: virt_api::VirtApi,
+    _vb: virt_api::VirtApi,
+    storage: storage::Storage,
+    dir: tempfile::TempDir,
+    env: PathBuf,
+}
+
+async fn pair(interval: Duration) -> Pair {
+    // one after the other: the servers' parent-death signal belongs to the thread that started them
+    let (a, b) = (ApiServer::start(), ApiServer::start());
+    let (ca, cb) = (setup(&a).await, setup(&b).await);
+    let probe = PathBuf::from(std::env::var("DR_DRILL_ASSETS").unwrap_or_else(|_| "/opt/dr-drill".into())).join("bin/dr-probe");
+    let va = virt_api::VirtApi::start(ca.clone(), probe.clone()).await;
+    let vb = virt_api::VirtApi::start(cb.clone(), probe).await;
+    let site = |c: &kube::Client, v: &virt_api::VirtApi| storage::Site { client: c.clone(), disks: v.disks.clone(), probe: v.pid_lookup() };
+    let st = storage::Storage::start(vec![site(&ca, &va), site(&cb, &vb)], interval);
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    support::kubeconfig_of(&kc, &[("ctx-a", &a), ("ctx-b", &b)]);
+    let pids = |api: &ApiServer| api.pids().iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" ");
+    // power loss of a site: its probes and its API server (with its etcd) killed outright; its isolation
+    // (the fence of a failover) makes sure nothing of it runs any more
+    let power = format!(
+        "case $DR_DRILL_SITE in a) kill -9 $(cat {}) {} ;; b) kill -9 $(cat {}) {} ;; esac",
+        va.pids.display(),
+        pids(&a),
+        vb.pids.display(),
+        pids(&b)
+    );
+    let env = dir.path().join("doubles.yaml");
+    std::fs::write(
+        &env,
+        format!(
+            "name: doubles\ndisposable: true\nsites:\n  - name: a\n  - name: b\nbackend:\n  existing:\n    kubeconfig: {}\n    contexts: {{a: ctx-a, b: ctx-b}}\n    storageClass: rbd-mirrored\n    volumeReplicationClass: vrc\n    probeImage: localhost/dr-drill/probe-kernel:v1\n    commands:\n      powerLoss: \"{power}\"\n      restore: \"true\"\n      isolate: \"{power} 2>/dev/null; true\"\n      reconnect: \"true\"\nreplication:\n  regional:\n    interval: 5s\n    scheduler: storage\n    syncAllowance: 3s\nvm:\n  writeRate: 50\nbudgets:\n  boot: 60s\n  promote: 60s\n  syncBarrier: 60s\n  gracefulStop: 30s\n  command: 30s\n",
+            kc.display()
+        ),
+    )
+    .unwrap();
+    Pair { _a: a, _b: b, _va: va, _vb: vb, storage: st, dir, env }
+}
+
+async fn drill(p: &Pair, feature: &str) -> dr_drill::report::RunResult {
+    let cfg = dr_drill::config::load(&p.env).unwrap_or_else(|e| panic!("{e}"));
+    let opts = dr_drill::runner::RunOptions { cfg, paths: vec![feature.into()], tags: None, report_dir: p.dir.path().join("reports"), keep: false, confirmed: true };
+    dr_drill::runner::run(opts).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The bundled failover feature, unchanged, on two clusters reached only through their API servers: the
+/// VM is a KubeVirt VM (the real probe behind a virt-api double), the faults are the operator's commands
+/// (site a's API server, etcd and probe killed outright), the DR driver flips VolumeReplication, and the
+/// oracle judges the loss window against the declared bound (5 s + 3 s + one write period).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_drill_on_two_clusters_passes_within_the_bound() {
+    let p = pair(Duration::from_secs(5)).await;
+    let r = drill(&p, "features/failover.feature").await;
+    let s = &r.scenarios[0];
+    println!("failover on clusters: {} acked, {} lost, loss window {:?} ms (bound {:?} ms), {} replication rounds", s.records_acked.unwrap_or(0), s.records_lost.unwrap_or(0), s.loss_window_ms, s.loss_bound_ms, p.storage.syncs.lock().unwrap().len());
+    assert_eq!((r.passed, r.failed, r.skipped), (1, 0, 0), "{:?}", r.scenarios.iter().map(|s| (&s.status, &s.reason)).collect::<Vec<_>>());
+    assert_eq!(r.exit_code(), 0);
+    assert!(s.records_acked.unwrap() > 300, "{:?}", s.records_acked);
+    assert!(s.loss_window_ms.unwrap() <= s.loss_bound_ms.unwrap());
+}
+
+/// The bundled relocate feature, unchanged, on the two clusters: graceful stop, demotion (the final
+/// copy), promotion, resume on b: nothing lost, the STOP record survives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relocate_drill_on_two_clusters_loses_nothing() {
+    let p = pair(Duration::from_secs(5)).await;
+    let r = drill(&p, "features/relocate.feature").await;
+    let s = &r.scenarios[0];
+    println!("relocate on clusters: {} acked, {} lost", s.records_acked.unwrap_or(0), s.records_lost.unwrap_or(0));
+    assert_eq!((r.passed, r.failed, r.skipped), (1, 0, 0), "{:?}", r.scenarios.iter().map(|s| (&s.status, &s.reason)).collect::<Vec<_>>());
+    assert_eq!(s.records_lost, Some(0));
+}
+
+/// Negative control: storage that never replicates within the run. The same failover must fail (exit 1,
+/// the system under test), with the lost records counted: the oracle does not take the driver's word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_without_replication_fails() {
+    let p = pair(Duration::from_secs(3600)).await;
+    let r = drill(&p, "features/failover.feature").await;
+    let s = &r.scenarios[0];
+    println!("failover without replication: {} acked, {} lost, status {} ({:?})", s.records_acked.unwrap_or(0), s.records_lost.unwrap_or(0), s.status, s.reason);
+    assert_eq!(r.failed, 1, "{:?}", r.scenarios.iter().map(|s| (&s.status, &s.reason)).collect::<Vec<_>>());
+    assert_eq!(r.exit_code(), 1, "{:?}", s.reason);
+    assert!(s.records_lost.unwrap_or(0) > 300, "{:?}", s.records_lost);
 }

@@ -32,7 +32,14 @@ impl Environment {
                 let p = lab::up(cfg, spec, &topology, bus.clone()).await?;
                 (Box::new(p.workload), Box::new(p.sites), p.driver.boxed())
             }
-            Backend::Kind(_) | Backend::Existing(_) => return Err(cluster::drills_unavailable(cfg)),
+            Backend::Kind(spec) => {
+                let p = cluster::up_kind(cfg, spec, bus.clone()).await?;
+                (p.workload, p.faults, p.driver)
+            }
+            Backend::Existing(spec) => {
+                let p = cluster::up_existing(cfg, spec, bus.clone()).await?;
+                (p.workload, p.faults, p.driver)
+            }
         };
         Ok(Environment { cfg: cfg.clone(), topology, bus, workload, faults, driver, vms: 0 })
     }
@@ -67,11 +74,43 @@ pub fn preflight(cfg: &EnvConfig) -> Result<(), EnvError> {
     }
 }
 
-/// Can drills run on this backend? (Kubernetes backends: not until their workload port is wired.)
-pub fn drillable(cfg: &EnvConfig) -> Result<(), EnvError> {
+/// Why this environment cannot run a step, if it cannot (its scenario is then skipped with the reason,
+/// never passed): clusters offer fewer faults than the lab. Pure.
+pub fn step_unsupported(cfg: &EnvConfig, step: &str) -> Option<String> {
+    let lab_only = [
+        ("replication to site", "stopping or pausing replication"),
+        ("apart", "inter-site latency"),
+        ("are lost", "packet loss"),
+        ("Mbit/s", "rate limits"),
+        ("are partitioned", "partitions"),
+        ("partition between", "partitions"),
+        ("round-trip time", "measuring the inter-site round trip"),
+        ("without waiting for the sync barrier", "a relocate without the sync barrier"),
+        ("without fencing", "a failover without fencing"),
+        ("arbiter", "an arbiter"),
+    ];
+    let name = cfg.spec.backend_name();
     match &cfg.spec.backend {
-        Backend::Lab(_) => Ok(()),
-        Backend::Kind(_) | Backend::Existing(_) => Err(cluster::drills_unavailable(cfg)),
+        Backend::Lab(_) => None,
+        Backend::Kind(_) | Backend::Existing(_) => {
+            if let Some((_, what)) = lab_only.iter().find(|(p, _)| step.contains(p)) {
+                return Some(format!("{what} is a lab-only fault; environment {} is {name}", cfg.spec.name));
+            }
+            if let Backend::Existing(x) = &cfg.spec.backend {
+                for (p, key) in [("loses power", "powerLoss"), ("is cut off", "isolate")] {
+                    if step.contains(p) && !x.commands.contains_key(key) {
+                        return Some(format!("environment {} names no `commands.{key}` for \"{p}\"", cfg.spec.name));
+                    }
+                }
+                if step.contains("is failed over") && !step.contains("without fencing") && !x.commands.contains_key("isolate") {
+                    return Some(format!("a failover fences the lost site first: environment {} names no `commands.isolate`", cfg.spec.name));
+                }
+                if step.contains("freezes") || step.contains("thaws") {
+                    return Some(format!("freezing a site is not possible on existing clusters; environment {} is {name}", cfg.spec.name));
+                }
+            }
+            None
+        }
     }
 }
 

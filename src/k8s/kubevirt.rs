@@ -1,9 +1,10 @@
 //! The drill's VM on Kubernetes: a KubeVirt VirtualMachine booting the probe from a kernel-boot container
 //! image (FROM scratch: the kernel and the probe's initramfs, built by the harness), its data disk a blank
-//! block-mode DataVolume on the mirrored storage class, and a ConfigMap with the probe's settings. Every
-//! resource of the application carries the common label the guidance asks for discovered applications
-//! (VirtualMachine, DataVolume, PersistentVolumeClaim, ConfigMap); the VM's template does not, so the VMI
-//! and its virt-launcher pod never do. The probe speaks over the serial console (`drprobe.port=ttyS0`),
+//! block-mode PVC on the mirrored storage class (referenced as a PVC, not through a DataVolume: a
+//! DataVolume makes its PVC implicitly, which the DR guidance warns fits protection badly, and the PVC is
+//! what replicates), and a ConfigMap with the probe's settings. Every resource of the application carries
+//! the common label the guidance asks for discovered applications (VirtualMachine, PersistentVolumeClaim,
+//! ConfigMap); the VM's template does not, so the VMI and its virt-launcher pod never do. The probe speaks over the serial console (`drprobe.port=ttyS0`),
 //! which reaches the harness through KubeVirt's console subresource: no guest networking, the harness
 //! stays the witness. Pure builders and conditions; the I/O is elsewhere.
 
@@ -49,24 +50,9 @@ impl VmManifest {
         json!({ self.app_label.clone(): self.app })
     }
 
-    /// The DataVolume (blank, block mode; CDI makes the PVC of the same name).
-    pub fn data_volume(&self) -> Value {
-        json!({
-            "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
-            "metadata": {
-                "name": self.disk_name(), "namespace": self.namespace, "labels": self.labels(),
-                "annotations": { "cdi.kubevirt.io/storage.bind.immediate.requested": "true" }
-            },
-            "spec": {
-                "source": { "blank": {} },
-                "storage": {
-                    "storageClassName": self.storage_class,
-                    "volumeMode": "Block",
-                    "accessModes": ["ReadWriteOnce"],
-                    "resources": { "requests": { "storage": self.disk_bytes.to_string() } }
-                }
-            }
-        })
+    /// The disk: a blank block-mode PVC on the mirrored storage class.
+    pub fn pvc(&self) -> Value {
+        pvc_manifest(&self.namespace, &self.disk, &self.storage_class, self.disk_bytes, (&self.app_label, &self.app))
     }
 
     /// The probe's settings, kept with the application (restored with it by Ramen's kube object protection).
@@ -106,7 +92,7 @@ impl VmManifest {
                                 "disks": [{ "name": "data", "disk": { "bus": "virtio" } }]
                             }
                         },
-                        "volumes": [{ "name": "data", "dataVolume": { "name": self.disk_name() } }]
+                        "volumes": [{ "name": "data", "persistentVolumeClaim": { "claimName": self.disk_name() } }]
                     }
                 }
             }
@@ -115,12 +101,7 @@ impl VmManifest {
 
     /// The application's resources in the order they are created.
     pub fn resources(&self) -> Vec<Value> {
-        vec![self.config_map(), self.data_volume(), self.virtual_machine()]
-    }
-
-    /// The label the PVC CDI made must carry too (CDI's copy of the DataVolume's labels is not relied on).
-    pub fn pvc_label_patch(&self) -> Value {
-        json!({ "metadata": { "labels": self.labels() } })
+        vec![self.config_map(), self.pvc(), self.virtual_machine()]
     }
 
     /// Path of the VMI's serial console subresource.
@@ -132,6 +113,20 @@ impl VmManifest {
     pub fn action_path(&self, action: &str) -> String {
         format!("/apis/subresources.kubevirt.io/v1/namespaces/{}/virtualmachines/{}/{action}", self.namespace, self.name)
     }
+}
+
+/// A blank block-mode PVC labelled as part of the application. Pure.
+pub fn pvc_manifest(ns: &str, name: &str, storage_class: &str, bytes: u64, label: (&str, &str)) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": { "name": name, "namespace": ns, "labels": { label.0: label.1 } },
+        "spec": {
+            "storageClassName": storage_class,
+            "volumeMode": "Block",
+            "accessModes": ["ReadWriteOnce"],
+            "resources": { "requests": { "storage": bytes.to_string() } }
+        }
+    })
 }
 
 /// Is the VMI running (scheduled, its domain up)? Pure.
@@ -147,9 +142,9 @@ pub fn vmi_ended(vmi: Option<&Value>) -> bool {
     }
 }
 
-/// Is the DataVolume's PVC ready for the VM? Pure.
-pub fn data_volume_ready(dv: Option<&Value>) -> bool {
-    dv.and_then(|v| v.pointer("/status/phase")).and_then(Value::as_str) == Some("Succeeded")
+/// Is the PVC bound to a volume? Pure.
+pub fn pvc_bound(pvc: Option<&Value>) -> bool {
+    pvc.and_then(|v| v.pointer("/status/phase")).and_then(Value::as_str) == Some("Bound")
 }
 
 #[cfg(test)]
@@ -179,9 +174,10 @@ mod tests {
         }
         let t = &v.virtual_machine()["spec"]["template"]["metadata"]["labels"];
         assert!(t.get("app.kubernetes.io/part-of").is_none(), "{t}");
-        let dv = v.data_volume();
-        assert_eq!(dv["spec"]["storage"]["volumeMode"], "Block");
-        assert_eq!(dv["spec"]["storage"]["storageClassName"], "rbd-mirrored");
+        let pvc = v.pvc();
+        assert_eq!(pvc["spec"]["volumeMode"], "Block");
+        assert_eq!(pvc["spec"]["storageClassName"], "rbd-mirrored");
+        assert_eq!(v.virtual_machine()["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"], "vm0-disk");
         assert_eq!(v.virtual_machine()["spec"]["runStrategy"], "Manual");
         assert!(v.virtual_machine().to_string().contains("drprobe.port=ttyS0"));
     }
@@ -205,7 +201,7 @@ mod tests {
         assert!(vmi_ended(None));
         assert!(vmi_ended(Some(&y("status: {phase: Succeeded}"))));
         assert!(!vmi_ended(Some(&y("status: {phase: Running}"))));
-        assert!(data_volume_ready(Some(&y("status: {phase: Succeeded}"))));
-        assert!(!data_volume_ready(Some(&y("status: {phase: ImportInProgress}"))));
+        assert!(pvc_bound(Some(&y("status: {phase: Bound}"))));
+        assert!(!pvc_bound(Some(&y("status: {phase: Pending}"))));
     }
 }

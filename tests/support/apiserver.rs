@@ -18,6 +18,10 @@ pub struct ApiServer {
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
     pub context: String,
+    /// https://127.0.0.1:port, its CA, and the admin token.
+    pub port: u16,
+    pub ca: PathBuf,
+    pub token: String,
 }
 
 fn free_port() -> u16 {
@@ -76,7 +80,7 @@ impl ApiServer {
         std::fs::write(d.join("tokens.csv"), format!("{token},admin,1,system:masters\n")).unwrap();
         let certs = d.join("certs");
         std::fs::create_dir_all(&certs).unwrap();
-        let mut api = ApiServer { children, dir, kubeconfig: PathBuf::new(), context: "test".into() };
+        let mut api = ApiServer { children, dir, kubeconfig: PathBuf::new(), context: "test".into(), port, ca: certs.join("apiserver.crt"), token: token.into() };
         let d = api.dir.path().to_path_buf();
         api.children.push(spawn(
             Command::new(&bin).args([
@@ -158,6 +162,31 @@ pub async fn apply(client: &kube::Client, v: serde_json::Value) {
         }
         Err(e) => panic!("create {} {name}: {e}", tm.kind),
     }
+}
+
+impl ApiServer {
+    /// PIDs of etcd and kube-apiserver (a "power loss" of this cluster kills them).
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(|c| c.id()).collect()
+    }
+}
+
+/// One kubeconfig with a context per API server, named as given.
+pub fn kubeconfig_of(path: &Path, servers: &[(&str, &ApiServer)]) {
+    let mut s = String::from("apiVersion: v1\nkind: Config\nclusters:\n");
+    for (n, a) in servers {
+        s.push_str(&format!("- name: {n}\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority: {}\n", a.port, a.ca.display()));
+    }
+    s.push_str("users:\n");
+    for (n, a) in servers {
+        s.push_str(&format!("- name: {n}\n  user:\n    token: {}\n", a.token));
+    }
+    s.push_str("contexts:\n");
+    for (n, _) in servers {
+        s.push_str(&format!("- name: {n}\n  context: {{cluster: {n}, user: {n}}}\n"));
+    }
+    s.push_str(&format!("current-context: {}\n", servers[0].0));
+    std::fs::write(path, s).unwrap();
 }
 
 impl Drop for ApiServer {

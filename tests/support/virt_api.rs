@@ -1,7 +1,8 @@
 //! A double of KubeVirt's virt-api and virt-handler for one test cluster, reached the way the real one is:
 //! registered as the aggregated API `v1.subresources.kubevirt.io` of a real kube-apiserver, which proxies
 //! `start`, `stop` and the serial `console` (a websocket, `plain.kubevirt.io`) to it over TLS. It listens
-//! inside a network namespace of its own (the aggregator refuses loopback endpoints). A VM's `start` runs
+//! inside a network namespace of its own (the aggregator refuses loopback endpoints; named `drt-*`, which
+//! the lab never reaps). A VM's `start` runs
 //! the real probe (host mode) on a file standing for the VM's PVC, with the arguments the VM's kernel
 //! arguments carry, and publishes a VMI as KubeVirt does; the console carries the probe's stdin/stdout.
 //! Everything (processes, namespace, link) goes on drop.
@@ -27,6 +28,8 @@ pub struct VirtApi {
     netns: String,
     link: String,
     pub disks: PathBuf,
+    /// The running probes' PIDs, one per line (what a power loss of this cluster kills).
+    pub pids: PathBuf,
     _dir: tempfile::TempDir,
     vms: Arc<Mutex<HashMap<String, Running>>>,
     /// start requests seen (VM names), in order
@@ -51,9 +54,12 @@ impl VirtApi {
     /// Starts the double and registers it with the API server `client` talks to; returns once the
     /// aggregator reports the API available. `probe` is the dr-probe binary.
     pub async fn start(client: kube::Client, probe: PathBuf) -> VirtApi {
-        let id = std::process::id() % 250;
-        let (netns, link) = (format!("drd-virtapi-{}", std::process::id()), format!("drdva{id}"));
-        let (host, addr) = (format!("10.252.{id}.1"), format!("10.252.{id}.2"));
+        // unique within this process (tests run in parallel) and across processes (the PID)
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 63;
+        let pid = std::process::id();
+        let (netns, link) = (format!("drt-virtapi-{pid}-{n}"), format!("drtva{}x{n}", pid % 100000));
+        let (host, addr) = (format!("10.252.{}.{}", pid % 250, 4 * n + 1), format!("10.252.{}.{}", pid % 250, 4 * n + 2));
         sh(&["ip", "netns", "add", &netns]);
         sh(&["ip", "link", "add", &link, "type", "veth", "peer", "name", "eth0", "netns", &netns]);
         sh(&["ip", "addr", "add", &format!("{host}/30"), "dev", &link]);
@@ -87,7 +93,7 @@ impl VirtApi {
         std::fs::create_dir_all(&disks).unwrap();
         let vms: Arc<Mutex<HashMap<String, Running>>> = Arc::default();
         let starts: Arc<Mutex<Vec<String>>> = Arc::default();
-        let st = State { client: client.clone(), probe, disks: disks.clone(), vms: vms.clone(), starts: starts.clone() };
+        let st = State { client: client.clone(), probe, disks: disks.clone(), vms: vms.clone(), starts: starts.clone(), pids: dir.path().join("pids") };
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else { return };
@@ -124,7 +130,7 @@ impl VirtApi {
             assert!(t0.elapsed() < std::time::Duration::from_secs(60), "the API server never routed subresources.kubevirt.io to the double");
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
-        VirtApi { netns, link, disks, _dir: dir, vms, starts, task }
+        VirtApi { netns, link, disks, pids: dir.path().join("pids"), _dir: dir, vms, starts, task }
     }
 
     /// A zeroed file standing for the PVC `name`.
@@ -153,6 +159,22 @@ struct State {
     disks: PathBuf,
     vms: Arc<Mutex<HashMap<String, Running>>>,
     starts: Arc<Mutex<Vec<String>>>,
+    pids: PathBuf,
+}
+
+impl State {
+    fn write_pids(&self) {
+        let pids: Vec<String> = self.vms.lock().unwrap().values().map(|r| r.pid.to_string()).collect();
+        let _ = std::fs::write(&self.pids, pids.join("\n") + "\n");
+    }
+}
+
+impl VirtApi {
+    /// Looks up the PID of the probe running VM `ns/name`, if one runs.
+    pub fn pid_lookup(&self) -> Arc<dyn Fn(&str) -> Option<i32> + Send + Sync> {
+        let vms = self.vms.clone();
+        Arc::new(move |key: &str| vms.lock().unwrap().get(key).map(|r| r.pid))
+    }
 }
 
 async fn respond(io: &mut (impl tokio::io::AsyncWrite + Unpin), code: u16, body: &str) {
@@ -202,7 +224,7 @@ async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 
                 let vm = vm_api(&st.client, &ns).get(&name).await.unwrap();
                 let spec = &vm.data["spec"]["template"];
                 let kargs = spec["spec"]["domain"]["firmware"]["kernelBoot"]["kernelArgs"].as_str().unwrap_or("").to_string();
-                let disk = spec["spec"]["volumes"][0]["dataVolume"]["name"].as_str().unwrap().to_string();
+                let disk = spec["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"].as_str().unwrap().to_string();
                 let device = st.disks.join(format!("{disk}.img"));
                 let mut child = tokio::process::Command::new(&st.probe)
                     .args(probe_args(&kargs, device.to_str().unwrap()))
@@ -215,6 +237,7 @@ async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 
                 let pid = child.id().unwrap() as i32;
                 let run = Running { pid, stdin: child.stdin.take(), stdout: child.stdout.take() };
                 st.vms.lock().unwrap().insert(format!("{ns}/{name}"), run);
+                st.write_pids();
                 let vmis = vmi_api(&st.client, &ns);
                 let _ = vmis.delete(&name, &Default::default()).await;
                 let vmi: DynamicObject = serde_json::from_value(json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
@@ -222,15 +245,18 @@ async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 
                 vmis.create(&PostParams::default(), &vmi).await.unwrap();
                 vmis.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Running"}}))).await.unwrap();
                 // the VMI ends when the guest does
-                let (client, vms, key) = (st.client.clone(), st.vms.clone(), format!("{ns}/{name}"));
+                let (client, vms, key, st2) = (st.client.clone(), st.vms.clone(), format!("{ns}/{name}"), st.clone());
                 tokio::spawn(async move {
                     let _ = child.wait().await;
                     let vmis = vmi_api(&client, &ns);
                     let _ = vmis.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Succeeded"}}))).await;
-                    let mut g = vms.lock().unwrap();
-                    if g.get(&key).is_some_and(|r| r.pid == pid) {
-                        g.remove(&key);
+                    {
+                        let mut g = vms.lock().unwrap();
+                        if g.get(&key).is_some_and(|r| r.pid == pid) {
+                            g.remove(&key);
+                        }
                     }
+                    st2.write_pids();
                 });
                 respond(&mut io, 200, "{}").await;
             }

@@ -49,6 +49,11 @@ fn save_state(spec: &KindSpec, env: &str, st: &State) -> Result<(), EnvError> {
     std::fs::write(&p, serde_json::to_string_pretty(st).expect("state serializes")).map_err(|source| EnvError::Io { what: format!("write {}", p.display()), source })
 }
 
+/// Has `env up` made this environment (and not `env down` removed it)?
+pub fn is_up(cfg: &EnvConfig, spec: &KindSpec) -> bool {
+    !load_state(spec, &cfg.spec.name).made.is_empty()
+}
+
 /// The tools `env up` runs, with what each is for.
 pub const TOOLS: &[(&str, &str)] = &[
     ("kind", "creates the clusters (https://kind.sigs.k8s.io, pinned v0.24.0)"),

@@ -1,25 +1,95 @@
 //! Kubernetes clusters as an environment (kind pairs, existing clusters): the kind pair's plan and its
-//! bring-up, existing clusters' checks, the DR driver that acts through the clusters' own DR orchestration
-//! (Ramen) and the faults on kind's node containers. The KubeVirt VM workload's resources and console are
-//! in `k8s::kubevirt`; the workload port over them is not wired yet, so drills on these backends refuse
-//! to start (exit 2) instead of pretending.
+//! bring-up, existing clusters' checks, and the ports over clusters: the probe in a KubeVirt VM (workload),
+//! kind's node containers or the operator's commands (faults), csi-addons VolumeReplication or Ramen's
+//! DRPlacementControl (DR driver).
 
+pub mod commands;
 pub mod existing;
 pub mod kind;
 pub mod kind_up;
 pub mod kubevirt;
 pub mod nodes;
 pub mod ramen;
+pub mod volrep;
 
-use crate::config::EnvConfig;
+use crate::config::{EnvConfig, ExistingSpec, Guest, KindSpec};
+use crate::env::probe::ProbeWorkload;
 use crate::error::EnvError;
+use crate::events::Bus;
+use crate::ports::{DrDriver, Infrastructure, Workload};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
-/// Why a drill cannot run on a Kubernetes backend yet, naming what is missing and what does work.
-pub fn drills_unavailable(cfg: &EnvConfig) -> EnvError {
-    EnvError::Usage(format!(
-        "{}: drills on the {} backend need the KubeVirt VM workload port, which this version does not have yet; what works here: `env up --dry-run`{}, `env status`, `lint --context`",
-        cfg.path.display(),
-        cfg.spec.backend_name(),
-        if cfg.spec.backend_name() == "kind" { ", `env up`/`env down`" } else { "" }
-    ))
+/// The ports of a cluster environment.
+pub struct ClusterParts {
+    pub workload: Box<dyn Workload>,
+    pub faults: Box<dyn Infrastructure>,
+    pub driver: Box<dyn DrDriver>,
+}
+
+/// Each site's client, checked to answer; the VM's namespace made where it is missing.
+async fn clients(cfg: &EnvConfig, contexts: &BTreeMap<String, String>, kubeconfig: Option<&std::path::Path>, guest: &Guest) -> Result<BTreeMap<String, kube::Client>, EnvError> {
+    let mut out = BTreeMap::new();
+    for (site, ctx) in contexts {
+        let c = kind_up::client_for(ctx, kubeconfig).await?;
+        match tokio::time::timeout(Duration::from_secs(15), c.apiserver_version()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(EnvError::Usage(format!("{}: site {site}: context {ctx} does not answer: {e}", cfg.path.display()))),
+            Err(_) => return Err(EnvError::Usage(format!("{}: site {site}: context {ctx} does not answer within 15s", cfg.path.display()))),
+        }
+        let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": guest.namespace}});
+        crate::k8s::apply::apply_all(&c, &[ns], false, Duration::from_secs(10)).await.map_err(|e| EnvError::Site { site: site.clone(), what: format!("make namespace {}", guest.namespace), detail: e.to_string(), cause: crate::error::Cause::Harness })?;
+        out.insert(site.clone(), c);
+    }
+    Ok(out)
+}
+
+fn volrep_settings(cfg: &EnvConfig, guest: &Guest, storage_class: &str, class: &str) -> Result<volrep::VolRepSettings, EnvError> {
+    let r = cfg.spec.regional().ok_or_else(|| EnvError::Usage(format!("{}: VolumeReplication protects Regional-DR environments; Metro-DR on clusters goes through Ramen (a hub)", cfg.path.display())))?;
+    let b = &cfg.spec.budgets;
+    Ok(volrep::VolRepSettings {
+        namespace: guest.namespace.clone(),
+        storage_class: storage_class.into(),
+        replication_class: class.into(),
+        disk_bytes: guest.disk_size.0,
+        app_label: guest.app_label.clone(),
+        interval: r.interval.0,
+        allowance: r.allowance(),
+        promote: b.promote.0,
+        bind: b.boot.0,
+    })
+}
+
+/// The kind pair made by `env up`: KubeVirt VMs, faults on the node containers, VolumeReplication.
+pub async fn up_kind(cfg: &EnvConfig, spec: &KindSpec, bus: Bus) -> Result<ClusterParts, EnvError> {
+    if !kind_up::is_up(cfg, spec) {
+        return Err(EnvError::Usage(format!("environment {} is not up: `dr-drill env up --env {}` first (drills use the kind clusters, they do not make them)", cfg.spec.name, cfg.path.display())));
+    }
+    let clusters = kind::cluster_names(cfg);
+    let contexts = clusters.iter().map(|(s, c)| (s.clone(), kind::context_of(c))).collect();
+    let clients = clients(cfg, &contexts, None, &spec.guest).await?;
+    let launcher = kubevirt::KubeVirtLauncher::new(clients.clone(), spec.guest.clone(), kind::PROBE_IMAGE, kind::STORAGE_CLASS, cfg.spec.budgets.boot.0);
+    Ok(ClusterParts {
+        workload: Box::new(ProbeWorkload::new(Box::new(launcher), cfg.spec.budgets.clone(), bus.clone())),
+        faults: Box::new(nodes::DockerNodes::new(&cfg.spec.name, cfg.spec.disposable, clusters, &spec.network, bus)),
+        driver: Box::new(volrep::VolRepDriver::new(clients, volrep_settings(cfg, &spec.guest, kind::STORAGE_CLASS, kind::VRC)?)),
+    })
+}
+
+/// Existing clusters: KubeVirt VMs, the operator's fault commands, VolumeReplication (without a hub).
+pub async fn up_existing(cfg: &EnvConfig, spec: &ExistingSpec, bus: Bus) -> Result<ClusterParts, EnvError> {
+    if spec.hub.is_some() {
+        return Err(EnvError::Usage(format!(
+            "{}: hub: drills through Ramen's DRPlacementControl are not wired to the VM workload yet (the driver is built and tested against a real API server); name a volumeReplicationClass instead of a hub to drill with csi-addons VolumeReplication",
+            cfg.path.display()
+        )));
+    }
+    let class = spec.volume_replication_class.clone().ok_or_else(|| EnvError::Usage(format!("{}: volumeReplicationClass: needed without a hub", cfg.path.display())))?;
+    let clients = clients(cfg, &spec.contexts, spec.kubeconfig.as_deref(), &spec.guest).await?;
+    let launcher = kubevirt::KubeVirtLauncher::new(clients.clone(), spec.guest.clone(), &spec.probe_image, &spec.storage_class, cfg.spec.budgets.boot.0);
+    Ok(ClusterParts {
+        workload: Box::new(ProbeWorkload::new(Box::new(launcher), cfg.spec.budgets.clone(), bus.clone())),
+        faults: Box::new(commands::OperatorCommands::new(&cfg.spec.name, cfg.spec.disposable, spec.commands.clone(), spec.contexts.clone(), bus, cfg.spec.budgets.command.0)),
+        driver: Box::new(volrep::VolRepDriver::new(clients, volrep_settings(cfg, &spec.guest, &spec.storage_class, &class)?)),
+    })
 }

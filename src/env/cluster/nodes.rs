@@ -162,6 +162,24 @@ impl Faults for DockerNodes {
     }
 }
 
+#[async_trait]
+impl crate::ports::Infrastructure for DockerNodes {
+    fn describe(&self) -> String {
+        format!("kind clusters: {}", self.clusters.iter().map(|(s, c)| format!("site {s} = {c}")).collect::<Vec<_>>().join(", "))
+    }
+    fn kept_at(&self) -> String {
+        "the kind clusters stay up until `dr-drill env down`".into()
+    }
+    fn rss_bytes(&self) -> u64 {
+        0
+    }
+    async fn round_trips(&mut self, _from: &str, _to: &str, _samples: u32) -> Result<Vec<Duration>, EnvError> {
+        Err(EnvError::Usage("round trips between kind clusters are not measured (their nodes share this machine's bridge)".into()))
+    }
+    /// The clusters belong to `env up`/`env down`, not to a run.
+    async fn down(&mut self) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

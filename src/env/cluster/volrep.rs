@@ -1,0 +1,311 @@
+//! The DR driver for two clusters without Ramen: csi-addons VolumeReplication on the VM's PVC. Provision
+//! makes the PVC on the primary, stages its twin on the peer (the same PersistentVolume, statically bound,
+//! as Ramen's kube-object protection would restore it), and a VolumeReplication on each side (primary /
+//! secondary). Relocate demotes then promotes; failover promotes the survivor. The replication rounds are
+//! the primary VolumeReplication's `lastSyncTime` / `lastSyncDuration`, read by a poller while the VM runs;
+//! the Regional-DR bound is the environment's declared interval and allowance, never what was seen.
+
+use crate::clock::Wt;
+use crate::error::{Cause, EnvError};
+use crate::k8s::apply::{self, Obj};
+use crate::k8s::kubevirt::pvc_bound;
+use crate::k8s::volrep::{self, Role, VolumeReplication};
+use crate::k8s::K8sError;
+use crate::oracle::{Checkpoint, SyncSample};
+use crate::ports::{DrDriver, DriverReport, Marker, Promise, Volume};
+use crate::timeline::Segment;
+use crate::units::Dur;
+use async_trait::async_trait;
+use kube::api::{Api, DeleteParams};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the driver needs to know of the environment.
+#[derive(Clone, Debug)]
+pub struct VolRepSettings {
+    pub namespace: String,
+    pub storage_class: String,
+    pub replication_class: String,
+    pub disk_bytes: u64,
+    /// Key of the application's common label (value `dr-drill-<vm>`).
+    pub app_label: String,
+    pub interval: Duration,
+    pub allowance: Duration,
+    /// How long a flip may take.
+    pub promote: Duration,
+    /// How long a PVC may take to bind.
+    pub bind: Duration,
+}
+
+struct App {
+    pvc: String,
+    primary: String,
+    syncs: Arc<Mutex<Vec<SyncSample>>>,
+    poller: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub struct VolRepDriver {
+    clients: BTreeMap<String, kube::Client>,
+    s: VolRepSettings,
+    apps: BTreeMap<String, App>,
+}
+
+const REQUEST: Duration = Duration::from_secs(15);
+
+fn obj(api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Obj {
+    Obj { api_version: api_version.into(), kind: kind.into(), namespace: ns.map(Into::into), name: name.into() }
+}
+
+/// The PVC's twin for the peer: bound to a copy of the same PersistentVolume (reclaim Retain, no claim
+/// uid), so that when the peer's VolumeReplication is promoted the VM finds its disk there. Pure.
+pub fn twin(pvc: &Value, pv: &Value) -> (Value, Value) {
+    let (ns, name) = (pvc["metadata"]["namespace"].clone(), pvc["metadata"]["name"].clone());
+    let mut pv_spec = pv["spec"].clone();
+    pv_spec["persistentVolumeReclaimPolicy"] = json!("Retain");
+    pv_spec["claimRef"] = json!({ "apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": ns, "name": name });
+    let pv_copy = json!({
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": { "name": pv["metadata"]["name"], "labels": pv["metadata"]["labels"].clone() },
+        "spec": pv_spec
+    });
+    let mut spec = pvc["spec"].clone();
+    spec["volumeName"] = pv["metadata"]["name"].clone();
+    let pvc_copy = json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": { "name": name, "namespace": ns, "labels": pvc["metadata"]["labels"].clone() },
+        "spec": spec
+    });
+    (pvc_copy, pv_copy)
+}
+
+/// A VolumeReplication for `pvc` in `role`. Pure.
+pub fn replication(ns: &str, pvc: &str, class: &str, role: Role, label: (&str, &str)) -> Value {
+    json!({
+        "apiVersion": "replication.storage.openshift.io/v1alpha1", "kind": "VolumeReplication",
+        "metadata": { "name": pvc, "namespace": ns, "labels": { label.0: label.1 } },
+        "spec": { "volumeReplicationClass": class, "replicationState": role.spec(), "dataSource": { "kind": "PersistentVolumeClaim", "name": pvc } }
+    })
+}
+
+/// The replication round a VolumeReplication's status reports (None before the first). Pure.
+pub fn sync_of(v: &VolumeReplication) -> Option<SyncSample> {
+    let started = volrep::last_sync(Some(v))?;
+    let s = v.status.as_ref()?;
+    let took = s.last_sync_duration.as_deref().and_then(|d| d.parse::<Dur>().ok());
+    Some(SyncSample::new(format!("lastSyncTime {}", s.last_sync_time.clone().unwrap_or_default()), started, took.map(|t| Wt(started.0 + t.0.as_nanos() as u64))))
+}
+
+impl VolRepDriver {
+    pub fn new(clients: BTreeMap<String, kube::Client>, s: VolRepSettings) -> VolRepDriver {
+        VolRepDriver { clients, s, apps: BTreeMap::new() }
+    }
+
+    fn client(&self, site: &str) -> Result<kube::Client, EnvError> {
+        self.clients.get(site).cloned().ok_or_else(|| EnvError::Usage(format!("site {site} has no cluster in this environment")))
+    }
+
+    fn app(&self, vm: &str) -> Result<&App, EnvError> {
+        self.apps.get(vm).ok_or_else(|| EnvError::Usage(format!("no VM named {vm} is protected in this scenario")))
+    }
+
+    fn vrs(&self, site: &str) -> Result<Api<VolumeReplication>, EnvError> {
+        Ok(Api::namespaced(self.client(site)?, &self.s.namespace))
+    }
+
+    fn peer_of(&self, site: &str) -> Result<String, EnvError> {
+        self.clients.keys().find(|s| *s != site).cloned().ok_or_else(|| EnvError::Usage(format!("site {site} has no peer")))
+    }
+
+    async fn flip(&self, site: &str, pvc: &str, role: Role) -> Result<VolumeReplication, EnvError> {
+        let api = self.vrs(site)?;
+        volrep::flip(&api, &self.s.namespace, pvc, role, self.s.promote).await.map_err(|e| EnvError::Site { site: site.into(), what: format!("make VolumeReplication {}/{pvc} {}", self.s.namespace, role.spec()), detail: e.to_string(), cause: crate::error::Caused::cause(&e) })
+    }
+
+    /// Reads the primary's VolumeReplication every second and keeps each new replication round it reports.
+    fn poll(&self, site: &str, pvc: &str, syncs: Arc<Mutex<Vec<SyncSample>>>) -> Result<tokio::task::JoinHandle<()>, EnvError> {
+        let api = self.vrs(site)?;
+        let pvc = pvc.to_string();
+        Ok(tokio::spawn(async move {
+            loop {
+                if let Ok(Ok(Some(v))) = tokio::time::timeout(REQUEST, api.get_opt(&pvc)).await {
+                    if let Some(s) = sync_of(&v) {
+                        let mut g = syncs.lock().unwrap();
+                        if g.last().is_none_or(|l| l.started < s.started) {
+                            g.push(s);
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }))
+    }
+
+    fn restart_poller(&mut self, vm: &str, site: &str) -> Result<(), EnvError> {
+        let (pvc, syncs) = {
+            let a = self.app(vm)?;
+            (a.pvc.clone(), a.syncs.clone())
+        };
+        let h = self.poll(site, &pvc, syncs)?;
+        if let Some(a) = self.apps.get_mut(vm) {
+            if let Some(old) = a.poller.replace(h) {
+                old.abort();
+            }
+            a.primary = site.to_string();
+        }
+        Ok(())
+    }
+
+    fn label(&self, vm: &str) -> (String, String) {
+        (self.s.app_label.clone(), format!("dr-drill-{vm}"))
+    }
+}
+
+fn k8s(site: &str, what: &str) -> impl Fn(K8sError) -> EnvError {
+    let (site, what) = (site.to_string(), what.to_string());
+    move |e| EnvError::Site { site: site.clone(), what: what.clone(), detail: e.to_string(), cause: crate::error::Caused::cause(&e) }
+}
+
+#[async_trait]
+impl DrDriver for VolRepDriver {
+    async fn provision(&mut self, vm: &str, site: &str) -> Result<Volume, EnvError> {
+        let (ns, pvc) = (self.s.namespace.clone(), format!("{vm}-disk"));
+        let peer = self.peer_of(site)?;
+        let (c, pc) = (self.client(site)?, self.client(&peer)?);
+        let (lk, lv) = self.label(vm);
+        let claim = crate::k8s::kubevirt::pvc_manifest(&ns, &pvc, &self.s.storage_class, self.s.disk_bytes, (&lk, &lv));
+        apply::apply_all(&c, &[claim], false, Duration::from_secs(10)).await.map_err(k8s(site, "create the VM's PVC"))?;
+        let bound = apply::wait_ready(&c, &obj("v1", "PersistentVolumeClaim", Some(&ns), &pvc), "bind", self.s.bind, pvc_bound).await.map_err(k8s(site, "bind the VM's PVC"))?;
+        let pv_name = bound.pointer("/spec/volumeName").and_then(Value::as_str).ok_or_else(|| EnvError::Site { site: site.into(), what: "read the VM's volume".into(), detail: format!("PVC {ns}/{pvc} is bound but names no volume"), cause: Cause::System })?.to_string();
+        let pv = apply::get(&c, &obj("v1", "PersistentVolume", None, &pv_name)).await.map_err(k8s(site, "read the VM's volume"))?.ok_or_else(|| EnvError::Site { site: site.into(), what: "read the VM's volume".into(), detail: format!("PersistentVolume {pv_name} is missing"), cause: Cause::System })?;
+        let (pvc_twin, pv_twin) = twin(&bound, &pv);
+        apply::apply_all(&pc, &[pv_twin, pvc_twin], false, Duration::from_secs(10)).await.map_err(k8s(&peer, "stage the VM's volume"))?;
+        let class = self.s.replication_class.clone();
+        apply::apply_all(&c, &[replication(&ns, &pvc, &class, Role::Primary, (&lk, &lv))], false, Duration::from_secs(10)).await.map_err(k8s(site, "protect the VM's PVC"))?;
+        apply::apply_all(&pc, &[replication(&ns, &pvc, &class, Role::Secondary, (&lk, &lv))], false, Duration::from_secs(10)).await.map_err(k8s(&peer, "protect the VM's PVC"))?;
+        for (s, role) in [(site.to_string(), Role::Primary), (peer.clone(), Role::Secondary)] {
+            let api = self.vrs(&s)?;
+            crate::k8s::wait_for(&api, &ns, &pvc, &format!("become {}", role.spec()), self.s.promote, volrep::in_role(role), |v| format!("{:?}", v.and_then(|v| v.status.clone())))
+                .await
+                .map_err(k8s(&s, "protect the VM's PVC"))?;
+        }
+        self.apps.insert(vm.into(), App { pvc: pvc.clone(), primary: site.into(), syncs: Arc::default(), poller: None });
+        self.restart_poller(vm, site)?;
+        Ok(Volume { name: pvc })
+    }
+
+    fn volume(&self, vm: &str) -> Result<Volume, EnvError> {
+        self.app(vm).map(|a| Volume { name: a.pvc.clone() })
+    }
+
+    fn primary(&self, vm: &str) -> Result<String, EnvError> {
+        self.app(vm).map(|a| a.primary.clone())
+    }
+
+    /// Demote (the storage takes the final snapshot and syncs it), then promote the peer.
+    async fn relocate(&mut self, vm: &str, to: &str, barrier: bool, m: &mut Marker) -> Result<DriverReport, EnvError> {
+        if !barrier {
+            return Err(EnvError::Usage("a relocate without the sync barrier is a lab-only negative control: VolumeReplication always syncs on demotion".into()));
+        }
+        let (pvc, from) = (self.app(vm)?.pvc.clone(), self.app(vm)?.primary.clone());
+        let demoted = self.flip(&from, &pvc, Role::Secondary).await?;
+        m.mark(Segment::Demoted);
+        let promoted = self.flip(to, &pvc, Role::Primary).await?;
+        m.mark(Segment::Promoted);
+        self.restart_poller(vm, to)?;
+        let details = json!({ "demoted": { "site": from, "status": demoted.status }, "promoted": { "site": to, "status": promoted.status } });
+        Ok(DriverReport { promise: Promise::NoLoss, details })
+    }
+
+    /// Promote the survivor; the lost site is fenced by the environment's faults (isolated or powered off).
+    async fn failover(&mut self, vm: &str, to: &str, fault_at: Wt, fence: bool, m: &mut Marker) -> Result<DriverReport, EnvError> {
+        if !fence {
+            return Err(EnvError::Usage("a failover without fencing is a lab-only negative control".into()));
+        }
+        let pvc = self.app(vm)?.pvc.clone();
+        if let Some(p) = self.apps.get_mut(vm).and_then(|a| a.poller.take()) {
+            p.abort();
+        }
+        let syncs: Vec<SyncSample> = self.app(vm)?.syncs.lock().unwrap().clone();
+        let promoted = self.flip(to, &pvc, Role::Primary).await?;
+        m.mark(Segment::Promoted);
+        self.restart_poller(vm, to)?;
+        // the newest round the primary reported complete before the fault
+        let checkpoint = syncs.iter().rev().find(|s| s.completed.is_some_and(|c| c <= fault_at)).map(|s| Checkpoint { name: s.name.clone(), started: s.started });
+        let details = json!({ "promoted": { "site": to, "status": promoted.status }, "roundsSeen": syncs.len() });
+        Ok(DriverReport { promise: Promise::Window { interval: self.s.interval, allowance: self.s.allowance, checkpoint, syncs }, details })
+    }
+
+    /// Waits until the primary reports a round taken at or after `since` (three intervals + the allowance).
+    async fn replicated(&mut self, vm: &str, _to: &str, since: Wt) -> Result<String, EnvError> {
+        let (syncs, primary) = (self.app(vm)?.syncs.clone(), self.app(vm)?.primary.clone());
+        let deadline = self.s.interval * 3 + self.s.allowance;
+        let check = || std::future::ready(Ok::<_, EnvError>(syncs.lock().unwrap().iter().find(|s| s.started >= since && s.completed.is_some()).map(|s| s.name.clone())));
+        crate::wait::until("a replication round taken since the VM wrote", deadline, check, crate::wait::every(Duration::from_millis(500))).await.map_err(|e| crate::error::from_wait(&primary, Cause::System, e))
+    }
+
+    async fn serving(&mut self, _vm: &str) -> Result<(), EnvError> {
+        Ok(())
+    }
+
+    /// The VM's replication, PVCs and staged volumes go (best effort: a lost site may not answer).
+    async fn release(&mut self, vm: &str) {
+        let Some(mut a) = self.apps.remove(vm) else { return };
+        if let Some(p) = a.poller.take() {
+            p.abort();
+        }
+        for (site, c) in &self.clients {
+            let ns = &self.s.namespace;
+            let vrs: Api<VolumeReplication> = Api::namespaced(c.clone(), ns);
+            let _ = tokio::time::timeout(REQUEST, vrs.delete(&a.pvc, &DeleteParams::default())).await;
+            let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(c.clone(), ns);
+            let pv = tokio::time::timeout(REQUEST, pvcs.get_opt(&a.pvc)).await.ok().and_then(|r| r.ok()).flatten().and_then(|p| p.spec.and_then(|s| s.volume_name));
+            let _ = tokio::time::timeout(REQUEST, pvcs.delete(&a.pvc, &DeleteParams::default())).await;
+            // the staged twin's volume is Retain: removed here (the provisioner's own goes with its claim)
+            if let Some(pv) = pv {
+                if *site != a.primary {
+                    let pvs: Api<k8s_openapi::api::core::v1::PersistentVolume> = Api::all(c.clone());
+                    let _ = tokio::time::timeout(REQUEST, pvs.delete(&pv, &DeleteParams::default())).await;
+                }
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        let vms: Vec<String> = self.apps.keys().cloned().collect();
+        for vm in vms {
+            self.release(&vm).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_twin_is_statically_bound_to_the_same_volume() {
+        let y = |s: &str| -> Value { serde_saphyr::from_str(s).unwrap() };
+        let pvc = y("metadata: {name: vm0-disk, namespace: dr-drill, uid: u1, resourceVersion: '7', labels: {app.kubernetes.io/part-of: dr-drill-vm0}}\nspec: {storageClassName: rbd-mirrored, volumeMode: Block, volumeName: pvc-u1, accessModes: [ReadWriteOnce], resources: {requests: {storage: '67108864'}}}\nstatus: {phase: Bound}");
+        let pv = y("metadata: {name: pvc-u1, uid: u2}\nspec: {persistentVolumeReclaimPolicy: Delete, claimRef: {namespace: dr-drill, name: vm0-disk, uid: u1}, csi: {driver: rook-ceph.rbd.csi.ceph.com, volumeHandle: 0001-x}, volumeMode: Block}");
+        let (c, v) = twin(&pvc, &pv);
+        assert_eq!(c["spec"]["volumeName"], "pvc-u1");
+        assert!(c["metadata"].get("uid").is_none() && c.get("status").is_none());
+        assert_eq!(c["metadata"]["labels"]["app.kubernetes.io/part-of"], "dr-drill-vm0");
+        assert_eq!(v["spec"]["persistentVolumeReclaimPolicy"], "Retain");
+        assert!(v["spec"]["claimRef"].get("uid").is_none());
+        assert_eq!(v["spec"]["csi"]["volumeHandle"], "0001-x");
+    }
+
+    #[test]
+    fn a_round_is_read_from_the_status() {
+        let v: VolumeReplication = serde_saphyr::from_str("apiVersion: replication.storage.openshift.io/v1alpha1\nkind: VolumeReplication\nmetadata: {name: d, namespace: n}\nspec: {volumeReplicationClass: c, replicationState: primary, dataSource: {kind: PersistentVolumeClaim, name: d}}\nstatus: {lastSyncTime: '2026-11-29T05:00:00Z', lastSyncDuration: 1.5s}").unwrap();
+        let s = sync_of(&v).unwrap();
+        assert_eq!(s.sync_ms, Some(1500.0));
+        assert_eq!(s.name, "lastSyncTime 2026-11-29T05:00:00Z");
+        let mut none = v.clone();
+        none.status = None;
+        assert!(sync_of(&none).is_none());
+    }
+}
