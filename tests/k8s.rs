@@ -8,6 +8,8 @@ mod support;
 mod virt_api;
 #[path = "support/storage.rs"]
 mod storage;
+#[path = "support/ramen.rs"]
+mod ramen_double;
 
 use dr_drill::clock::Wt;
 use dr_drill::env::cluster::ramen::RamenDriver;
@@ -372,6 +374,7 @@ async fn the_kubevirt_workload_runs_the_probe_over_the_console() {
 struct Pair {
     _a: ApiServer,
     _b: ApiServer,
+    _hub: Option<(ApiServer, tokio::task::JoinHandle<()>)>,
     _va: virt_api::VirtApi,
     _vb: virt_api::VirtApi,
     storage: storage::Storage,
@@ -380,6 +383,12 @@ struct Pair {
 }
 
 async fn pair(interval: Duration) -> Pair {
+    pair_with(interval, false).await
+}
+
+/// With `hub`, a third API server is the RHACM hub: the DRPC `vm0` protects the VM's application (its
+/// PVC selected by the application's label) and a Ramen double acts on it.
+async fn pair_with(interval: Duration, hub: bool) -> Pair {
     // one after the other: the servers' parent-death signal belongs to the thread that started them
     let (a, b) = (ApiServer::start(), ApiServer::start());
     let (ca, cb) = (setup(&a).await, setup(&b).await);
@@ -390,7 +399,21 @@ async fn pair(interval: Duration) -> Pair {
     let st = storage::Storage::start(vec![site(&ca, &va), site(&cb, &vb)], interval);
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
-    support::kubeconfig_of(&kc, &[("ctx-a", &a), ("ctx-b", &b)]);
+    let hub = if hub {
+        let h = ApiServer::start();
+        let hc = setup(&h).await;
+        apply(&hc, json!({"apiVersion": "ramendr.openshift.io/v1alpha1", "kind": "DRPolicy", "metadata": {"name": "dr-5s"}, "spec": {"drClusters": ["ctx-a", "ctx-b"], "schedulingInterval": "5s"}})).await;
+        apply(&hc, json!({"apiVersion": "ramendr.openshift.io/v1alpha1", "kind": "DRPlacementControl", "metadata": {"name": "vm0", "namespace": "apps"},
+            "spec": {"placementRef": {"kind": "Placement", "name": "vm0-placement"}, "drPolicyRef": {"name": "dr-5s"}, "preferredCluster": "ctx-a",
+                     "pvcSelector": {"matchLabels": {"app.kubernetes.io/part-of": "dr-drill-vm0"}}, "protectedNamespaces": ["dr-drill"]}})).await;
+        let ctl = ramen_double::start(hc, "apps", BTreeMap::from([("ctx-a".to_string(), ca.clone()), ("ctx-b".to_string(), cb.clone())]));
+        support::kubeconfig_of(&kc, &[("ctx-a", &a), ("ctx-b", &b), ("ctx-hub", &h)]);
+        Some((h, ctl))
+    } else {
+        support::kubeconfig_of(&kc, &[("ctx-a", &a), ("ctx-b", &b)]);
+        None
+    };
+    let protection = if hub.is_some() { "    hub: {context: ctx-hub, namespace: apps, drPolicy: dr-5s}\n" } else { "    volumeReplicationClass: vrc\n" };
     let pids = |api: &ApiServer| api.pids().iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" ");
     // power loss of a site: its probes and its API server (with its etcd) killed outright; its isolation
     // (the fence of a failover) makes sure nothing of it runs any more
@@ -405,12 +428,12 @@ async fn pair(interval: Duration) -> Pair {
     std::fs::write(
         &env,
         format!(
-            "name: doubles\ndisposable: true\nsites:\n  - name: a\n  - name: b\nbackend:\n  existing:\n    kubeconfig: {}\n    contexts: {{a: ctx-a, b: ctx-b}}\n    storageClass: rbd-mirrored\n    volumeReplicationClass: vrc\n    probeImage: localhost/dr-drill/probe-kernel:v1\n    commands:\n      powerLoss: \"{power}\"\n      restore: \"true\"\n      isolate: \"{power} 2>/dev/null; true\"\n      reconnect: \"true\"\nreplication:\n  regional:\n    interval: 5s\n    scheduler: storage\n    syncAllowance: 3s\nvm:\n  writeRate: 50\nbudgets:\n  boot: 60s\n  promote: 60s\n  syncBarrier: 60s\n  gracefulStop: 30s\n  command: 30s\n",
+            "name: doubles\ndisposable: true\nsites:\n  - name: a\n  - name: b\nbackend:\n  existing:\n    kubeconfig: {}\n    contexts: {{a: ctx-a, b: ctx-b}}\n    storageClass: rbd-mirrored\n{protection}    probeImage: localhost/dr-drill/probe-kernel:v1\n    commands:\n      powerLoss: \"{power}\"\n      restore: \"true\"\n      isolate: \"{power} 2>/dev/null; true\"\n      reconnect: \"true\"\nreplication:\n  regional:\n    interval: 5s\n    scheduler: storage\n    syncAllowance: 3s\nvm:\n  writeRate: 50\nbudgets:\n  boot: 60s\n  promote: 60s\n  syncBarrier: 60s\n  gracefulStop: 30s\n  command: 30s\n",
             kc.display()
         ),
     )
     .unwrap();
-    Pair { _a: a, _b: b, _va: va, _vb: vb, storage: st, dir, env }
+    Pair { _a: a, _b: b, _hub: hub, _va: va, _vb: vb, storage: st, dir, env }
 }
 
 async fn drill(p: &Pair, feature: &str) -> dr_drill::report::RunResult {
@@ -458,4 +481,29 @@ async fn a_failover_without_replication_fails() {
     assert_eq!(r.failed, 1, "{:?}", r.scenarios.iter().map(|s| (&s.status, &s.reason)).collect::<Vec<_>>());
     assert_eq!(r.exit_code(), 1, "{:?}", s.reason);
     assert!(s.records_lost.unwrap_or(0) > 300, "{:?}", s.records_lost);
+}
+
+/// The bundled failover feature through Ramen: the harness makes the VM's PVC and VM, the DRPC on the hub
+/// protects them (a Ramen double over real API servers), the failover is Ramen's (`action: Failover`), the
+/// bound comes from the DRPolicy's schedulingInterval and the checkpoint from lastGroupSyncTime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_drill_through_ramen_passes_within_the_bound() {
+    let p = pair_with(Duration::from_secs(5), true).await;
+    let r = drill(&p, "features/failover.feature").await;
+    let s = &r.scenarios[0];
+    println!("failover through Ramen: {} acked, {} lost, loss window {:?} ms (bound {:?} ms)", s.records_acked.unwrap_or(0), s.records_lost.unwrap_or(0), s.loss_window_ms, s.loss_bound_ms);
+    assert_eq!((r.passed, r.failed, r.skipped), (1, 0, 0), "{:?}", r.scenarios.iter().map(|s| (&s.status, &s.reason)).collect::<Vec<_>>());
+    assert!(s.loss_window_ms.unwrap() <= s.loss_bound_ms.unwrap());
+    assert_eq!(s.action.as_ref().unwrap()["driver"]["phase"], "FailedOver", "{:?}", s.action);
+}
+
+/// The bundled relocate feature through Ramen: nothing lost, the STOP record survives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relocate_drill_through_ramen_loses_nothing() {
+    let p = pair_with(Duration::from_secs(5), true).await;
+    let r = drill(&p, "features/relocate.feature").await;
+    let s = &r.scenarios[0];
+    assert_eq!((r.passed, r.failed, r.skipped), (1, 0, 0), "{:?}", r.scenarios.iter().map(|s| (&s.status, &s.reason)).collect::<Vec<_>>());
+    assert_eq!(s.records_lost, Some(0));
+    assert_eq!(s.action.as_ref().unwrap()["driver"]["phase"], "Relocated", "{:?}", s.action);
 }

@@ -130,6 +130,8 @@ pub trait Launcher: Send {
     async fn launch(&mut self, l: &Launch<'_>) -> Result<Launched, EnvError>;
     /// Records the VM's disk holds.
     fn disk_records(&self) -> u64;
+    /// The scenario is over: remove what the launcher made for `vm` (nothing left behind).
+    async fn forget(&mut self, _vm: &str) {}
 }
 
 fn vm_err(vm: &str, site: &str, cause: Cause, detail: impl Into<String>) -> EnvError {
@@ -515,6 +517,7 @@ impl Workload for ProbeWorkload {
 
     async fn stop(&mut self, vm: &str) {
         let _ = self.archive(vm).await;
+        self.launcher.forget(vm).await;
         // boots left behind end with the scenario: killed (frozen or not), read to their end, kept as evidence
         if let Ok(v) = self.vm(vm) {
             for mut b in std::mem::take(&mut v.abandoned) {

@@ -98,6 +98,16 @@ pub async fn get(client: &Client, o: &Obj) -> Result<Option<Value>, K8sError> {
     Ok(got.map(|d| serde_json::to_value(d).unwrap_or(Value::Null)))
 }
 
+/// Deletes the object; one that is not there is already deleted.
+pub async fn delete(client: &Client, o: &Obj) -> Result<(), K8sError> {
+    let api = api_for(client, o, Duration::ZERO).await?;
+    match api.delete(&o.name, &Default::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(source) => Err(K8sError::Api { what: "delete".into(), kind: o.kind.clone(), namespace: o.namespace.clone().unwrap_or_default(), name: o.name.clone(), source }),
+    }
+}
+
 /// Polls `o` until `ready` holds, for at most `deadline`; the timeout names the object and what it showed.
 pub async fn wait_ready(client: &Client, o: &Obj, what: &str, deadline: Duration, ready: impl Fn(Option<&Value>) -> bool) -> Result<Value, K8sError> {
     let t0 = std::time::Instant::now();

@@ -2,10 +2,9 @@
 //! registered as the aggregated API `v1.subresources.kubevirt.io` of a real kube-apiserver, which proxies
 //! `start`, `stop` and the serial `console` (a websocket, `plain.kubevirt.io`) to it over TLS. It listens
 //! inside a network namespace of its own (the aggregator refuses loopback endpoints; named `drt-*`, which
-//! the lab never reaps). A VM's `start` runs
-//! the real probe (host mode) on a file standing for the VM's PVC, with the arguments the VM's kernel
-//! arguments carry, and publishes a VMI as KubeVirt does; the console carries the probe's stdin/stdout.
-//! Everything (processes, namespace, link) goes on drop.
+//! the lab never reaps). A VM's `start` runs the real probe (host mode) on a file standing for the VM's
+//! PVC, with the arguments the VM's kernel arguments carry, and publishes a VMI as KubeVirt does; the
+//! console carries the probe's stdin/stdout. Everything (processes, namespace, link) goes on drop.
 
 use futures::{SinkExt, StreamExt};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};

@@ -76,6 +76,17 @@ impl Launcher for KubeVirtLauncher {
         self.guest.disk_size.0 / 4096 - 1
     }
 
+    /// The VM and its ConfigMap go from every site (best effort: a lost site may not answer).
+    async fn forget(&mut self, vm: &str) {
+        for c in self.clients.values() {
+            let ns = &self.guest.namespace;
+            for (api_version, kind, name) in [("kubevirt.io/v1", "VirtualMachine", vm.to_string()), ("v1", "ConfigMap", format!("{vm}-probe"))] {
+                let o = Obj { api_version: api_version.into(), kind: kind.into(), namespace: Some(ns.clone()), name };
+                let _ = tokio::time::timeout(REQUEST, apply::delete(c, &o)).await;
+            }
+        }
+    }
+
     async fn launch(&mut self, l: &Launch<'_>) -> Result<Launched, EnvError> {
         let client = self.clients.get(l.site).ok_or_else(|| EnvError::Usage(format!("site {} has no cluster in this environment", l.site)))?.clone();
         let m = self.manifest(l);

@@ -76,20 +76,30 @@ pub async fn up_kind(cfg: &EnvConfig, spec: &KindSpec, bus: Bus) -> Result<Clust
     })
 }
 
-/// Existing clusters: KubeVirt VMs, the operator's fault commands, VolumeReplication (without a hub).
+/// Existing clusters: KubeVirt VMs, the operator's fault commands, and Ramen's DRPlacementControl (with a
+/// hub) or csi-addons VolumeReplication (without).
 pub async fn up_existing(cfg: &EnvConfig, spec: &ExistingSpec, bus: Bus) -> Result<ClusterParts, EnvError> {
-    if spec.hub.is_some() {
-        return Err(EnvError::Usage(format!(
-            "{}: hub: drills through Ramen's DRPlacementControl are not wired to the VM workload yet (the driver is built and tested against a real API server); name a volumeReplicationClass instead of a hub to drill with csi-addons VolumeReplication",
-            cfg.path.display()
-        )));
-    }
-    let class = spec.volume_replication_class.clone().ok_or_else(|| EnvError::Usage(format!("{}: volumeReplicationClass: needed without a hub", cfg.path.display())))?;
     let clients = clients(cfg, &spec.contexts, spec.kubeconfig.as_deref(), &spec.guest).await?;
-    let launcher = kubevirt::KubeVirtLauncher::new(clients.clone(), spec.guest.clone(), &spec.probe_image, &spec.storage_class, cfg.spec.budgets.boot.0);
+    let b = &cfg.spec.budgets;
+    let driver: Box<dyn DrDriver> = match &spec.hub {
+        // Ramen: the application's DRPlacementControl (named after the VM) on the hub; the harness makes
+        // the VM's PVC and its VM, Ramen protects and moves them
+        Some(hub) => {
+            let hc = kind_up::client_for(&hub.context, spec.kubeconfig.as_deref()).await?;
+            let managed = cfg.site_names().into_iter().map(|s| (s.clone(), hub.clusters.get(&s).cloned().unwrap_or_else(|| spec.contexts[&s].clone()))).collect();
+            let allowance = cfg.spec.regional().map(|r| r.allowance());
+            let disk = ramen::DiskSpec { namespace: spec.guest.namespace.clone(), storage_class: spec.storage_class.clone(), bytes: spec.guest.disk_size.0, app_label: spec.guest.app_label.clone(), bind: b.boot.0 };
+            Box::new(ramen::RamenDriver::new(hc, &hub.namespace, managed, b.promote.0, allowance).making_disks(clients.clone(), disk))
+        }
+        None => {
+            let class = spec.volume_replication_class.clone().ok_or_else(|| EnvError::Usage(format!("{}: volumeReplicationClass: needed without a hub", cfg.path.display())))?;
+            Box::new(volrep::VolRepDriver::new(clients.clone(), volrep_settings(cfg, &spec.guest, &spec.storage_class, &class)?))
+        }
+    };
+    let launcher = kubevirt::KubeVirtLauncher::new(clients, spec.guest.clone(), &spec.probe_image, &spec.storage_class, b.boot.0);
     Ok(ClusterParts {
-        workload: Box::new(ProbeWorkload::new(Box::new(launcher), cfg.spec.budgets.clone(), bus.clone())),
-        faults: Box::new(commands::OperatorCommands::new(&cfg.spec.name, cfg.spec.disposable, spec.commands.clone(), spec.contexts.clone(), bus, cfg.spec.budgets.command.0)),
-        driver: Box::new(volrep::VolRepDriver::new(clients, volrep_settings(cfg, &spec.guest, &spec.storage_class, &class)?)),
+        workload: Box::new(ProbeWorkload::new(Box::new(launcher), b.clone(), bus.clone())),
+        faults: Box::new(commands::OperatorCommands::new(&cfg.spec.name, cfg.spec.disposable, spec.commands.clone(), spec.contexts.clone(), bus, b.command.0)),
+        driver,
     })
 }

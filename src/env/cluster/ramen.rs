@@ -4,7 +4,7 @@
 //! `schedulingInterval` (Metro-DR policies have none: no loss), the checkpoint from `lastGroupSyncTime`.
 
 use crate::clock::Wt;
-use crate::error::{Cause, EnvError};
+use crate::error::EnvError;
 use crate::k8s::ramen::{self, Action, DRPlacementControl, DRPolicy};
 use crate::k8s::K8sError;
 use crate::oracle::{Checkpoint, SyncSample};
@@ -22,6 +22,8 @@ use std::time::Duration;
 struct App {
     drpc: String,
     primary: String,
+    /// The PVC Ramen protects (the VM's disk).
+    volume: String,
 }
 
 pub struct RamenDriver {
@@ -37,6 +39,20 @@ pub struct RamenDriver {
     apps: BTreeMap<String, App>,
     /// The schedule of the DRPolicy protecting the apps (None: Metro-DR).
     interval: Option<Duration>,
+    /// When set, the VM's disk is made here: site -> managed cluster client, and the PVC's shape. Ramen
+    /// then protects it (the DRPC's pvcSelector selects the application's label).
+    disks: Option<(BTreeMap<String, Client>, DiskSpec)>,
+}
+
+/// The VM's PVC as the harness makes it for Ramen to protect.
+#[derive(Clone, Debug)]
+pub struct DiskSpec {
+    pub namespace: String,
+    pub storage_class: String,
+    pub bytes: u64,
+    pub app_label: String,
+    /// How long the PVC may take to bind.
+    pub bind: Duration,
 }
 
 impl RamenDriver {
@@ -51,7 +67,32 @@ impl RamenDriver {
             allowance,
             apps: BTreeMap::new(),
             interval: None,
+            disks: None,
         }
+    }
+
+    /// The driver also makes each VM's PVC (`<vm>-disk`, labelled `app_label: dr-drill-<vm>`) on the site
+    /// it starts on, through `clients` (site -> managed cluster).
+    pub fn making_disks(mut self, clients: BTreeMap<String, Client>, spec: DiskSpec) -> RamenDriver {
+        self.disks = Some((clients, spec));
+        self
+    }
+
+    /// Makes the VM's PVC on `site` and waits until it is bound.
+    async fn make_disk(&self, vm: &str, site: &str) -> Result<String, EnvError> {
+        let pvc = format!("{vm}-disk");
+        let Some((clients, d)) = &self.disks else { return Ok(vm.to_string()) };
+        let c = clients.get(site).ok_or_else(|| EnvError::Usage(format!("site {site} has no cluster in this environment")))?;
+        let err = |what: &'static str| {
+            let site = site.to_string();
+            move |e: K8sError| EnvError::Site { site: site.clone(), what: what.into(), detail: e.to_string(), cause: crate::error::Caused::cause(&e) }
+        };
+        let label = format!("dr-drill-{vm}");
+        let claim = crate::k8s::kubevirt::pvc_manifest(&d.namespace, &pvc, &d.storage_class, d.bytes, (&d.app_label, &label));
+        crate::k8s::apply::apply_all(c, &[claim], false, Duration::from_secs(10)).await.map_err(err("create the VM's PVC"))?;
+        let o = crate::k8s::apply::Obj { api_version: "v1".into(), kind: "PersistentVolumeClaim".into(), namespace: Some(d.namespace.clone()), name: pvc.clone() };
+        crate::k8s::apply::wait_ready(c, &o, "bind", d.bind, crate::k8s::kubevirt::pvc_bound).await.map_err(err("bind the VM's PVC"))?;
+        Ok(pvc)
     }
 
     fn cluster(&self, site: &str) -> Result<&str, EnvError> {
@@ -112,18 +153,18 @@ impl DrDriver for RamenDriver {
         if placed.as_deref() != Some(cluster.as_str()) {
             return Err(EnvError::Usage(format!("DRPlacementControl {}/{vm} places the application on {}, the scenario starts it on site {site} ({cluster})", self.namespace, placed.as_deref().unwrap_or("no cluster"))));
         }
-        if !ramen::peer_ready(Some(&d)) {
-            return Err(EnvError::Earlier { cause: Cause::System, msg: format!("DRPlacementControl {}/{vm} is not PeerReady: {}", self.namespace, ramen::describe(Some(&d))) });
-        }
+        let volume = self.make_disk(vm, site).await?;
+        // protection of a new PVC takes Ramen a round: PeerReady within the action deadline
+        let d = ramen::wait_for(&self.drpcs, &self.namespace, vm, "be PeerReady (the application protected)", self.deadline, ramen::peer_ready).await?;
         let policy = self.policies.get(&d.spec.dr_policy_ref.name).await.map_err(|source| K8sError::Api { what: "read".into(), kind: "DRPolicy".into(), namespace: String::new(), name: d.spec.dr_policy_ref.name.clone(), source })?;
         let interval = policy.spec.scheduling_interval.trim();
         self.interval = if interval.is_empty() { None } else { Some(interval.parse::<Dur>().map_err(|e| EnvError::Usage(format!("DRPolicy {}: schedulingInterval: {e}", d.spec.dr_policy_ref.name)))?.0) };
-        self.apps.insert(vm.to_string(), App { drpc: vm.to_string(), primary: site.to_string() });
-        Ok(Volume { name: vm.to_string() })
+        self.apps.insert(vm.to_string(), App { drpc: vm.to_string(), primary: site.to_string(), volume: volume.clone() });
+        Ok(Volume { name: volume })
     }
 
     fn volume(&self, vm: &str) -> Result<Volume, EnvError> {
-        self.app(vm).map(|_| Volume { name: vm.to_string() })
+        self.app(vm).map(|a| Volume { name: a.volume.clone() })
     }
 
     fn primary(&self, vm: &str) -> Result<String, EnvError> {
