@@ -77,11 +77,9 @@ pub fn preflight(cfg: &EnvConfig) -> Result<(), EnvError> {
 /// Why this environment cannot run a step, if it cannot (its scenario is then skipped with the reason,
 /// never passed): clusters offer fewer faults than the lab. Pure.
 pub fn step_unsupported(cfg: &EnvConfig, step: &str) -> Option<String> {
+    let netem = [("apart", "inter-site latency"), ("are lost", "packet loss"), ("Mbit/s", "rate limits")];
     let lab_only = [
         ("replication to site", "stopping or pausing replication"),
-        ("apart", "inter-site latency"),
-        ("are lost", "packet loss"),
-        ("Mbit/s", "rate limits"),
         ("are partitioned", "partitions"),
         ("partition between", "partitions"),
         ("round-trip time", "measuring the inter-site round trip"),
@@ -95,6 +93,10 @@ pub fn step_unsupported(cfg: &EnvConfig, step: &str) -> Option<String> {
         Backend::Kind(_) | Backend::Existing(_) => {
             if let Some((_, what)) = lab_only.iter().find(|(p, _)| step.contains(p)) {
                 return Some(format!("{what} is a lab-only fault; environment {} is {name}", cfg.spec.name));
+            }
+            // kind shapes links with tc netem in its node containers; existing clusters cannot be shaped
+            if let (Backend::Existing(_), Some((_, what))) = (&cfg.spec.backend, netem.iter().find(|(p, _)| step.contains(p))) {
+                return Some(format!("{what} cannot be caused on existing clusters; environment {} is {name}", cfg.spec.name));
             }
             if let Backend::Existing(x) = &cfg.spec.backend {
                 for (p, key) in [("loses power", "powerLoss"), ("is cut off", "isolate")] {

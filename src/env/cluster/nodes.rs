@@ -23,6 +23,8 @@ pub struct NodeState {
     pub running: bool,
     pub paused: bool,
     pub networks: Vec<String>,
+    /// (network, IPv4 address) of each network it is on.
+    pub addresses: Vec<(String, String)>,
 }
 
 /// Reads `docker inspect` output (a JSON array of containers). Pure.
@@ -36,6 +38,10 @@ pub fn parse_inspect(json: &str) -> Result<Vec<NodeState>, String> {
             running: c["State"]["Running"].as_bool().unwrap_or(false),
             paused: c["State"]["Paused"].as_bool().unwrap_or(false),
             networks: c["NetworkSettings"]["Networks"].as_object().map(|n| n.keys().cloned().collect()).unwrap_or_default(),
+            addresses: c["NetworkSettings"]["Networks"]
+                .as_object()
+                .map(|n| n.iter().filter_map(|(k, v)| v["IPAddress"].as_str().filter(|a| !a.is_empty()).map(|a| (k.clone(), a.to_string()))).collect())
+                .unwrap_or_default(),
         })
         .collect())
 }
@@ -108,10 +114,84 @@ impl DockerNodes {
         parse_inspect(&out.stdout).map_err(|e| EnvError::Site { site: site.into(), what: "read the nodes' state".into(), detail: e, cause: Cause::Harness })
     }
 
+    /// Runs a command inside a node container (its outcome is the caller's to judge).
+    async fn exec(&self, site: &str, node: &str, cmd: &[&str]) -> Result<crate::procs::Output, EnvError> {
+        let mut c = tokio::process::Command::new("docker");
+        c.arg("exec").arg(node).args(cmd);
+        crate::procs::run(c, self.deadline, &format!("docker exec {node} {}", cmd.join(" "))).await.map_err(|e| EnvError::Site { site: site.into(), what: format!("run `{}` on node {node}", cmd.join(" ")), detail: e, cause: Cause::Harness })
+    }
+
+    /// A link fault with `tc netem` inside the sending site's node containers, scoped to the peer site's
+    /// node addresses (traffic inside a cluster is not shaped); confirmed from `tc qdisc show`. A kernel
+    /// without netem refuses it: the fault is reported as not injected, never faked.
+    async fn shape(&mut self, fault: &Fault, from: &str, to: &str, netem: &[String]) -> Result<Receipt, EnvError> {
+        let peers: Vec<String> = self.nodes(to).await?.into_iter().flat_map(|n| n.addresses.into_iter().filter(|(net, _)| *net == self.network).map(|(_, a)| a)).collect();
+        if peers.is_empty() {
+            return Err(EnvError::Site { site: to.into(), what: format!("find the addresses of site {to}'s nodes on network {}", self.network), detail: "none".into(), cause: Cause::Harness });
+        }
+        let at = Wt::now();
+        for n in self.nodes(from).await? {
+            for cmd in shape_commands("eth0", &peers, netem) {
+                let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+                let out = self.exec(from, &n.name, &args).await?;
+                if !out.ok {
+                    let hint = if out.stderr.contains("unknown") || out.stderr.contains("not found") || out.stderr.contains("No such file") { " (this kernel or node image has no tc netem: the fault cannot be injected here)" } else { "" };
+                    // what was set up on this node so far is undone
+                    let _ = self.exec(from, &n.name, &["tc", "qdisc", "del", "dev", "eth0", "root"]).await;
+                    return Err(EnvError::Site { site: from.into(), what: format!("{fault} on node {}", n.name), detail: format!("{}{hint}", out.stderr.trim()), cause: Cause::Harness });
+                }
+            }
+            let shown = self.exec(from, &n.name, &["tc", "qdisc", "show", "dev", "eth0"]).await?;
+            if !shown.stdout.contains("netem") {
+                return Err(EnvError::Site { site: from.into(), what: format!("confirm {fault} on node {}", n.name), detail: format!("tc shows no netem: {}", shown.stdout.trim()), cause: Cause::Harness });
+            }
+        }
+        self.bus.publish_at(at, Event::Fault { fault: fault.clone() });
+        Ok(Receipt { fault: fault.clone(), at })
+    }
+
     /// Waits until `done` holds on the site's nodes as the engine reports them.
     async fn confirm(&self, site: &str, what: &str, done: impl Fn(&[NodeState]) -> bool) -> Result<(), EnvError> {
         let check = || async { Ok::<_, EnvError>(done(&self.nodes(site).await?).then_some(())) };
         crate::wait::until(format!("{what} on every node of site {site}"), self.deadline, check, crate::wait::every(Duration::from_millis(200))).await.map_err(|e| crate::error::from_wait(site, Cause::Harness, e))
+    }
+}
+
+/// netem's arguments for a link fault (None: not a link fault). Pure.
+pub fn netem_args(f: &Fault) -> Option<Vec<String>> {
+    let ms = |d: &crate::units::Dur| format!("{}us", d.0.as_micros());
+    match f {
+        Fault::Latency { delay, jitter, .. } if jitter.0.is_zero() => Some(vec!["delay".into(), ms(delay)]),
+        Fault::Latency { delay, jitter, .. } => Some(vec!["delay".into(), ms(delay), ms(jitter), "distribution".into(), "normal".into()]),
+        Fault::Loss { permille, .. } => Some(vec!["loss".into(), format!("{}.{}%", permille / 10, permille % 10)]),
+        Fault::RateLimit { bps, .. } => Some(vec!["rate".into(), format!("{bps}bit")]),
+        _ => None,
+    }
+}
+
+/// The `tc` commands that shape what a node sends to `peers` (and nothing else): a prio qdisc whose fourth
+/// band, reached only through filters on the peers' addresses, holds netem. Pure.
+pub fn shape_commands(dev: &str, peers: &[String], netem: &[String]) -> Vec<Vec<String>> {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+    let mut cmds = vec![s(&["tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "prio", "bands", "4"])];
+    let mut q = s(&["tc", "qdisc", "replace", "dev", dev, "parent", "1:4", "handle", "40:", "netem"]);
+    q.extend(netem.iter().cloned());
+    cmds.push(q);
+    for p in peers {
+        cmds.push(s(&["tc", "filter", "replace", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32", "match", "ip", "dst", &format!("{p}/32"), "flowid", "1:4"]));
+    }
+    cmds
+}
+
+/// Is a `tc qdisc del` error one that means "nothing to delete" (already recovered)? Pure.
+pub fn already_unshaped(stderr: &str) -> bool {
+    stderr.contains("Cannot delete qdisc with handle of zero") || stderr.contains("No such file or directory") || stderr.contains("Cannot find specified qdisc")
+}
+
+fn link_of(f: &Fault) -> Option<(&str, &str)> {
+    match f {
+        Fault::Latency { from, to, .. } | Fault::Loss { from, to, .. } | Fault::RateLimit { from, to, .. } => Some((from, to)),
+        _ => None,
     }
 }
 
@@ -128,7 +208,10 @@ impl Faults for DockerNodes {
         if !self.disposable {
             return Err(EnvError::NotDisposable { what: fault.to_string(), env: self.env.clone() });
         }
-        let site = site_of(&fault).ok_or_else(|| EnvError::Usage(format!("\"{fault}\" is not available on kind nodes (power loss, freeze and isolation are)")))?.to_string();
+        if let (Some((from, to)), Some(args)) = (link_of(&fault), netem_args(&fault)) {
+            return self.shape(&fault, from, to, &args).await;
+        }
+        let site = site_of(&fault).ok_or_else(|| EnvError::Usage(format!("\"{fault}\" is not available on kind nodes (power loss, freeze, isolation, and latency, loss and rate through netem are)")))?.to_string();
         let names: Vec<String> = self.nodes(&site).await?.into_iter().map(|n| n.name).collect();
         let at = Wt::now();
         for n in &names {
@@ -145,6 +228,17 @@ impl Faults for DockerNodes {
     }
 
     async fn recover(&mut self, r: &Receipt) -> Result<(), EnvError> {
+        if let Some((from, _)) = link_of(&r.fault) {
+            let from = from.to_string();
+            for n in self.nodes(&from).await? {
+                let out = self.exec(&from, &n.name, &["tc", "qdisc", "del", "dev", "eth0", "root"]).await?;
+                if !out.ok && !already_unshaped(&out.stderr) {
+                    return Err(EnvError::Site { site: from.clone(), what: format!("undo \"{}\" on node {}", r.fault, n.name), detail: out.stderr.trim().to_string(), cause: Cause::Harness });
+                }
+            }
+            self.bus.publish(Event::Recovered { fault: r.fault.clone() });
+            return Ok(());
+        }
         let Some(site) = site_of(&r.fault) else { return Ok(()) };
         let network = self.network.clone();
         for n in self.nodes(site).await? {
@@ -192,7 +286,7 @@ mod tests {
     #[test]
     fn the_engine_says_what_landed() {
         let n = parse_inspect(INSPECT).unwrap();
-        assert_eq!(n[0], NodeState { name: "east-control-plane".into(), running: true, paused: true, networks: vec!["kind".into()] });
+        assert_eq!(n[0], NodeState { name: "east-control-plane".into(), running: true, paused: true, networks: vec!["kind".into()], addresses: vec![] });
         let site = || "a".to_string();
         // one node paused, the other not: a freeze has not landed on the site
         assert!(!landed(&Fault::Freeze { site: site() }, &n, "kind"));
@@ -204,5 +298,26 @@ mod tests {
         assert!(recovered(&Fault::Isolate { site: site() }, &n[..1], "kind"));
         assert!(!recovered(&Fault::PowerLoss { site: site() }, &n, "kind"));
         assert!(parse_inspect("{}").is_err());
+    }
+
+    #[test]
+    fn link_faults_shape_only_what_goes_to_the_peer() {
+        use crate::units::Dur;
+        let d = |ms: u64| Dur(Duration::from_millis(ms));
+        let f = Fault::Latency { from: "a".into(), to: "b".into(), delay: d(5), jitter: d(1) };
+        let args = netem_args(&f).unwrap();
+        assert_eq!(args, ["delay", "5000us", "1000us", "distribution", "normal"]);
+        assert_eq!(netem_args(&Fault::Loss { from: "a".into(), to: "b".into(), permille: 15 }).unwrap(), ["loss", "1.5%"]);
+        assert_eq!(netem_args(&Fault::RateLimit { from: "a".into(), to: "b".into(), bps: 10_000_000 }).unwrap(), ["rate", "10000000bit"]);
+        assert!(netem_args(&Fault::PowerLoss { site: "a".into() }).is_none());
+        let cmds = shape_commands("eth0", &["172.18.0.3".into(), "172.18.0.4".into()], &args);
+        assert_eq!(cmds[0].join(" "), "tc qdisc replace dev eth0 root handle 1: prio bands 4");
+        assert_eq!(cmds[1].join(" "), "tc qdisc replace dev eth0 parent 1:4 handle 40: netem delay 5000us 1000us distribution normal");
+        assert_eq!(cmds[2].join(" "), "tc filter replace dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 172.18.0.3/32 flowid 1:4");
+        assert_eq!(cmds.len(), 4);
+        assert!(already_unshaped("Error: Cannot delete qdisc with handle of zero."));
+        assert!(!already_unshaped("Error: Operation not permitted"));
+        let n = parse_inspect(r#"[{"Name": "/x", "State": {"Running": true}, "NetworkSettings": {"Networks": {"kind": {"IPAddress": "172.18.0.3"}}}}]"#).unwrap();
+        assert_eq!(n[0].addresses, [("kind".to_string(), "172.18.0.3".to_string())]);
     }
 }
