@@ -135,10 +135,12 @@ impl DockerNodes {
                 let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
                 let out = self.exec(from, &n.name, &args).await?;
                 if !out.ok {
-                    let hint = if out.stderr.contains("unknown") || out.stderr.contains("not found") || out.stderr.contains("No such file") { " (this kernel or node image has no tc netem: the fault cannot be injected here)" } else { "" };
+                    // docker exec reports a command it cannot start on stdout
+                    let said = format!("{} {}", out.stderr.trim(), out.stdout.trim()).trim().to_string();
+                    let hint = if said.contains("unknown") || said.contains("not found") || said.contains("No such file") { " (this kernel or node image has no tc netem: the fault cannot be injected here)" } else { "" };
                     // what was set up on this node so far is undone
                     let _ = self.exec(from, &n.name, &["tc", "qdisc", "del", "dev", "eth0", "root"]).await;
-                    return Err(EnvError::Site { site: from.into(), what: format!("{fault} on node {}", n.name), detail: format!("{}{hint}", out.stderr.trim()), cause: Cause::Harness });
+                    return Err(EnvError::Site { site: from.into(), what: format!("{fault} on node {}", n.name), detail: format!("{said}{hint}"), cause: Cause::Harness });
                 }
             }
             let shown = self.exec(from, &n.name, &["tc", "qdisc", "show", "dev", "eth0"]).await?;
@@ -232,8 +234,9 @@ impl Faults for DockerNodes {
             let from = from.to_string();
             for n in self.nodes(&from).await? {
                 let out = self.exec(&from, &n.name, &["tc", "qdisc", "del", "dev", "eth0", "root"]).await?;
-                if !out.ok && !already_unshaped(&out.stderr) {
-                    return Err(EnvError::Site { site: from.clone(), what: format!("undo \"{}\" on node {}", r.fault, n.name), detail: out.stderr.trim().to_string(), cause: Cause::Harness });
+                let said = format!("{} {}", out.stderr.trim(), out.stdout.trim());
+                if !out.ok && !already_unshaped(&said) {
+                    return Err(EnvError::Site { site: from.clone(), what: format!("undo \"{}\" on node {}", r.fault, n.name), detail: said.trim().to_string(), cause: Cause::Harness });
                 }
             }
             self.bus.publish(Event::Recovered { fault: r.fault.clone() });
