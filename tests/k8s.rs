@@ -284,23 +284,15 @@ async fn kind_plan_manifests_pass_a_server_side_dry_run() {
 /// --context` finds the namespace clean, and finds the PVC once its label is taken away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_vm_is_labelled_as_a_discovered_application() {
+    use dr_drill::env::probe::{Launch, Mode};
     use dr_drill::k8s::apply;
-    use dr_drill::k8s::kubevirt::{kernel_args, VmManifest};
     let api = ApiServer::start();
     let client = setup(&api).await;
     apply(&client, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dr-drill"}})).await;
-    let vm = VmManifest {
-        name: "vm0".into(),
-        namespace: "dr-drill".into(),
-        app_label: "app.kubernetes.io/part-of".into(),
-        app: "drill-vm0".into(),
-        image: "localhost/dr-drill/probe-kernel:v1".into(),
-        memory_bytes: 128 << 20,
-        disk_bytes: 64 << 20,
-        storage_class: "rbd-mirrored".into(),
-        disk: "vm0-disk".into(),
-        kernel_args: kernel_args("drprobe.mode=write", 50, 16383),
-    };
+    // the VM exactly as the KubeVirt launcher makes it for a first boot
+    let launcher = dr_drill::env::cluster::kubevirt::KubeVirtLauncher::new(BTreeMap::new(), dr_drill::config::Guest::default(), "localhost/dr-drill/probe-kernel:v1", "rbd-mirrored", Duration::from_secs(30));
+    let volume = dr_drill::ports::Volume { name: "vm0-disk".into() };
+    let vm = launcher.manifest(&Launch { vm: "vm0", site: "a", volume: &volume, mode: Mode::Write, rate: 50, scan_limit: 16383 });
     apply::apply_all(&client, &vm.resources(), false, Duration::from_secs(10)).await.unwrap();
     // what KubeVirt would make: the VMI from the VM's template
     let tmpl = &vm.virtual_machine()["spec"]["template"];
@@ -314,7 +306,7 @@ async fn the_vm_is_labelled_as_a_discovered_application() {
     let vmi = vmis.get("vm0").await.unwrap();
     assert!(!vmi.metadata.labels.unwrap_or_default().contains_key("app.kubernetes.io/part-of"));
     let vms: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), "dr-drill", &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachine")));
-    assert_eq!(vms.get("vm0").await.unwrap().metadata.labels.unwrap()["app.kubernetes.io/part-of"], "drill-vm0");
+    assert_eq!(vms.get("vm0").await.unwrap().metadata.labels.unwrap()["app.kubernetes.io/part-of"], "dr-drill-vm0");
     // the negative: a PVC without the label is what lint reports
     let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(client.clone(), "dr-drill");
     pvcs.patch("vm0-disk", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app.kubernetes.io/part-of": null}}}))).await.unwrap();
@@ -506,4 +498,73 @@ async fn a_relocate_drill_through_ramen_loses_nothing() {
     assert_eq!((r.passed, r.failed, r.skipped), (1, 0, 0), "{:?}", r.scenarios.iter().map(|s| (&s.status, &s.reason)).collect::<Vec<_>>());
     assert_eq!(s.records_lost, Some(0));
     assert_eq!(s.action.as_ref().unwrap()["driver"]["phase"], "Relocated", "{:?}", s.action);
+}
+
+/// Metro-DR through Ramen: the lost cluster is fenced through its DRCluster (`clusterFence: Fenced`, phase
+/// Fenced) before the failover is requested (the Ramen double, like Ramen, fails a Metro DRPC over only
+/// from a fenced cluster), the promise is no loss, and the fence is lifted when the scenario ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metro_failover_through_ramen_fences_the_lost_cluster_first() {
+    let api = ApiServer::start();
+    let client = setup(&api).await;
+    apply(&client, json!({"apiVersion": "ramendr.openshift.io/v1alpha1", "kind": "DRPolicy", "metadata": {"name": "metro"}, "spec": {"drClusters": ["east", "west"], "schedulingInterval": ""}})).await;
+    for c in ["east", "west"] {
+        apply(&client, json!({"apiVersion": "ramendr.openshift.io/v1alpha1", "kind": "DRCluster", "metadata": {"name": c}, "spec": {"region": c, "s3ProfileName": format!("s3-{c}")}})).await;
+    }
+    protected(&client, "vm0").await;
+    let drpcs: Api<DRPlacementControl> = Api::namespaced(client.clone(), "apps");
+    drpcs.patch("vm0", &PatchParams::default(), &Patch::Merge(json!({"spec": {"drPolicyRef": {"name": "metro"}}}))).await.unwrap();
+    protected_again(&client, "vm0").await;
+    // DRClusters: the phase follows clusterFence after a moment, as Ramen's NetworkFence does
+    let dc = client.clone();
+    let fencer = tokio::spawn(async move {
+        let api: Api<dr_drill::k8s::ramen::DRCluster> = Api::all(dc);
+        loop {
+            for c in api.list(&Default::default()).await.unwrap() {
+                let want = c.spec.cluster_fence.clone().unwrap_or_else(|| "Unfenced".into());
+                if c.status.as_ref().and_then(|s| s.phase.clone()) != Some(want.clone()) {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    api.patch_status(c.metadata.name.as_deref().unwrap(), &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": want}}))).await.unwrap();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    // the Ramen double fails a Metro DRPC over only once east is fenced
+    let gate = client.clone();
+    let ctl = tokio::spawn(async move {
+        let api: Api<dr_drill::k8s::ramen::DRCluster> = Api::all(gate.clone());
+        loop {
+            let fenced = api.get("east").await.ok().and_then(|c| c.status).and_then(|s| s.phase).as_deref() == Some("Fenced");
+            if fenced {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        ramen_controller(gate).await.ok();
+    });
+    let mut d = driver(&client, Duration::from_secs(30));
+    d.provision("vm0", "a").await.unwrap();
+    let t0 = Wt::now();
+    let mut m = Marker::new(Bus::new(), "vm0", ActionKind::Failover, t0, Segment::Fault);
+    let r = d.failover("vm0", "b", t0, true, &mut m).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.promise, Promise::NoLoss, "a Metro-DR policy promises no loss");
+    let (fenced, promoted) = (m.timeline.at(Segment::StorageFenced).unwrap(), m.timeline.at(Segment::Promoted).unwrap());
+    assert!(fenced <= promoted);
+    let clusters: Api<dr_drill::k8s::ramen::DRCluster> = Api::all(client.clone());
+    assert_eq!(clusters.get("east").await.unwrap().spec.cluster_fence.as_deref(), Some("Fenced"));
+    assert_ne!(clusters.get("west").await.unwrap().spec.cluster_fence.as_deref(), Some("Fenced"), "only the lost cluster");
+    d.release("vm0").await;
+    let east = clusters.get("east").await.unwrap();
+    assert_eq!((east.spec.cluster_fence.as_deref(), east.status.and_then(|s| s.phase).as_deref()), (Some("Unfenced"), Some("Unfenced")));
+    ctl.abort();
+    fencer.abort();
+}
+
+/// The DRPC's status again after a spec change (a new generation): Deployed and PeerReady for it.
+async fn protected_again(client: &kube::Client, name: &str) {
+    let drpcs: Api<DRPlacementControl> = Api::namespaced(client.clone(), "apps");
+    let g = drpcs.get(name).await.unwrap().metadata.generation.unwrap();
+    let status = json!({"status": {"phase": "Deployed", "preferredDecision": {"clusterName": "east", "clusterNamespace": "east"}, "conditions": [cond("Available", g), cond("PeerReady", g)], "lastGroupSyncTime": rfc3339_ago(20)}});
+    drpcs.patch_status(name, &PatchParams::default(), &Patch::Merge(status)).await.unwrap();
 }

@@ -84,6 +84,49 @@ pub struct DrPolicySpec {
     pub scheduling_interval: String,
 }
 
+/// A managed cluster as Ramen knows it; Metro-DR fences a lost cluster through it (`clusterFence`), which
+/// Ramen carries out with csi-addons NetworkFence on the peer.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[kube(group = "ramendr.openshift.io", version = "v1alpha1", kind = "DRCluster", status = "DrClusterStatus", schema = "disabled")]
+#[serde(rename_all = "camelCase")]
+pub struct DrClusterSpec {
+    /// Unfenced, Fenced, ManuallyFenced or ManuallyUnfenced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_fence: Option<String>,
+    #[serde(default)]
+    pub region: String,
+    #[serde(default)]
+    pub s3_profile_name: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrClusterStatus {
+    /// Available, Fencing, Fenced, Unfencing, Unfenced, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+}
+
+/// Condition: the DRCluster was asked for `fence` (Fenced / Unfenced) and reports that phase. Pure.
+pub fn fence_state(fence: &'static str) -> impl Fn(Option<&DRCluster>) -> bool + Send + 'static {
+    move |c| c.is_some_and(|c| c.spec.cluster_fence.as_deref() == Some(fence) && c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some(fence))
+}
+
+fn describe_cluster(c: Option<&DRCluster>) -> String {
+    let Some(c) = c else { return "not found".into() };
+    format!("clusterFence {}, phase {}", c.spec.cluster_fence.as_deref().unwrap_or("-"), c.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("-"))
+}
+
+/// Asks Ramen to fence (`Fenced`) or unfence (`Unfenced`) managed cluster `name` and waits for it.
+pub async fn fence(api: &Api<DRCluster>, name: &str, state: &'static str, deadline: Duration) -> Result<DRCluster, K8sError> {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"clusterFence": state}})))
+        .await
+        .map_err(|source| K8sError::Api { what: format!("set clusterFence {state} on"), kind: "DRCluster".into(), namespace: String::new(), name: name.into(), source })?;
+    super::wait_for(api, "", name, &format!("be {state}"), deadline, fence_state(state), describe_cluster).await
+}
+
 /// A DR action Ramen carries out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {

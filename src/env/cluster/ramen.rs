@@ -28,6 +28,9 @@ struct App {
 
 pub struct RamenDriver {
     drpcs: Api<DRPlacementControl>,
+    drclusters: Api<ramen::DRCluster>,
+    /// Managed clusters this driver fenced (Metro-DR), unfenced when the scenario ends.
+    fenced: Vec<String>,
     policies: Api<DRPolicy>,
     namespace: String,
     /// Site of the scenario -> managed cluster name.
@@ -60,6 +63,8 @@ impl RamenDriver {
     pub fn new(hub: Client, namespace: &str, clusters: BTreeMap<String, String>, deadline: Duration, allowance: Option<Duration>) -> RamenDriver {
         RamenDriver {
             drpcs: Api::namespaced(hub.clone(), namespace),
+            drclusters: Api::all(hub.clone()),
+            fenced: vec![],
             policies: Api::all(hub),
             namespace: namespace.into(),
             clusters,
@@ -179,10 +184,18 @@ impl DrDriver for RamenDriver {
         Ok(DriverReport { promise: Promise::NoLoss, details: Self::details(&d) })
     }
 
-    /// Ramen fences through DRCluster (Metro-DR) on its own; `fence: false` cannot be asked of it.
+    /// Metro-DR: the lost cluster is fenced through its DRCluster first (and unfenced when the scenario
+    /// ends); `fence: false` cannot be asked of Ramen.
     async fn failover(&mut self, vm: &str, to: &str, _fault_at: Wt, fence: bool, m: &mut Marker) -> Result<DriverReport, EnvError> {
         if !fence {
             return Err(EnvError::Usage("a failover without fencing is a lab-only negative control: Ramen fences through its DRClusters".into()));
+        }
+        if self.interval.is_none() {
+            // Metro-DR: Ramen fails over only from a fenced cluster; the lost one is fenced first
+            let lost = self.cluster(&self.app(vm)?.primary)?.to_string();
+            ramen::fence(&self.drclusters, &lost, "Fenced", self.deadline).await?;
+            m.mark(Segment::StorageFenced);
+            self.fenced.push(lost);
         }
         let d = self.act(vm, to, Action::Failover, m).await?;
         let promise = match self.interval {
@@ -210,6 +223,12 @@ impl DrDriver for RamenDriver {
 
     async fn release(&mut self, vm: &str) {
         self.apps.remove(vm);
+        // what this drill fenced is unfenced (best effort: Ramen may need the cluster back first)
+        for c in std::mem::take(&mut self.fenced) {
+            if let Err(e) = ramen::fence(&self.drclusters, &c, "Unfenced", self.deadline).await {
+                tracing::warn!("failed to unfence managed cluster {c}: {e}");
+            }
+        }
     }
 
     async fn shutdown(&mut self) {}
