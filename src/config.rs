@@ -157,6 +157,10 @@ pub struct HubSpec {
     pub clusters: std::collections::BTreeMap<String, String>,
     /// The DRPolicy the VMs are protected by.
     pub dr_policy: String,
+    /// Where the application's VolumeReplicationGroup is on the managed clusters (default: the VM's
+    /// namespace; discovered applications: Ramen's operations namespace, e.g. `openshift-dr-ops`).
+    #[serde(default)]
+    pub vrg_namespace: Option<String>,
 }
 
 /// Fault commands an existing environment may name.

@@ -127,6 +127,23 @@ pub async fn fence(api: &Api<DRCluster>, name: &str, state: &'static str, deadli
     super::wait_for(api, "", name, &format!("be {state}"), deadline, fence_state(state), describe_cluster).await
 }
 
+/// The managed cluster's own view of a protected application: its VolumeReplicationGroup (named after the
+/// DRPC), read as JSON. Is it asked for and in `state` (Primary / Secondary)? Pure.
+pub fn vrg_in(state: &'static str) -> impl Fn(Option<&serde_json::Value>) -> bool + Send + 'static {
+    move |v| {
+        let Some(v) = v else { return false };
+        v.pointer("/spec/replicationState").and_then(|s| s.as_str()).is_some_and(|s| s.eq_ignore_ascii_case(state)) && v.pointer("/status/state").and_then(|s| s.as_str()) == Some(state)
+    }
+}
+
+/// The group sync a VRG reports (`lastGroupSyncTime`, `lastGroupSyncDuration`). Pure.
+pub fn vrg_sync(v: &serde_json::Value) -> Option<crate::oracle::SyncSample> {
+    let t = v.pointer("/status/lastGroupSyncTime")?.as_str()?;
+    let started = Wt::from_unix_secs(crate::clock::parse_rfc3339(t)?);
+    let took = v.pointer("/status/lastGroupSyncDuration").and_then(|d| d.as_str()).and_then(|d| d.parse::<crate::units::Dur>().ok());
+    Some(crate::oracle::SyncSample::new(format!("lastGroupSyncTime {t}"), started, took.map(|d| Wt(started.0 + d.0.as_nanos() as u64))))
+}
+
 /// A DR action Ramen carries out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -279,5 +296,23 @@ status:
         assert!(describe(Some(&d)).contains("phase FailedOver"));
         assert_eq!(describe(None), "not found");
         assert_eq!(Action::Relocate.patch("east"), serde_json::json!({"spec": {"action": "Relocate", "preferredCluster": "east"}}));
+    }
+
+    #[test]
+    fn the_clusters_own_view_and_the_fence() {
+        let y = |t: &str| -> serde_json::Value { serde_saphyr::from_str(t).unwrap() };
+        let primary = y("spec: {replicationState: primary}\nstatus: {state: Primary, lastGroupSyncTime: '2026-11-29T05:00:00Z', lastGroupSyncDuration: 2s}");
+        assert!(vrg_in("Primary")(Some(&primary)));
+        assert!(!vrg_in("Primary")(Some(&y("spec: {replicationState: primary}\nstatus: {state: Secondary}"))), "asked, not yet there");
+        assert!(!vrg_in("Primary")(None));
+        let s = vrg_sync(&primary).unwrap();
+        assert_eq!((s.name.as_str(), s.sync_ms), ("lastGroupSyncTime 2026-11-29T05:00:00Z", Some(2000.0)));
+        assert!(vrg_sync(&y("status: {state: Secondary}")).is_none());
+        let c: DRCluster = serde_saphyr::from_str("apiVersion: ramendr.openshift.io/v1alpha1\nkind: DRCluster\nmetadata: {name: east}\nspec: {clusterFence: Fenced}\nstatus: {phase: Fencing}").unwrap();
+        assert!(!fence_state("Fenced")(Some(&c)), "asked, still fencing");
+        let mut done = c.clone();
+        done.status.as_mut().unwrap().phase = Some("Fenced".into());
+        assert!(fence_state("Fenced")(Some(&done)));
+        assert!(!fence_state("Unfenced")(Some(&done)));
     }
 }

@@ -4,7 +4,8 @@
 //! preferred cluster, it is protected (a primary VolumeReplication there, its twin staged on the peer with
 //! a secondary one) and the DRPC turns PeerReady; the primary's `lastSyncTime` is reported as
 //! `lastGroupSyncTime`; a Failover promotes the failover cluster's VolumeReplication, a Relocate demotes
-//! the current one first. The replication itself is the storage double's.
+//! the current one first; each managed cluster shows its own view in a VolumeReplicationGroup. The
+//! replication itself is the storage double's.
 
 use dr_drill::env::cluster::volrep::{replication, twin};
 use dr_drill::k8s::volrep::Role;
@@ -132,5 +133,23 @@ async fn step(drpcs: &Api<DynamicObject>, d: &DynamicObject, clusters: &BTreeMap
     }
     if patch["status"].is_object() {
         let _ = drpcs.patch_status(&name, &PatchParams::default(), &Patch::Merge(patch)).await;
+    }
+    // each managed cluster's own view: a VRG named after the DRPC, its state that of its VolumeReplication,
+    // the primary's group sync that of its VolumeReplication's rounds
+    for c in clusters.values() {
+        let Ok(Some(v)) = api(c, "replication.storage.openshift.io", "v1alpha1", "VolumeReplication", Some(NS)).get_opt(&pvc).await else { continue };
+        let want = v.data["spec"]["replicationState"].as_str().unwrap_or("secondary").to_string();
+        let vrgs = api(c, "ramendr.openshift.io", "v1alpha1", "VolumeReplicationGroup", Some(NS));
+        let vrg: DynamicObject = serde_json::from_value(json!({"apiVersion": "ramendr.openshift.io/v1alpha1", "kind": "VolumeReplicationGroup", "metadata": {"name": name, "namespace": NS},
+            "spec": {"replicationState": want, "pvcSelector": spec["pvcSelector"]}})).unwrap();
+        if vrgs.create(&PostParams::default(), &vrg).await.is_err() {
+            let _ = vrgs.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicationState": want}}))).await;
+        }
+        let mut st = json!({"state": v.data["status"]["state"].as_str().unwrap_or("Unknown")});
+        if v.data["status"]["state"] == "Primary" {
+            st["lastGroupSyncTime"] = v.data["status"]["lastSyncTime"].clone();
+            st["lastGroupSyncDuration"] = v.data["status"]["lastSyncDuration"].clone();
+        }
+        let _ = vrgs.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": st }))).await;
     }
 }

@@ -88,7 +88,7 @@ pub async fn up_existing(cfg: &EnvConfig, spec: &ExistingSpec, bus: Bus) -> Resu
             let hc = kind_up::client_for(&hub.context, spec.kubeconfig.as_deref()).await?;
             let managed = cfg.site_names().into_iter().map(|s| (s.clone(), hub.clusters.get(&s).cloned().unwrap_or_else(|| spec.contexts[&s].clone()))).collect();
             let allowance = cfg.spec.regional().map(|r| r.allowance());
-            let disk = ramen::DiskSpec { namespace: spec.guest.namespace.clone(), storage_class: spec.storage_class.clone(), bytes: spec.guest.disk_size.0, app_label: spec.guest.app_label.clone(), bind: b.boot.0 };
+            let disk = ramen::DiskSpec { namespace: spec.guest.namespace.clone(), vrg_namespace: hub.vrg_namespace.clone().unwrap_or_else(|| spec.guest.namespace.clone()), storage_class: spec.storage_class.clone(), bytes: spec.guest.disk_size.0, app_label: spec.guest.app_label.clone(), bind: b.boot.0 };
             Box::new(ramen::RamenDriver::new(hc, &hub.namespace, managed, b.promote.0, allowance).making_disks(clients.clone(), disk))
         }
         None => {

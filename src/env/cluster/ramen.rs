@@ -18,12 +18,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// One protected application: its DRPC and where it runs.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct App {
     drpc: String,
     primary: String,
     /// The PVC Ramen protects (the VM's disk).
     volume: String,
+    /// Group syncs the primary cluster's own VRG reported (fresher than the hub's copy).
+    syncs: std::sync::Arc<std::sync::Mutex<Vec<SyncSample>>>,
+    poller: Option<tokio::task::JoinHandle<()>>,
 }
 
 pub struct RamenDriver {
@@ -51,6 +54,9 @@ pub struct RamenDriver {
 #[derive(Clone, Debug)]
 pub struct DiskSpec {
     pub namespace: String,
+    /// Where the application's VolumeReplicationGroup is on the managed clusters (discovered applications:
+    /// Ramen's operations namespace, e.g. `openshift-dr-ops`).
+    pub vrg_namespace: String,
     pub storage_class: String,
     pub bytes: u64,
     pub app_label: String,
@@ -100,6 +106,35 @@ impl RamenDriver {
         Ok(pvc)
     }
 
+    fn vrg(&self, vm: &str) -> Option<crate::k8s::apply::Obj> {
+        let (_, d) = self.disks.as_ref()?;
+        Some(crate::k8s::apply::Obj { api_version: "ramendr.openshift.io/v1alpha1".into(), kind: "VolumeReplicationGroup".into(), namespace: Some(d.vrg_namespace.clone()), name: self.apps.get(vm).map(|a| a.drpc.clone()).unwrap_or_else(|| vm.to_string()) })
+    }
+
+    /// Reads the primary cluster's own VRG every second and keeps each new group sync it reports.
+    fn watch_syncs(&mut self, vm: &str) {
+        let (Some(o), Some((clients, _))) = (self.vrg(vm), self.disks.as_ref()) else { return };
+        let Some(a) = self.apps.get(vm) else { return };
+        let Some(c) = clients.get(&a.primary).cloned() else { return };
+        let syncs = a.syncs.clone();
+        let h = tokio::spawn(async move {
+            loop {
+                if let Ok(Ok(Some(v))) = tokio::time::timeout(Duration::from_secs(15), crate::k8s::apply::get(&c, &o)).await {
+                    if let Some(s) = ramen::vrg_sync(&v) {
+                        let mut g = syncs.lock().unwrap();
+                        if g.last().is_none_or(|l| l.started < s.started) {
+                            g.push(s);
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        if let Some(old) = self.apps.get_mut(vm).and_then(|a| a.poller.replace(h)) {
+            old.abort();
+        }
+    }
+
     fn cluster(&self, site: &str) -> Result<&str, EnvError> {
         self.clusters.get(site).map(String::as_str).ok_or_else(|| EnvError::Usage(format!("site {site} names no managed cluster (sites: {})", self.clusters.keys().cloned().collect::<Vec<_>>().join(", "))))
     }
@@ -115,10 +150,17 @@ impl RamenDriver {
         ramen::request(&self.drpcs, &self.namespace, &drpc, action, &cluster).await?;
         let what = format!("report {} to {cluster}", action.done_phase());
         let d = ramen::wait_for(&self.drpcs, &self.namespace, &drpc, &what, self.deadline, ramen::action_done(action, &cluster)).await?;
+        // the hub's word is confirmed by the target cluster's own VRG (the hub's copy of it can lag)
+        if let (Some(o), Some((clients, _))) = (self.vrg(vm), self.disks.as_ref()) {
+            if let Some(c) = clients.get(to) {
+                crate::k8s::apply::wait_ready(c, &o, "become Primary on the target cluster", self.deadline, ramen::vrg_in("Primary")).await?;
+            }
+        }
         m.mark(Segment::Promoted);
         if let Some(a) = self.apps.get_mut(vm) {
             a.primary = to.to_string();
         }
+        self.watch_syncs(vm);
         Ok(d)
     }
 
@@ -146,6 +188,20 @@ pub fn checkpoint(d: &DRPlacementControl) -> (Option<Checkpoint>, Vec<SyncSample
     (Some(Checkpoint { name, started }), syncs)
 }
 
+/// The checkpoint and rounds of a failover from both views: the hub's DRPC and what the lost primary's own
+/// VRG reported before the fault (fresher; the hub's copy lags by its refresh). The later checkpoint holds
+/// (both are rounds the storage reported complete; on a tie, the cluster's own). Pure.
+pub fn merge_views(hub: Option<Checkpoint>, hub_syncs: Vec<SyncSample>, own: &[SyncSample], fault_at: Wt) -> (Option<Checkpoint>, Vec<SyncSample>) {
+    let mine = own.iter().rev().find(|s| s.completed.is_some_and(|c| c <= fault_at)).map(|s| Checkpoint { name: format!("{} (primary's VRG)", s.name), started: s.started });
+    let checkpoint = match (hub, mine) {
+        (Some(h), Some(m)) => Some(if m.started >= h.started { m } else { h }),
+        (h, m) => h.or(m),
+    };
+    let mut syncs: Vec<SyncSample> = own.to_vec();
+    syncs.extend(hub_syncs.into_iter().filter(|h| !own.iter().any(|o| o.name == h.name)));
+    (checkpoint, syncs)
+}
+
 #[async_trait]
 impl DrDriver for RamenDriver {
     /// The application must already be protected: its DRPC (named after the VM) placed on `site`'s cluster
@@ -164,7 +220,8 @@ impl DrDriver for RamenDriver {
         let policy = self.policies.get(&d.spec.dr_policy_ref.name).await.map_err(|source| K8sError::Api { what: "read".into(), kind: "DRPolicy".into(), namespace: String::new(), name: d.spec.dr_policy_ref.name.clone(), source })?;
         let interval = policy.spec.scheduling_interval.trim();
         self.interval = if interval.is_empty() { None } else { Some(interval.parse::<Dur>().map_err(|e| EnvError::Usage(format!("DRPolicy {}: schedulingInterval: {e}", d.spec.dr_policy_ref.name)))?.0) };
-        self.apps.insert(vm.to_string(), App { drpc: vm.to_string(), primary: site.to_string(), volume: volume.clone() });
+        self.apps.insert(vm.to_string(), App { drpc: vm.to_string(), primary: site.to_string(), volume: volume.clone(), syncs: Default::default(), poller: None });
+        self.watch_syncs(vm);
         Ok(Volume { name: volume })
     }
 
@@ -186,7 +243,7 @@ impl DrDriver for RamenDriver {
 
     /// Metro-DR: the lost cluster is fenced through its DRCluster first (and unfenced when the scenario
     /// ends); `fence: false` cannot be asked of Ramen.
-    async fn failover(&mut self, vm: &str, to: &str, _fault_at: Wt, fence: bool, m: &mut Marker) -> Result<DriverReport, EnvError> {
+    async fn failover(&mut self, vm: &str, to: &str, fault_at: Wt, fence: bool, m: &mut Marker) -> Result<DriverReport, EnvError> {
         if !fence {
             return Err(EnvError::Usage("a failover without fencing is a lab-only negative control: Ramen fences through its DRClusters".into()));
         }
@@ -197,10 +254,16 @@ impl DrDriver for RamenDriver {
             m.mark(Segment::StorageFenced);
             self.fenced.push(lost);
         }
+        // what the lost primary's own VRG reported before the fault
+        if let Some(p) = self.apps.get_mut(vm).and_then(|a| a.poller.take()) {
+            p.abort();
+        }
+        let own: Vec<SyncSample> = self.app(vm)?.syncs.lock().unwrap().clone();
         let d = self.act(vm, to, Action::Failover, m).await?;
         let promise = match self.interval {
             Some(interval) => {
-                let (checkpoint, syncs) = checkpoint(&d);
+                let (hub, hub_syncs) = checkpoint(&d);
+                let (checkpoint, syncs) = merge_views(hub, hub_syncs, &own, fault_at);
                 Promise::Window { interval, allowance: self.allowance.unwrap_or(interval).min(interval), checkpoint, syncs }
             }
             None => Promise::NoLoss,
@@ -208,11 +271,18 @@ impl DrDriver for RamenDriver {
         Ok(DriverReport { promise, details: Self::details(&d) })
     }
 
-    /// Waits until Ramen reports a group sync taken at or after `since` (three intervals + the allowance).
+    /// Waits until Ramen reports a group sync taken at or after `since` (three intervals + the allowance):
+    /// the primary cluster's own VRG where the driver can read it, else the hub's DRPC.
     async fn replicated(&mut self, vm: &str, _to: &str, since: Wt) -> Result<String, EnvError> {
         let drpc = self.app(vm)?.drpc.clone();
         let Some(interval) = self.interval else { return Ok("Metro-DR: synchronous".into()) };
         let deadline = interval * 3 + self.allowance.unwrap_or(interval);
+        if self.app(vm)?.poller.is_some() {
+            let syncs = self.app(vm)?.syncs.clone();
+            let check = || std::future::ready(Ok::<_, EnvError>(syncs.lock().unwrap().iter().find(|s| s.started >= since && s.completed.is_some()).map(|s| format!("{} (the primary cluster's VRG)", s.name))));
+            let primary = self.app(vm)?.primary.clone();
+            return crate::wait::until("a group sync taken since the VM wrote", deadline, check, crate::wait::every(Duration::from_millis(500))).await.map_err(|e| crate::error::from_wait(&primary, crate::error::Cause::System, e));
+        }
         let d = ramen::wait_for(&self.drpcs, &self.namespace, &drpc, "report a group sync taken since the VM wrote", deadline, ramen::synced_since(since)).await?;
         Ok(format!("lastGroupSyncTime {}", d.status.and_then(|s| s.last_group_sync_time).unwrap_or_default()))
     }
@@ -222,7 +292,9 @@ impl DrDriver for RamenDriver {
     }
 
     async fn release(&mut self, vm: &str) {
-        self.apps.remove(vm);
+        if let Some(p) = self.apps.remove(vm).and_then(|mut a| a.poller.take()) {
+            p.abort();
+        }
         // what this drill fenced is unfenced (best effort: Ramen may need the cluster back first)
         for c in std::mem::take(&mut self.fenced) {
             if let Err(e) = ramen::fence(&self.drclusters, &c, "Unfenced", self.deadline).await {
@@ -257,5 +329,14 @@ status: { lastGroupSyncTime: "2026-11-29T05:00:00Z", lastGroupSyncDuration: 2.5s
         let mut none = d.clone();
         none.status = None;
         assert_eq!(checkpoint(&none), (None, vec![]));
+        // the primary's own view is fresher: its later round before the fault is the checkpoint
+        let s = |t: u64, took: u64| SyncSample::new(format!("lastGroupSyncTime {t}"), Wt::from_ms(t), Some(Wt::from_ms(t + took)));
+        let own = [s(1000, 100), s(6000, 100), s(11_000, 100)];
+        let hub = Some(Checkpoint { name: "hub".into(), started: Wt::from_ms(1000) });
+        let (ck, syncs) = merge_views(hub.clone(), vec![s(1000, 100)], &own, Wt::from_ms(10_000));
+        assert_eq!(ck.unwrap().started, Wt::from_ms(6000), "the round after the fault does not count");
+        assert_eq!(syncs.len(), 3, "the hub's copy of a round the VRG reported is not counted twice");
+        let (ck, _) = merge_views(hub, vec![], &[], Wt::from_ms(10_000));
+        assert_eq!(ck.unwrap().name, "hub");
     }
 }
