@@ -10,6 +10,7 @@ pub mod kind_up;
 pub mod kubevirt;
 pub mod nodes;
 pub mod ramen;
+pub mod rounds;
 pub mod volrep;
 
 use crate::config::{EnvConfig, ExistingSpec, Guest, KindSpec};
@@ -19,6 +20,39 @@ use crate::events::Bus;
 use crate::ports::{DrDriver, Infrastructure, Workload};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// The VM's disk on a cluster: a blank block-mode PVC on the mirrored storage class, labelled as the
+/// application's (`app_label: dr-drill-<vm>`).
+#[derive(Clone, Debug)]
+pub struct Disk {
+    pub namespace: String,
+    pub storage_class: String,
+    pub bytes: u64,
+    pub app_label: String,
+    /// How long the PVC may take to bind.
+    pub bind: Duration,
+}
+
+impl Disk {
+    /// Makes `<vm>-disk` on `site`'s cluster and waits until it is bound; returns its name and the PVC as
+    /// the API server has it.
+    pub async fn make(&self, c: &kube::Client, site: &str, vm: &str) -> Result<(String, serde_json::Value), EnvError> {
+        let (pvc, label) = (format!("{vm}-disk"), format!("dr-drill-{vm}"));
+        let err = |what: &'static str| {
+            let site = site.to_string();
+            move |e: crate::k8s::K8sError| EnvError::Site { site: site.clone(), what: what.into(), detail: e.to_string(), cause: crate::error::Caused::cause(&e) }
+        };
+        let claim = crate::k8s::kubevirt::pvc_manifest(&self.namespace, &pvc, &self.storage_class, self.bytes, (&self.app_label, &label));
+        crate::k8s::apply::apply_all(c, &[claim], false, Duration::from_secs(10)).await.map_err(err("create the VM's PVC"))?;
+        let o = crate::k8s::apply::Obj { api_version: "v1".into(), kind: "PersistentVolumeClaim".into(), namespace: Some(self.namespace.clone()), name: pvc.clone() };
+        let bound = crate::k8s::apply::wait_ready(c, &o, "bind", self.bind, crate::k8s::kubevirt::pvc_bound).await.map_err(err("bind the VM's PVC"))?;
+        Ok((pvc, bound))
+    }
+}
+
+fn disk_of(guest: &Guest, storage_class: &str, bind: Duration) -> Disk {
+    Disk { namespace: guest.namespace.clone(), storage_class: storage_class.into(), bytes: guest.disk_size.0, app_label: guest.app_label.clone(), bind }
+}
 
 /// The ports of a cluster environment.
 pub struct ClusterParts {
@@ -47,17 +81,7 @@ async fn clients(cfg: &EnvConfig, contexts: &BTreeMap<String, String>, kubeconfi
 fn volrep_settings(cfg: &EnvConfig, guest: &Guest, storage_class: &str, class: &str) -> Result<volrep::VolRepSettings, EnvError> {
     let r = cfg.spec.regional().ok_or_else(|| EnvError::Usage(format!("{}: VolumeReplication protects Regional-DR environments; Metro-DR on clusters goes through Ramen (a hub)", cfg.path.display())))?;
     let b = &cfg.spec.budgets;
-    Ok(volrep::VolRepSettings {
-        namespace: guest.namespace.clone(),
-        storage_class: storage_class.into(),
-        replication_class: class.into(),
-        disk_bytes: guest.disk_size.0,
-        app_label: guest.app_label.clone(),
-        interval: r.interval.0,
-        allowance: r.allowance(),
-        promote: b.promote.0,
-        bind: b.boot.0,
-    })
+    Ok(volrep::VolRepSettings { disk: disk_of(guest, storage_class, b.boot.0), replication_class: class.into(), interval: r.interval.0, allowance: r.allowance(), promote: b.promote.0 })
 }
 
 /// The kind pair made by `env up`: KubeVirt VMs, faults on the node containers, VolumeReplication.
@@ -88,8 +112,8 @@ pub async fn up_existing(cfg: &EnvConfig, spec: &ExistingSpec, bus: Bus) -> Resu
             let hc = kind_up::client_for(&hub.context, spec.kubeconfig.as_deref()).await?;
             let managed = cfg.site_names().into_iter().map(|s| (s.clone(), hub.clusters.get(&s).cloned().unwrap_or_else(|| spec.contexts[&s].clone()))).collect();
             let allowance = cfg.spec.regional().map(|r| r.allowance());
-            let disk = ramen::DiskSpec { namespace: spec.guest.namespace.clone(), vrg_namespace: hub.vrg_namespace.clone().unwrap_or_else(|| spec.guest.namespace.clone()), storage_class: spec.storage_class.clone(), bytes: spec.guest.disk_size.0, app_label: spec.guest.app_label.clone(), bind: b.boot.0 };
-            Box::new(ramen::RamenDriver::new(hc, &hub.namespace, managed, b.promote.0, allowance).making_disks(clients.clone(), disk))
+            let vrgs = hub.vrg_namespace.clone().unwrap_or_else(|| spec.guest.namespace.clone());
+            Box::new(ramen::RamenDriver::new(hc, &hub.namespace, managed, b.promote.0, allowance).making_disks(clients.clone(), disk_of(&spec.guest, &spec.storage_class, b.boot.0), &vrgs))
         }
         None => {
             let class = spec.volume_replication_class.clone().ok_or_else(|| EnvError::Usage(format!("{}: volumeReplicationClass: needed without a hub", cfg.path.display())))?;

@@ -25,8 +25,7 @@ struct App {
     /// The PVC Ramen protects (the VM's disk).
     volume: String,
     /// Group syncs the primary cluster's own VRG reported (fresher than the hub's copy).
-    syncs: std::sync::Arc<std::sync::Mutex<Vec<SyncSample>>>,
-    poller: Option<tokio::task::JoinHandle<()>>,
+    rounds: super::rounds::Rounds,
 }
 
 pub struct RamenDriver {
@@ -45,23 +44,10 @@ pub struct RamenDriver {
     apps: BTreeMap<String, App>,
     /// The schedule of the DRPolicy protecting the apps (None: Metro-DR).
     interval: Option<Duration>,
-    /// When set, the VM's disk is made here: site -> managed cluster client, and the PVC's shape. Ramen
-    /// then protects it (the DRPC's pvcSelector selects the application's label).
-    disks: Option<(BTreeMap<String, Client>, DiskSpec)>,
-}
-
-/// The VM's PVC as the harness makes it for Ramen to protect.
-#[derive(Clone, Debug)]
-pub struct DiskSpec {
-    pub namespace: String,
-    /// Where the application's VolumeReplicationGroup is on the managed clusters (discovered applications:
-    /// Ramen's operations namespace, e.g. `openshift-dr-ops`).
-    pub vrg_namespace: String,
-    pub storage_class: String,
-    pub bytes: u64,
-    pub app_label: String,
-    /// How long the PVC may take to bind.
-    pub bind: Duration,
+    /// When set, the VM's disk is made here: site -> managed cluster client, the PVC's shape, and where the
+    /// application's VRG is on the managed clusters. Ramen then protects the PVC (the DRPC's pvcSelector
+    /// selects the application's label).
+    disks: Option<(BTreeMap<String, Client>, super::Disk, String)>,
 }
 
 impl RamenDriver {
@@ -83,55 +69,33 @@ impl RamenDriver {
     }
 
     /// The driver also makes each VM's PVC (`<vm>-disk`, labelled `app_label: dr-drill-<vm>`) on the site
-    /// it starts on, through `clients` (site -> managed cluster).
-    pub fn making_disks(mut self, clients: BTreeMap<String, Client>, spec: DiskSpec) -> RamenDriver {
-        self.disks = Some((clients, spec));
+    /// it starts on, through `clients` (site -> managed cluster); the application's VRGs are in `vrgs`.
+    pub fn making_disks(mut self, clients: BTreeMap<String, Client>, disk: super::Disk, vrgs: &str) -> RamenDriver {
+        self.disks = Some((clients, disk, vrgs.to_string()));
         self
     }
 
     /// Makes the VM's PVC on `site` and waits until it is bound.
     async fn make_disk(&self, vm: &str, site: &str) -> Result<String, EnvError> {
-        let pvc = format!("{vm}-disk");
-        let Some((clients, d)) = &self.disks else { return Ok(vm.to_string()) };
+        let Some((clients, disk, _)) = &self.disks else { return Ok(vm.to_string()) };
         let c = clients.get(site).ok_or_else(|| EnvError::Usage(format!("site {site} has no cluster in this environment")))?;
-        let err = |what: &'static str| {
-            let site = site.to_string();
-            move |e: K8sError| EnvError::Site { site: site.clone(), what: what.into(), detail: e.to_string(), cause: crate::error::Caused::cause(&e) }
-        };
-        let label = format!("dr-drill-{vm}");
-        let claim = crate::k8s::kubevirt::pvc_manifest(&d.namespace, &pvc, &d.storage_class, d.bytes, (&d.app_label, &label));
-        crate::k8s::apply::apply_all(c, &[claim], false, Duration::from_secs(10)).await.map_err(err("create the VM's PVC"))?;
-        let o = crate::k8s::apply::Obj { api_version: "v1".into(), kind: "PersistentVolumeClaim".into(), namespace: Some(d.namespace.clone()), name: pvc.clone() };
-        crate::k8s::apply::wait_ready(c, &o, "bind", d.bind, crate::k8s::kubevirt::pvc_bound).await.map_err(err("bind the VM's PVC"))?;
-        Ok(pvc)
+        Ok(disk.make(c, site, vm).await?.0)
     }
 
     fn vrg(&self, vm: &str) -> Option<crate::k8s::apply::Obj> {
-        let (_, d) = self.disks.as_ref()?;
-        Some(crate::k8s::apply::Obj { api_version: "ramendr.openshift.io/v1alpha1".into(), kind: "VolumeReplicationGroup".into(), namespace: Some(d.vrg_namespace.clone()), name: self.apps.get(vm).map(|a| a.drpc.clone()).unwrap_or_else(|| vm.to_string()) })
+        let (_, _, vrgs) = self.disks.as_ref()?;
+        Some(crate::k8s::apply::Obj { api_version: "ramendr.openshift.io/v1alpha1".into(), kind: "VolumeReplicationGroup".into(), namespace: Some(vrgs.clone()), name: self.apps.get(vm).map(|a| a.drpc.clone()).unwrap_or_else(|| vm.to_string()) })
     }
 
-    /// Reads the primary cluster's own VRG every second and keeps each new group sync it reports.
+    /// Watches the group syncs the primary cluster's own VRG reports.
     fn watch_syncs(&mut self, vm: &str) {
-        let (Some(o), Some((clients, _))) = (self.vrg(vm), self.disks.as_ref()) else { return };
-        let Some(a) = self.apps.get(vm) else { return };
-        let Some(c) = clients.get(&a.primary).cloned() else { return };
-        let syncs = a.syncs.clone();
-        let h = tokio::spawn(async move {
-            loop {
-                if let Ok(Ok(Some(v))) = tokio::time::timeout(Duration::from_secs(15), crate::k8s::apply::get(&c, &o)).await {
-                    if let Some(s) = ramen::vrg_sync(&v) {
-                        let mut g = syncs.lock().unwrap();
-                        if g.last().is_none_or(|l| l.started < s.started) {
-                            g.push(s);
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
-        if let Some(old) = self.apps.get_mut(vm).and_then(|a| a.poller.replace(h)) {
-            old.abort();
+        let (Some(o), Some((clients, _, _))) = (self.vrg(vm), self.disks.as_ref()) else { return };
+        let Some(c) = self.apps.get(vm).and_then(|a| clients.get(&a.primary)).cloned() else { return };
+        if let Some(a) = self.apps.get_mut(vm) {
+            a.rounds.watch(move || {
+                let (c, o) = (c.clone(), o.clone());
+                async move { crate::k8s::apply::get(&c, &o).await.ok().flatten().and_then(|v| ramen::vrg_sync(&v)) }
+            });
         }
     }
 
@@ -151,7 +115,7 @@ impl RamenDriver {
         let what = format!("report {} to {cluster}", action.done_phase());
         let d = ramen::wait_for(&self.drpcs, &self.namespace, &drpc, &what, self.deadline, ramen::action_done(action, &cluster)).await?;
         // the hub's word is confirmed by the target cluster's own VRG (the hub's copy of it can lag)
-        if let (Some(o), Some((clients, _))) = (self.vrg(vm), self.disks.as_ref()) {
+        if let (Some(o), Some((clients, _, _))) = (self.vrg(vm), self.disks.as_ref()) {
             if let Some(c) = clients.get(to) {
                 crate::k8s::apply::wait_ready(c, &o, "become Primary on the target cluster", self.deadline, ramen::vrg_in("Primary")).await?;
             }
@@ -192,7 +156,7 @@ pub fn checkpoint(d: &DRPlacementControl) -> (Option<Checkpoint>, Vec<SyncSample
 /// VRG reported before the fault (fresher; the hub's copy lags by its refresh). The later checkpoint holds
 /// (both are rounds the storage reported complete; on a tie, the cluster's own). Pure.
 pub fn merge_views(hub: Option<Checkpoint>, hub_syncs: Vec<SyncSample>, own: &[SyncSample], fault_at: Wt) -> (Option<Checkpoint>, Vec<SyncSample>) {
-    let mine = own.iter().rev().find(|s| s.completed.is_some_and(|c| c <= fault_at)).map(|s| Checkpoint { name: format!("{} (primary's VRG)", s.name), started: s.started });
+    let mine = super::rounds::checkpoint_before(own, fault_at).map(|c| Checkpoint { name: format!("{} (primary's VRG)", c.name), started: c.started });
     let checkpoint = match (hub, mine) {
         (Some(h), Some(m)) => Some(if m.started >= h.started { m } else { h }),
         (h, m) => h.or(m),
@@ -220,7 +184,7 @@ impl DrDriver for RamenDriver {
         let policy = self.policies.get(&d.spec.dr_policy_ref.name).await.map_err(|source| K8sError::Api { what: "read".into(), kind: "DRPolicy".into(), namespace: String::new(), name: d.spec.dr_policy_ref.name.clone(), source })?;
         let interval = policy.spec.scheduling_interval.trim();
         self.interval = if interval.is_empty() { None } else { Some(interval.parse::<Dur>().map_err(|e| EnvError::Usage(format!("DRPolicy {}: schedulingInterval: {e}", d.spec.dr_policy_ref.name)))?.0) };
-        self.apps.insert(vm.to_string(), App { drpc: vm.to_string(), primary: site.to_string(), volume: volume.clone(), syncs: Default::default(), poller: None });
+        self.apps.insert(vm.to_string(), App { drpc: vm.to_string(), primary: site.to_string(), volume: volume.clone(), rounds: Default::default() });
         self.watch_syncs(vm);
         Ok(Volume { name: volume })
     }
@@ -255,10 +219,10 @@ impl DrDriver for RamenDriver {
             self.fenced.push(lost);
         }
         // what the lost primary's own VRG reported before the fault
-        if let Some(p) = self.apps.get_mut(vm).and_then(|a| a.poller.take()) {
-            p.abort();
+        if let Some(a) = self.apps.get_mut(vm) {
+            a.rounds.stop();
         }
-        let own: Vec<SyncSample> = self.app(vm)?.syncs.lock().unwrap().clone();
+        let own = self.app(vm)?.rounds.seen();
         let d = self.act(vm, to, Action::Failover, m).await?;
         let promise = match self.interval {
             Some(interval) => {
@@ -277,11 +241,9 @@ impl DrDriver for RamenDriver {
         let drpc = self.app(vm)?.drpc.clone();
         let Some(interval) = self.interval else { return Ok("Metro-DR: synchronous".into()) };
         let deadline = interval * 3 + self.allowance.unwrap_or(interval);
-        if self.app(vm)?.poller.is_some() {
-            let syncs = self.app(vm)?.syncs.clone();
-            let check = || std::future::ready(Ok::<_, EnvError>(syncs.lock().unwrap().iter().find(|s| s.started >= since && s.completed.is_some()).map(|s| format!("{} (the primary cluster's VRG)", s.name))));
-            let primary = self.app(vm)?.primary.clone();
-            return crate::wait::until("a group sync taken since the VM wrote", deadline, check, crate::wait::every(Duration::from_millis(500))).await.map_err(|e| crate::error::from_wait(&primary, crate::error::Cause::System, e));
+        let a = self.app(vm)?;
+        if a.rounds.watching() {
+            return a.rounds.wait_since(since, deadline, &a.primary).await.map(|n| format!("{n} (the primary cluster's VRG)"));
         }
         let d = ramen::wait_for(&self.drpcs, &self.namespace, &drpc, "report a group sync taken since the VM wrote", deadline, ramen::synced_since(since)).await?;
         Ok(format!("lastGroupSyncTime {}", d.status.and_then(|s| s.last_group_sync_time).unwrap_or_default()))
@@ -292,8 +254,8 @@ impl DrDriver for RamenDriver {
     }
 
     async fn release(&mut self, vm: &str) {
-        if let Some(p) = self.apps.remove(vm).and_then(|mut a| a.poller.take()) {
-            p.abort();
+        if let Some(mut a) = self.apps.remove(vm) {
+            a.rounds.stop();
         }
         // what this drill fenced is unfenced (best effort: Ramen may need the cluster back first)
         for c in std::mem::take(&mut self.fenced) {

@@ -8,10 +8,10 @@
 use crate::clock::Wt;
 use crate::error::{Cause, EnvError};
 use crate::k8s::apply::{self, Obj};
-use crate::k8s::kubevirt::pvc_bound;
 use crate::k8s::volrep::{self, Role, VolumeReplication};
 use crate::k8s::K8sError;
-use crate::oracle::{Checkpoint, SyncSample};
+use super::rounds::{checkpoint_before, Rounds};
+use crate::oracle::SyncSample;
 use crate::ports::{DrDriver, DriverReport, Marker, Promise, Volume};
 use crate::timeline::Segment;
 use crate::units::Dur;
@@ -19,31 +19,24 @@ use async_trait::async_trait;
 use kube::api::{Api, DeleteParams};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What the driver needs to know of the environment.
 #[derive(Clone, Debug)]
 pub struct VolRepSettings {
-    pub namespace: String,
-    pub storage_class: String,
+    /// The VM's disk (its namespace is the VolumeReplications').
+    pub disk: super::Disk,
     pub replication_class: String,
-    pub disk_bytes: u64,
-    /// Key of the application's common label (value `dr-drill-<vm>`).
-    pub app_label: String,
     pub interval: Duration,
     pub allowance: Duration,
     /// How long a flip may take.
     pub promote: Duration,
-    /// How long a PVC may take to bind.
-    pub bind: Duration,
 }
 
 struct App {
     pvc: String,
     primary: String,
-    syncs: Arc<Mutex<Vec<SyncSample>>>,
-    poller: Option<tokio::task::JoinHandle<()>>,
+    rounds: Rounds,
 }
 
 pub struct VolRepDriver {
@@ -111,7 +104,7 @@ impl VolRepDriver {
     }
 
     fn vrs(&self, site: &str) -> Result<Api<VolumeReplication>, EnvError> {
-        Ok(Api::namespaced(self.client(site)?, &self.s.namespace))
+        Ok(Api::namespaced(self.client(site)?, &self.s.disk.namespace))
     }
 
     fn peer_of(&self, site: &str) -> Result<String, EnvError> {
@@ -120,45 +113,24 @@ impl VolRepDriver {
 
     async fn flip(&self, site: &str, pvc: &str, role: Role) -> Result<VolumeReplication, EnvError> {
         let api = self.vrs(site)?;
-        volrep::flip(&api, &self.s.namespace, pvc, role, self.s.promote).await.map_err(|e| EnvError::Site { site: site.into(), what: format!("make VolumeReplication {}/{pvc} {}", self.s.namespace, role.spec()), detail: e.to_string(), cause: crate::error::Caused::cause(&e) })
+        volrep::flip(&api, &self.s.disk.namespace, pvc, role, self.s.promote).await.map_err(|e| EnvError::Site { site: site.into(), what: format!("make VolumeReplication {}/{pvc} {}", self.s.disk.namespace, role.spec()), detail: e.to_string(), cause: crate::error::Caused::cause(&e) })
     }
 
-    /// Reads the primary's VolumeReplication every second and keeps each new replication round it reports.
-    fn poll(&self, site: &str, pvc: &str, syncs: Arc<Mutex<Vec<SyncSample>>>) -> Result<tokio::task::JoinHandle<()>, EnvError> {
+    /// Watches the rounds `site`'s VolumeReplication reports (the new primary).
+    fn watch(&mut self, vm: &str, site: &str) -> Result<(), EnvError> {
         let api = self.vrs(site)?;
-        let pvc = pvc.to_string();
-        Ok(tokio::spawn(async move {
-            loop {
-                if let Ok(Ok(Some(v))) = tokio::time::timeout(REQUEST, api.get_opt(&pvc)).await {
-                    if let Some(s) = sync_of(&v) {
-                        let mut g = syncs.lock().unwrap();
-                        if g.last().is_none_or(|l| l.started < s.started) {
-                            g.push(s);
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }))
-    }
-
-    fn restart_poller(&mut self, vm: &str, site: &str) -> Result<(), EnvError> {
-        let (pvc, syncs) = {
-            let a = self.app(vm)?;
-            (a.pvc.clone(), a.syncs.clone())
-        };
-        let h = self.poll(site, &pvc, syncs)?;
-        if let Some(a) = self.apps.get_mut(vm) {
-            if let Some(old) = a.poller.replace(h) {
-                old.abort();
-            }
-            a.primary = site.to_string();
-        }
+        let a = self.apps.get_mut(vm).ok_or_else(|| EnvError::Usage(format!("no VM named {vm} is protected in this scenario")))?;
+        let pvc = a.pvc.clone();
+        a.rounds.watch(move || {
+            let (api, pvc) = (api.clone(), pvc.clone());
+            async move { api.get_opt(&pvc).await.ok().flatten().and_then(|v| sync_of(&v)) }
+        });
+        a.primary = site.to_string();
         Ok(())
     }
 
     fn label(&self, vm: &str) -> (String, String) {
-        (self.s.app_label.clone(), format!("dr-drill-{vm}"))
+        (self.s.disk.app_label.clone(), format!("dr-drill-{vm}"))
     }
 }
 
@@ -170,13 +142,11 @@ fn k8s(site: &str, what: &str) -> impl Fn(K8sError) -> EnvError {
 #[async_trait]
 impl DrDriver for VolRepDriver {
     async fn provision(&mut self, vm: &str, site: &str) -> Result<Volume, EnvError> {
-        let (ns, pvc) = (self.s.namespace.clone(), format!("{vm}-disk"));
+        let ns = self.s.disk.namespace.clone();
         let peer = self.peer_of(site)?;
         let (c, pc) = (self.client(site)?, self.client(&peer)?);
         let (lk, lv) = self.label(vm);
-        let claim = crate::k8s::kubevirt::pvc_manifest(&ns, &pvc, &self.s.storage_class, self.s.disk_bytes, (&lk, &lv));
-        apply::apply_all(&c, &[claim], false, Duration::from_secs(10)).await.map_err(k8s(site, "create the VM's PVC"))?;
-        let bound = apply::wait_ready(&c, &obj("v1", "PersistentVolumeClaim", Some(&ns), &pvc), "bind", self.s.bind, pvc_bound).await.map_err(k8s(site, "bind the VM's PVC"))?;
+        let (pvc, bound) = self.s.disk.make(&c, site, vm).await?;
         let pv_name = bound.pointer("/spec/volumeName").and_then(Value::as_str).ok_or_else(|| EnvError::Site { site: site.into(), what: "read the VM's volume".into(), detail: format!("PVC {ns}/{pvc} is bound but names no volume"), cause: Cause::System })?.to_string();
         let pv = apply::get(&c, &obj("v1", "PersistentVolume", None, &pv_name)).await.map_err(k8s(site, "read the VM's volume"))?.ok_or_else(|| EnvError::Site { site: site.into(), what: "read the VM's volume".into(), detail: format!("PersistentVolume {pv_name} is missing"), cause: Cause::System })?;
         let (pvc_twin, pv_twin) = twin(&bound, &pv);
@@ -190,8 +160,8 @@ impl DrDriver for VolRepDriver {
                 .await
                 .map_err(k8s(&s, "protect the VM's PVC"))?;
         }
-        self.apps.insert(vm.into(), App { pvc: pvc.clone(), primary: site.into(), syncs: Arc::default(), poller: None });
-        self.restart_poller(vm, site)?;
+        self.apps.insert(vm.into(), App { pvc: pvc.clone(), primary: site.into(), rounds: Rounds::default() });
+        self.watch(vm, site)?;
         Ok(Volume { name: pvc })
     }
 
@@ -213,7 +183,7 @@ impl DrDriver for VolRepDriver {
         m.mark(Segment::Demoted);
         let promoted = self.flip(to, &pvc, Role::Primary).await?;
         m.mark(Segment::Promoted);
-        self.restart_poller(vm, to)?;
+        self.watch(vm, to)?;
         let details = json!({ "demoted": { "site": from, "status": demoted.status }, "promoted": { "site": to, "status": promoted.status } });
         Ok(DriverReport { promise: Promise::NoLoss, details })
     }
@@ -224,25 +194,23 @@ impl DrDriver for VolRepDriver {
             return Err(EnvError::Usage("a failover without fencing is a lab-only negative control".into()));
         }
         let pvc = self.app(vm)?.pvc.clone();
-        if let Some(p) = self.apps.get_mut(vm).and_then(|a| a.poller.take()) {
-            p.abort();
+        if let Some(a) = self.apps.get_mut(vm) {
+            a.rounds.stop();
         }
-        let syncs: Vec<SyncSample> = self.app(vm)?.syncs.lock().unwrap().clone();
+        let syncs = self.app(vm)?.rounds.seen();
         let promoted = self.flip(to, &pvc, Role::Primary).await?;
         m.mark(Segment::Promoted);
-        self.restart_poller(vm, to)?;
+        self.watch(vm, to)?;
         // the newest round the primary reported complete before the fault
-        let checkpoint = syncs.iter().rev().find(|s| s.completed.is_some_and(|c| c <= fault_at)).map(|s| Checkpoint { name: s.name.clone(), started: s.started });
+        let checkpoint = checkpoint_before(&syncs, fault_at);
         let details = json!({ "promoted": { "site": to, "status": promoted.status }, "roundsSeen": syncs.len() });
         Ok(DriverReport { promise: Promise::Window { interval: self.s.interval, allowance: self.s.allowance, checkpoint, syncs }, details })
     }
 
     /// Waits until the primary reports a round taken at or after `since` (three intervals + the allowance).
     async fn replicated(&mut self, vm: &str, _to: &str, since: Wt) -> Result<String, EnvError> {
-        let (syncs, primary) = (self.app(vm)?.syncs.clone(), self.app(vm)?.primary.clone());
-        let deadline = self.s.interval * 3 + self.s.allowance;
-        let check = || std::future::ready(Ok::<_, EnvError>(syncs.lock().unwrap().iter().find(|s| s.started >= since && s.completed.is_some()).map(|s| s.name.clone())));
-        crate::wait::until("a replication round taken since the VM wrote", deadline, check, crate::wait::every(Duration::from_millis(500))).await.map_err(|e| crate::error::from_wait(&primary, Cause::System, e))
+        let a = self.app(vm)?;
+        a.rounds.wait_since(since, self.s.interval * 3 + self.s.allowance, &a.primary).await
     }
 
     async fn serving(&mut self, _vm: &str) -> Result<(), EnvError> {
@@ -252,11 +220,9 @@ impl DrDriver for VolRepDriver {
     /// The VM's replication, PVCs and staged volumes go (best effort: a lost site may not answer).
     async fn release(&mut self, vm: &str) {
         let Some(mut a) = self.apps.remove(vm) else { return };
-        if let Some(p) = a.poller.take() {
-            p.abort();
-        }
+        a.rounds.stop();
         for (site, c) in &self.clients {
-            let ns = &self.s.namespace;
+            let ns = &self.s.disk.namespace;
             let vrs: Api<VolumeReplication> = Api::namespaced(c.clone(), ns);
             let _ = tokio::time::timeout(REQUEST, vrs.delete(&a.pvc, &DeleteParams::default())).await;
             let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(c.clone(), ns);
