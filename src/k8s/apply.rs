@@ -19,7 +19,8 @@ pub struct Obj {
 }
 
 impl Obj {
-    /// The object a manifest describes. Pure.
+    /// The object a manifest describes. Pure. (Its error is always the small `Usage`.)
+    #[allow(clippy::result_large_err)]
     pub fn of(v: &Value) -> Result<Obj, K8sError> {
         let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
         match (s("/apiVersion"), s("/kind"), s("/metadata/name")) {
@@ -130,7 +131,8 @@ pub async fn wait_ready(client: &Client, o: &Obj, what: &str, deadline: Duration
 }
 
 /// Multi-document YAML (an upstream manifest) as JSON objects; empty documents and `List` wrappers are
-/// flattened (the lint's reader). Pure.
+/// flattened (the lint's reader). Pure. (Its error is always the small `Usage`.)
+#[allow(clippy::result_large_err)]
 pub fn parse_manifests(text: &str, source: &str) -> Result<Vec<Value>, K8sError> {
     let objs = crate::lint::parse_stream(source, text).map_err(|e| K8sError::Usage(e.to_string()))?;
     Ok(objs.into_iter().map(|o| o.value).collect())

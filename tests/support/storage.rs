@@ -18,8 +18,11 @@ pub struct Site {
     pub client: kube::Client,
     pub disks: PathBuf,
     /// The PID of the probe running VM `ns/name` on this site, if one runs.
-    pub probe: Arc<dyn Fn(&str) -> Option<i32> + Send + Sync>,
+    pub probe: PidOf,
 }
+
+/// The PID of the probe running VM `ns/name` on a site, if one runs.
+pub type PidOf = Arc<dyn Fn(&str) -> Option<i32> + Send + Sync>;
 
 pub struct Storage {
     tasks: Vec<tokio::task::JoinHandle<()>>,

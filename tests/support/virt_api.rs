@@ -170,7 +170,7 @@ impl State {
 
 impl VirtApi {
     /// Looks up the PID of the probe running VM `ns/name`, if one runs.
-    pub fn pid_lookup(&self) -> Arc<dyn Fn(&str) -> Option<i32> + Send + Sync> {
+    pub fn pid_lookup(&self) -> crate::storage::PidOf {
         let vms = self.vms.clone();
         Arc::new(move |key: &str| vms.lock().unwrap().get(key).map(|r| r.pid))
     }
