@@ -224,7 +224,22 @@ fn existing_clusters_refuse_destructive_steps_unless_disposable_and_confirmed() 
     assert!(!dir.path().join("r").exists(), "reports made before the checks passed");
     // every context present, no hub: the drill starts, and the first cluster that does not answer ends it
     // as the harness's failure (2), naming the site and its context
-    let no_hub = disposable.replace("    hub:\n      context: hub-admin\n      namespace: vm-apps              # where the DRPlacementControls are\n      drPolicy: odr-policy-5m\n      clusters:                       # managed cluster names (default: the contexts)\n        a: ocp-east\n        b: ocp-west\n", "    volumeReplicationClass: rbd-volumereplicationclass\n");
+    // the hub's block taken out, a VolumeReplicationClass instead
+    let mut no_hub = String::new();
+    let mut in_hub = false;
+    for l in disposable.lines() {
+        if l == "    hub:" {
+            in_hub = true;
+            no_hub.push_str("    volumeReplicationClass: rbd-volumereplicationclass\n");
+            continue;
+        }
+        if in_hub && (l.starts_with("      ") || l.trim().is_empty()) {
+            continue;
+        }
+        in_hub = false;
+        no_hub.push_str(l);
+        no_hub.push('\n');
+    }
     assert_ne!(no_hub, disposable);
     let (code, err) = run(&no_hub, &["--confirm", "existing-example"]);
     assert_eq!(code, Some(2), "{err}");
