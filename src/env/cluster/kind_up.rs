@@ -173,7 +173,7 @@ pub async fn up(cfg: &EnvConfig, spec: &KindSpec) -> Result<Vec<String>, EnvErro
             Ok(lines)
         }
         Err(e) => {
-            for l in undo(spec, &cfg.spec.name, &st).await {
+            for l in undo(&st).await {
                 eprintln!("cleanup: {l}");
             }
             let _ = std::fs::remove_file(state_path(spec, &cfg.spec.name));
@@ -264,7 +264,7 @@ fn summary(step: &Step) -> String {
 }
 
 /// Removes what the state says was made, newest first; says what. Missing things are already removed.
-async fn undo(spec: &KindSpec, _env: &str, st: &State) -> Vec<String> {
+async fn undo(st: &State) -> Vec<String> {
     let mut out = vec![];
     for m in st.made.iter().rev() {
         let (argv, what): (Vec<String>, String) = match m {
@@ -285,7 +285,6 @@ async fn undo(spec: &KindSpec, _env: &str, st: &State) -> Vec<String> {
             Err(e) => out.push(format!("{what}: {e} (already gone?)")),
         }
     }
-    let _ = spec;
     out
 }
 
@@ -295,7 +294,7 @@ pub async fn down(cfg: &EnvConfig, spec: &KindSpec) -> Result<Vec<String>, EnvEr
     if st.made.is_empty() {
         return Ok(vec![format!("environment {} is not up (no state in {})", cfg.spec.name, state_path(spec, &cfg.spec.name).display())]);
     }
-    let out = undo(spec, &cfg.spec.name, &st).await;
+    let out = undo(&st).await;
     let _ = std::fs::remove_file(state_path(spec, &cfg.spec.name));
     Ok(out)
 }
