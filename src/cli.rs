@@ -78,6 +78,15 @@ pub enum EnvAction {
         #[arg(long = "env", default_value = DEFAULT_ENV)]
         env: PathBuf,
     },
+    /// Build the probe's kernel-boot image for KubeVirt (FROM scratch: the lab's guest kernel and the
+    /// probe's initramfs), tagged as the environment's `probeImage` (kind: its local tag); `--push` pushes
+    /// it to the registry that tag names, for existing clusters to pull.
+    Image {
+        #[arg(long = "env", default_value = DEFAULT_ENV)]
+        env: PathBuf,
+        #[arg(long)]
+        push: bool,
+    },
     /// Show whether the environment is up, its sites' health and the replication in force.
     Status {
         #[arg(long = "env", default_value = DEFAULT_ENV)]

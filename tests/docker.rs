@@ -96,13 +96,22 @@ async fn kind_node_faults_land_on_one_site_and_recover() {
     assert!(!docker(&["network", "ls", "--format", "{{.Name}}"]).lines().any(|n| n == net), "network left behind");
 }
 
-/// The probe's kernel-boot image for KubeVirt (the kind environment loads it into its nodes): built here
-/// FROM scratch from the lab's guest kernel and the probe's initramfs, holding exactly /boot/vmlinuz and
-/// /boot/initramfs.img; removed afterwards.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_probe_kernel_image_builds_from_scratch() {
+/// The probe's kernel-boot image for KubeVirt (kind loads it into its nodes; existing clusters pull it from
+/// the registry their environment file names): `dr-drill env image` builds it here FROM scratch from the
+/// lab's guest kernel and the probe's initramfs, under the environment's `probeImage` tag, holding exactly
+/// /boot/vmlinuz and /boot/initramfs.img; removed afterwards. The lab has no use for it: exit 2.
+#[test]
+fn the_probe_kernel_image_builds_from_scratch() {
     let tag = format!("localhost/dr-drill-test/probe-kernel:{}", std::process::id());
-    dr_drill::env::cluster::kind_up::build_probe_image(&tag).await.unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("existing.yaml");
+    let text = std::fs::read_to_string("environments/existing-example.yaml").unwrap().replace("registry.example.com/dr-drill/probe-kernel:v1", &tag);
+    std::fs::write(&env, text).unwrap();
+    let out = assert_cmd::Command::cargo_bin("dr-drill").unwrap().args(["env", "image", "--env"]).arg(&env).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("built {tag}")));
+    let lab = assert_cmd::Command::cargo_bin("dr-drill").unwrap().args(["env", "image", "--env", "environments/lab-regional.yaml"]).output().unwrap();
+    assert_eq!(lab.status.code(), Some(2));
     let docker = |args: &[&str]| {
         let o = std::process::Command::new("docker").args(args).output().unwrap();
         (o.status.success(), String::from_utf8_lossy(&o.stdout).trim().to_string(), String::from_utf8_lossy(&o.stderr).into_owned())

@@ -21,6 +21,13 @@ pub async fn down(cfg: &EnvConfig) -> anyhow::Result<i32> {
     Ok(EXIT_OK)
 }
 
+pub async fn image(cfg: &EnvConfig, push: bool) -> anyhow::Result<i32> {
+    for l in crate::env::cluster::kind_up::probe_image(cfg, push).await? {
+        println!("{l}");
+    }
+    Ok(EXIT_OK)
+}
+
 pub async fn status(cfg: &EnvConfig) -> anyhow::Result<i32> {
     for l in crate::env::status(cfg).await? {
         println!("{l}");

@@ -114,6 +114,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<i32> {
             EnvAction::Up { env, dry_run } => env::up(&load_env(&env)?, dry_run).await,
             EnvAction::Down { env } => env::down(&load_env(&env)?).await,
             EnvAction::Status { env } => env::status(&load_env(&env)?).await,
+            EnvAction::Image { env, push } => env::image(&load_env(&env)?, push).await,
         },
         Command::Bench { env, rounds, drills } => bench::bench(&load_env(&env)?, rounds, drills).await,
         Command::Lint(args) => lint::lint(args).await,

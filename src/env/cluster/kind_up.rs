@@ -132,6 +132,25 @@ pub async fn build_probe_image(tag: &str) -> Result<(), EnvError> {
     Ok(())
 }
 
+/// `dr-drill env image`: the probe's image under the environment's tag, pushed on request.
+pub async fn probe_image(cfg: &EnvConfig, push: bool) -> Result<Vec<String>, EnvError> {
+    let tag = match &cfg.spec.backend {
+        crate::config::Backend::Kind(_) => PROBE_IMAGE.to_string(),
+        crate::config::Backend::Existing(x) => x.probe_image.clone(),
+        crate::config::Backend::Lab(_) => return Err(EnvError::Usage(format!("{}: the lab boots the probe from its initramfs directly; the image is for kind and existing clusters", cfg.path.display()))),
+    };
+    if !on_path("docker") {
+        return Err(EnvError::MissingTool { tool: "docker".into(), hint: "builds the probe's image".into() });
+    }
+    build_probe_image(&tag).await?;
+    let mut out = vec![format!("built {tag} (FROM scratch: /boot/vmlinuz, /boot/initramfs.img)")];
+    if push {
+        run(&["docker".into(), "push".into(), tag.clone()], Duration::from_secs(600)).await?;
+        out.push(format!("pushed {tag}"));
+    }
+    Ok(out)
+}
+
 async fn exchange_peer(from: &kube::Client, to: &kube::Client, from_name: &str, pool: &str) -> Result<String, EnvError> {
     let pool_obj = Obj { api_version: "ceph.rook.io/v1".into(), kind: "CephBlockPool".into(), namespace: Some(ROOK_NS.into()), name: pool.into() };
     let p = apply::get(from, &pool_obj).await?.ok_or_else(|| EnvError::Usage(format!("CephBlockPool {ROOK_NS}/{pool} is missing on {from_name}")))?;
