@@ -19,8 +19,9 @@ pub struct Pin {
     pub version: &'static str,
     pub artifact: &'static str,
     /// sha256 of the image manifest (images) or of the file (manifests). `None`: not known here (no access
-    /// to the registry or release page from this machine); `env up` then records the digest it fetched in
-    /// its state file (`pinned.lock`) and refuses a different one on the next `env up`.
+    /// to the registry or release page from this machine); for manifests `env up` fetches, it records the
+    /// digest it fetched (`pinned.lock`) and refuses a different one on the next `env up`; images and the kind
+    /// binary are then pinned by version only.
     pub digest: Option<&'static str>,
     pub source: &'static str,
 }
@@ -342,7 +343,13 @@ pub fn plan(cfg: &EnvConfig, spec: &KindSpec, facts: &HostFacts) -> Plan {
 pub fn render(plan: &Plan) -> String {
     let mut s = format!("# env up --dry-run: {} (kind, {} clusters: {}); nothing was touched\n# pinned versions\n", plan.env, plan.clusters.len(), plan.clusters.iter().map(|(s, c)| format!("site {s} = {c} (context {})", context_of(c))).collect::<Vec<_>>().join(", "));
     for p in &plan.pins {
-        s.push_str(&format!("#   {:<22} {:<9} {}  digest: {}  (from {})\n", p.component, p.version, p.artifact, p.digest.unwrap_or("recorded at first fetch (pinned.lock)"), p.source));
+        let digest = match p.digest {
+            Some(d) => d,
+            // what `env up` fetches itself is held to the digest first fetched; the rest is pinned by tag
+            None if p.artifact.starts_with("https://") => "recorded at first fetch (pinned.lock)",
+            None => "none confirmed here (pinned by version)",
+        };
+        s.push_str(&format!("#   {:<22} {:<9} {}  digest: {}  (from {})\n", p.component, p.version, p.artifact, digest, p.source));
     }
     for (i, st) in plan.steps.iter().enumerate() {
         let n = i + 1;
