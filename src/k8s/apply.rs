@@ -113,12 +113,16 @@ pub async fn delete(client: &Client, o: &Obj) -> Result<(), K8sError> {
 pub async fn wait_ready(client: &Client, o: &Obj, what: &str, deadline: Duration, ready: impl Fn(Option<&Value>) -> bool) -> Result<Value, K8sError> {
     let t0 = std::time::Instant::now();
     let mut last = None;
+    // resolved once the kind is served (a kind not served yet reads as "not there")
+    let mut api = None;
     loop {
-        // a kind not served yet reads as "not there"
-        last = match api_for(client, o, Duration::ZERO).await {
-            Ok(_) => get(client, o).await?,
-            Err(_) => last,
-        };
+        if api.is_none() {
+            api = api_for(client, o, Duration::ZERO).await.ok();
+        }
+        if let Some(a) = &api {
+            let got = a.get_opt(&o.name).await.map_err(|source| K8sError::Api { what: "read".into(), kind: o.kind.clone(), namespace: o.namespace.clone().unwrap_or_default(), name: o.name.clone(), source })?;
+            last = got.map(|d| serde_json::to_value(d).unwrap_or(Value::Null));
+        }
         if ready(last.as_ref()) {
             return Ok(last.unwrap_or(Value::Null));
         }
