@@ -496,7 +496,7 @@ pub fn from_yaml(path: &Path, text: &str) -> Result<EnvConfig, ConfigError> {
         }
     }
     check((1..=1000).contains(&spec.vm.write_rate), "writeRate", "must be 1 to 1000 records per second")?;
-    let sites = spec.site_names_set();
+    let sites = spec.site_names();
     let per_site = |key: &str, keys: Vec<&String>| -> Result<(), ConfigError> {
         let got: std::collections::BTreeSet<&str> = keys.iter().map(|k| k.as_str()).collect();
         let want: std::collections::BTreeSet<&str> = sites.iter().map(String::as_str).collect();
@@ -563,14 +563,14 @@ pub fn load(path: &Path) -> Result<EnvConfig, ConfigError> {
 }
 
 impl EnvFile {
-    fn site_names_set(&self) -> Vec<String> {
+    pub fn site_names(&self) -> Vec<String> {
         self.sites.iter().map(|s| s.name.clone()).collect()
     }
 }
 
 impl EnvConfig {
     pub fn site_names(&self) -> Vec<String> {
-        self.spec.sites.iter().map(|s| s.name.clone()).collect()
+        self.spec.site_names()
     }
     /// One sentence on the replication in force, for status and every report.
     pub fn replication_summary(&self) -> String {

@@ -19,6 +19,10 @@ pub struct Obj {
 }
 
 impl Obj {
+    pub fn new(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Obj {
+        Obj { api_version: api_version.into(), kind: kind.into(), namespace: namespace.map(Into::into), name: name.into() }
+    }
+
     /// The object a manifest describes. Pure. (Its error is always the small `Usage`.)
     #[allow(clippy::result_large_err)]
     pub fn of(v: &Value) -> Result<Obj, K8sError> {

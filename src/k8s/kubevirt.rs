@@ -115,6 +115,11 @@ impl VmManifest {
     }
 }
 
+/// The value of the application's common label for `vm`'s resources. Pure.
+pub fn app_of(vm: &str) -> String {
+    format!("dr-drill-{vm}")
+}
+
 /// A blank block-mode PVC labelled as part of the application. Pure.
 pub fn pvc_manifest(ns: &str, name: &str, storage_class: &str, bytes: u64, label: (&str, &str)) -> Value {
     json!({

@@ -168,10 +168,6 @@ fn schedule(r: &Regional) -> String {
     }
 }
 
-fn obj(api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Obj {
-    Obj { api_version: api_version.into(), kind: kind.into(), namespace: ns.map(Into::into), name: name.into() }
-}
-
 /// The kind cluster config: one node, the OSD's loop device (and /dev/kvm where there is one) mounted in.
 pub fn kind_config(cluster: &str, node_image: &str, device: &std::path::Path, facts: &HostFacts) -> String {
     let mut mounts = format!("  - hostPath: {0}\n    containerPath: {0}\n", device.display());
@@ -309,23 +305,23 @@ pub fn plan(cfg: &EnvConfig, spec: &KindSpec, facts: &HostFacts) -> Plan {
         };
         steps.push(Step::ApplyUrl { cluster: ctx.clone(), pin: pin("kubevirt-operator.yaml") });
         apply(&mut steps);
-        steps.push(Step::Wait { cluster: ctx.clone(), obj: obj("kubevirt.io/v1", "KubeVirt", Some("kubevirt"), "kubevirt"), ready: Ready::Phase("Deployed"), deadline_s: minutes(10) });
+        steps.push(Step::Wait { cluster: ctx.clone(), obj: Obj::new("kubevirt.io/v1", "KubeVirt", Some("kubevirt"), "kubevirt"), ready: Ready::Phase("Deployed"), deadline_s: minutes(10) });
         steps.push(Step::ApplyUrl { cluster: ctx.clone(), pin: pin("cdi-operator.yaml") });
         apply(&mut steps);
-        steps.push(Step::Wait { cluster: ctx.clone(), obj: obj("cdi.kubevirt.io/v1beta1", "CDI", None, "cdi"), ready: Ready::Phase("Deployed"), deadline_s: minutes(10) });
+        steps.push(Step::Wait { cluster: ctx.clone(), obj: Obj::new("cdi.kubevirt.io/v1beta1", "CDI", None, "cdi"), ready: Ready::Phase("Deployed"), deadline_s: minutes(10) });
         steps.push(Step::ApplyUrl { cluster: ctx.clone(), pin: pin("deploy/examples/crds.yaml") });
         steps.push(Step::ApplyUrl { cluster: ctx.clone(), pin: pin("examples/common.yaml") });
         steps.push(Step::ApplyUrl { cluster: ctx.clone(), pin: pin("examples/operator.yaml") });
         apply(&mut steps);
-        steps.push(Step::Wait { cluster: ctx.clone(), obj: obj("apps/v1", "Deployment", Some(ROOK_NS), "rook-ceph-operator"), ready: Ready::Replicas, deadline_s: minutes(5) });
+        steps.push(Step::Wait { cluster: ctx.clone(), obj: Obj::new("apps/v1", "Deployment", Some(ROOK_NS), "rook-ceph-operator"), ready: Ready::Replicas, deadline_s: minutes(5) });
         steps.push(Step::ApplyUrl { cluster: ctx.clone(), pin: pin("v0.9.1/crds.yaml") });
         steps.push(Step::ApplyUrl { cluster: ctx.clone(), pin: pin("rbac.yaml") });
         steps.push(Step::ApplyUrl { cluster: ctx.clone(), pin: pin("setup-controller.yaml") });
-        steps.push(Step::Wait { cluster: ctx.clone(), obj: obj("apps/v1", "Deployment", Some("csi-addons-system"), "csi-addons-controller-manager"), ready: Ready::Replicas, deadline_s: minutes(5) });
+        steps.push(Step::Wait { cluster: ctx.clone(), obj: Obj::new("apps/v1", "Deployment", Some("csi-addons-system"), "csi-addons-controller-manager"), ready: Ready::Replicas, deadline_s: minutes(5) });
         apply(&mut steps);
-        steps.push(Step::Wait { cluster: ctx.clone(), obj: obj("ceph.rook.io/v1", "CephCluster", Some(ROOK_NS), ROOK_NS), ready: Ready::Phase("Ready"), deadline_s: minutes(15) });
+        steps.push(Step::Wait { cluster: ctx.clone(), obj: Obj::new("ceph.rook.io/v1", "CephCluster", Some(ROOK_NS), ROOK_NS), ready: Ready::Phase("Ready"), deadline_s: minutes(15) });
         apply(&mut steps);
-        steps.push(Step::Wait { cluster: ctx.clone(), obj: obj("ceph.rook.io/v1", "CephBlockPool", Some(ROOK_NS), POOL), ready: Ready::Set("/status/info/rbdMirrorBootstrapPeerSecretName"), deadline_s: minutes(5) });
+        steps.push(Step::Wait { cluster: ctx.clone(), obj: Obj::new("ceph.rook.io/v1", "CephBlockPool", Some(ROOK_NS), POOL), ready: Ready::Set("/status/info/rbdMirrorBootstrapPeerSecretName"), deadline_s: minutes(5) });
         apply(&mut steps);
     }
     let names: Vec<&String> = clusters.values().collect();
@@ -333,7 +329,7 @@ pub fn plan(cfg: &EnvConfig, spec: &KindSpec, facts: &HostFacts) -> Plan {
         steps.push(Step::ExchangePeer { from: from.clone(), to: to.clone(), pool: POOL.into() });
     }
     for c in clusters.values() {
-        steps.push(Step::Wait { cluster: c.clone(), obj: obj("ceph.rook.io/v1", "CephBlockPool", Some(ROOK_NS), POOL), ready: Ready::Set("/status/mirroringInfo/peers"), deadline_s: minutes(5) });
+        steps.push(Step::Wait { cluster: c.clone(), obj: Obj::new("ceph.rook.io/v1", "CephBlockPool", Some(ROOK_NS), POOL), ready: Ready::Set("/status/mirroringInfo/peers"), deadline_s: minutes(5) });
     }
     Plan { env: cfg.spec.name.clone(), clusters, pins: pins(), steps }
 }

@@ -152,10 +152,10 @@ pub async fn probe_image(cfg: &EnvConfig, push: bool) -> Result<Vec<String>, Env
 }
 
 async fn exchange_peer(from: &kube::Client, to: &kube::Client, from_name: &str, pool: &str) -> Result<String, EnvError> {
-    let pool_obj = Obj { api_version: "ceph.rook.io/v1".into(), kind: "CephBlockPool".into(), namespace: Some(ROOK_NS.into()), name: pool.into() };
+    let pool_obj = Obj::new("ceph.rook.io/v1", "CephBlockPool", Some(ROOK_NS), pool);
     let p = apply::get(from, &pool_obj).await?.ok_or_else(|| EnvError::Usage(format!("CephBlockPool {ROOK_NS}/{pool} is missing on {from_name}")))?;
     let secret_name = p.pointer("/status/info/rbdMirrorBootstrapPeerSecretName").and_then(|v| v.as_str()).ok_or_else(|| EnvError::Usage(format!("CephBlockPool {ROOK_NS}/{pool} on {from_name} names no bootstrap peer secret yet")))?;
-    let sec = Obj { api_version: "v1".into(), kind: "Secret".into(), namespace: Some(ROOK_NS.into()), name: secret_name.into() };
+    let sec = Obj::new("v1", "Secret", Some(ROOK_NS), secret_name);
     let s = apply::get(from, &sec).await?.ok_or_else(|| EnvError::Usage(format!("Secret {ROOK_NS}/{secret_name} is missing on {from_name}")))?;
     let peer = format!("rbd-peer-{from_name}");
     let copy = serde_json::json!({

@@ -9,7 +9,7 @@ use crate::config::Guest;
 use crate::env::probe::{Launch, Launched, Launcher, Machine};
 use crate::error::{Cause, EnvError};
 use crate::k8s::apply::{self, Obj};
-use crate::k8s::kubevirt::{kernel_args, vmi_ended, vmi_running, VmManifest};
+use crate::k8s::kubevirt::{app_of, kernel_args, vmi_ended, vmi_running, VmManifest};
 use crate::k8s::{console, K8sError};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -45,7 +45,7 @@ impl KubeVirtLauncher {
             name: l.vm.into(),
             namespace: self.guest.namespace.clone(),
             app_label: self.guest.app_label.clone(),
-            app: format!("dr-drill-{}", l.vm),
+            app: app_of(l.vm),
             image: self.image.clone(),
             memory_bytes: self.guest.memory.0,
             disk_bytes: self.guest.disk_size.0,
@@ -67,7 +67,7 @@ async fn vm_action(client: &kube::Client, m: &VmManifest, action: &str, body: &s
 }
 
 fn vmi_of(m: &VmManifest) -> Obj {
-    Obj { api_version: "kubevirt.io/v1".into(), kind: "VirtualMachineInstance".into(), namespace: Some(m.namespace.clone()), name: m.name.clone() }
+    Obj::new("kubevirt.io/v1", "VirtualMachineInstance", Some(&m.namespace), &m.name)
 }
 
 #[async_trait]
@@ -81,7 +81,7 @@ impl Launcher for KubeVirtLauncher {
         for c in self.clients.values() {
             let ns = &self.guest.namespace;
             for (api_version, kind, name) in [("kubevirt.io/v1", "VirtualMachine", vm.to_string()), ("v1", "ConfigMap", format!("{vm}-probe"))] {
-                let o = Obj { api_version: api_version.into(), kind: kind.into(), namespace: Some(ns.clone()), name };
+                let o = Obj::new(api_version, kind, Some(ns), &name);
                 let _ = tokio::time::timeout(REQUEST, apply::delete(c, &o)).await;
             }
         }

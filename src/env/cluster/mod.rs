@@ -37,17 +37,19 @@ impl Disk {
     /// Makes `<vm>-disk` on `site`'s cluster and waits until it is bound; returns its name and the PVC as
     /// the API server has it.
     pub async fn make(&self, c: &kube::Client, site: &str, vm: &str) -> Result<(String, serde_json::Value), EnvError> {
-        let (pvc, label) = (format!("{vm}-disk"), format!("dr-drill-{vm}"));
-        let err = |what: &'static str| {
-            let site = site.to_string();
-            move |e: crate::k8s::K8sError| EnvError::Site { site: site.clone(), what: what.into(), detail: e.to_string(), cause: crate::error::Caused::cause(&e) }
-        };
+        let (pvc, label) = (format!("{vm}-disk"), crate::k8s::kubevirt::app_of(vm));
         let claim = crate::k8s::kubevirt::pvc_manifest(&self.namespace, &pvc, &self.storage_class, self.bytes, (&self.app_label, &label));
-        crate::k8s::apply::apply_all(c, &[claim], false, Duration::from_secs(10)).await.map_err(err("create the VM's PVC"))?;
-        let o = crate::k8s::apply::Obj { api_version: "v1".into(), kind: "PersistentVolumeClaim".into(), namespace: Some(self.namespace.clone()), name: pvc.clone() };
-        let bound = crate::k8s::apply::wait_ready(c, &o, "bind", self.bind, crate::k8s::kubevirt::pvc_bound).await.map_err(err("bind the VM's PVC"))?;
+        crate::k8s::apply::apply_all(c, &[claim], false, Duration::from_secs(10)).await.map_err(at_site(site, "create the VM's PVC"))?;
+        let o = crate::k8s::apply::Obj::new("v1", "PersistentVolumeClaim", Some(&self.namespace), &pvc);
+        let bound = crate::k8s::apply::wait_ready(c, &o, "bind", self.bind, crate::k8s::kubevirt::pvc_bound).await.map_err(at_site(site, "bind the VM's PVC"))?;
         Ok((pvc, bound))
     }
+}
+
+/// A Kubernetes error met doing `what` on `site`, with its cause.
+pub fn at_site(site: &str, what: &str) -> impl Fn(crate::k8s::K8sError) -> EnvError {
+    let (site, what) = (site.to_string(), what.to_string());
+    move |e| EnvError::Site { site: site.clone(), what: what.clone(), detail: e.to_string(), cause: crate::error::Caused::cause(&e) }
 }
 
 fn disk_of(guest: &Guest, storage_class: &str, bind: Duration) -> Disk {

@@ -84,7 +84,8 @@ impl RamenDriver {
 
     fn vrg(&self, vm: &str) -> Option<crate::k8s::apply::Obj> {
         let (_, _, vrgs) = self.disks.as_ref()?;
-        Some(crate::k8s::apply::Obj { api_version: "ramendr.openshift.io/v1alpha1".into(), kind: "VolumeReplicationGroup".into(), namespace: Some(vrgs.clone()), name: self.apps.get(vm).map(|a| a.drpc.clone()).unwrap_or_else(|| vm.to_string()) })
+        let name = self.apps.get(vm).map(|a| a.drpc.as_str()).unwrap_or(vm);
+        Some(crate::k8s::apply::Obj::new("ramendr.openshift.io/v1alpha1", "VolumeReplicationGroup", Some(vrgs), name))
     }
 
     /// Watches the group syncs the primary cluster's own VRG reports.

@@ -9,7 +9,7 @@ use crate::clock::Wt;
 use crate::error::{Cause, EnvError};
 use crate::k8s::apply::{self, Obj};
 use crate::k8s::volrep::{self, Role, VolumeReplication};
-use crate::k8s::K8sError;
+use super::at_site;
 use super::rounds::{checkpoint_before, Rounds};
 use crate::oracle::SyncSample;
 use crate::ports::{DrDriver, DriverReport, Marker, Promise, Volume};
@@ -46,10 +46,6 @@ pub struct VolRepDriver {
 }
 
 const REQUEST: Duration = Duration::from_secs(15);
-
-fn obj(api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Obj {
-    Obj { api_version: api_version.into(), kind: kind.into(), namespace: ns.map(Into::into), name: name.into() }
-}
 
 /// The PVC's twin for the peer: bound to a copy of the same PersistentVolume (reclaim Retain, no claim
 /// uid), so that when the peer's VolumeReplication is promoted the VM finds its disk there. Pure.
@@ -113,7 +109,8 @@ impl VolRepDriver {
 
     async fn flip(&self, site: &str, pvc: &str, role: Role) -> Result<VolumeReplication, EnvError> {
         let api = self.vrs(site)?;
-        volrep::flip(&api, &self.s.disk.namespace, pvc, role, self.s.promote).await.map_err(|e| EnvError::Site { site: site.into(), what: format!("make VolumeReplication {}/{pvc} {}", self.s.disk.namespace, role.spec()), detail: e.to_string(), cause: crate::error::Caused::cause(&e) })
+        let what = format!("make VolumeReplication {}/{pvc} {}", self.s.disk.namespace, role.spec());
+        volrep::flip(&api, &self.s.disk.namespace, pvc, role, self.s.promote).await.map_err(at_site(site, &what))
     }
 
     /// Watches the rounds `site`'s VolumeReplication reports (the new primary).
@@ -130,13 +127,8 @@ impl VolRepDriver {
     }
 
     fn label(&self, vm: &str) -> (String, String) {
-        (self.s.disk.app_label.clone(), format!("dr-drill-{vm}"))
+        (self.s.disk.app_label.clone(), crate::k8s::kubevirt::app_of(vm))
     }
-}
-
-fn k8s(site: &str, what: &str) -> impl Fn(K8sError) -> EnvError {
-    let (site, what) = (site.to_string(), what.to_string());
-    move |e| EnvError::Site { site: site.clone(), what: what.clone(), detail: e.to_string(), cause: crate::error::Caused::cause(&e) }
 }
 
 #[async_trait]
@@ -148,17 +140,17 @@ impl DrDriver for VolRepDriver {
         let (lk, lv) = self.label(vm);
         let (pvc, bound) = self.s.disk.make(&c, site, vm).await?;
         let pv_name = bound.pointer("/spec/volumeName").and_then(Value::as_str).ok_or_else(|| EnvError::Site { site: site.into(), what: "read the VM's volume".into(), detail: format!("PVC {ns}/{pvc} is bound but names no volume"), cause: Cause::System })?.to_string();
-        let pv = apply::get(&c, &obj("v1", "PersistentVolume", None, &pv_name)).await.map_err(k8s(site, "read the VM's volume"))?.ok_or_else(|| EnvError::Site { site: site.into(), what: "read the VM's volume".into(), detail: format!("PersistentVolume {pv_name} is missing"), cause: Cause::System })?;
+        let pv = apply::get(&c, &Obj::new("v1", "PersistentVolume", None, &pv_name)).await.map_err(at_site(site, "read the VM's volume"))?.ok_or_else(|| EnvError::Site { site: site.into(), what: "read the VM's volume".into(), detail: format!("PersistentVolume {pv_name} is missing"), cause: Cause::System })?;
         let (pvc_twin, pv_twin) = twin(&bound, &pv);
-        apply::apply_all(&pc, &[pv_twin, pvc_twin], false, Duration::from_secs(10)).await.map_err(k8s(&peer, "stage the VM's volume"))?;
+        apply::apply_all(&pc, &[pv_twin, pvc_twin], false, Duration::from_secs(10)).await.map_err(at_site(&peer, "stage the VM's volume"))?;
         let class = self.s.replication_class.clone();
-        apply::apply_all(&c, &[replication(&ns, &pvc, &class, Role::Primary, (&lk, &lv))], false, Duration::from_secs(10)).await.map_err(k8s(site, "protect the VM's PVC"))?;
-        apply::apply_all(&pc, &[replication(&ns, &pvc, &class, Role::Secondary, (&lk, &lv))], false, Duration::from_secs(10)).await.map_err(k8s(&peer, "protect the VM's PVC"))?;
+        apply::apply_all(&c, &[replication(&ns, &pvc, &class, Role::Primary, (&lk, &lv))], false, Duration::from_secs(10)).await.map_err(at_site(site, "protect the VM's PVC"))?;
+        apply::apply_all(&pc, &[replication(&ns, &pvc, &class, Role::Secondary, (&lk, &lv))], false, Duration::from_secs(10)).await.map_err(at_site(&peer, "protect the VM's PVC"))?;
         for (s, role) in [(site.to_string(), Role::Primary), (peer.clone(), Role::Secondary)] {
             let api = self.vrs(&s)?;
             crate::k8s::wait_for(&api, &ns, &pvc, &format!("become {}", role.spec()), self.s.promote, volrep::in_role(role), |v| format!("{:?}", v.and_then(|v| v.status.clone())))
                 .await
-                .map_err(k8s(&s, "protect the VM's PVC"))?;
+                .map_err(at_site(&s, "protect the VM's PVC"))?;
         }
         self.apps.insert(vm.into(), App { pvc: pvc.clone(), primary: site.into(), rounds: Rounds::default() });
         self.watch(vm, site)?;
