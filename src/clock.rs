@@ -56,6 +56,16 @@ pub fn unix_from_civil(y: i64, m: i64, d: i64, hh: i64, mm: i64, ss: f64) -> f64
     (days * 86400 + hh * 3600 + mm * 60) as f64 + ss
 }
 
+/// Unix seconds of an HTTP date (RFC 7231's IMF-fixdate, `Sun, 29 Nov 2026 19:05:00 GMT`). Pure.
+pub fn unix_from_http_date(s: &str) -> Option<f64> {
+    let w: Vec<&str> = s.split_whitespace().collect();
+    let [_, day, mon, year, hms, "GMT"] = w.as_slice() else { return None };
+    let m = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].iter().position(|x| x == mon)? as i64 + 1;
+    let t: Vec<i64> = hms.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let [hh, mm, ss] = t.as_slice() else { return None };
+    Some(unix_from_civil(year.parse().ok()?, m, day.parse().ok()?, *hh, *mm, *ss as f64))
+}
+
 /// Unix seconds of an RFC 3339 time as Kubernetes writes it (`2026-11-29T05:00:00Z`, fractions and
 /// numeric offsets too). Pure.
 pub fn parse_rfc3339(t: &str) -> Option<f64> {
@@ -81,6 +91,13 @@ pub fn parse_rfc3339(t: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(unix_from_http_date("Sun, 29 Nov 2026 19:05:00 GMT"), Some(unix_from_civil(2026, 11, 29, 19, 5, 0.0)));
+        assert_eq!(unix_from_http_date("Sun, 29 Nov 2026 19:05:00 CET"), None);
+        assert_eq!(unix_from_http_date("yesterday"), None);
+    }
 
     #[test]
     fn rfc3339_times() {

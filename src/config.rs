@@ -255,6 +255,21 @@ impl Regional {
     pub fn allowance(&self) -> Duration {
         self.sync_allowance.map(|d| d.0).unwrap_or(self.interval.0)
     }
+    /// How long the first replication round of a newly protected disk may take to complete (the warm-up,
+    /// not judged as lag): one interval plus the allowance when the harness asks for the rounds itself; two
+    /// intervals plus the allowance for a schedule it does not drive (Ceph's own fired a new image's first
+    /// snapshot 89 s after a 1-minute schedule was added here).
+    pub fn warmup(&self) -> Duration {
+        warmup(self.scheduler, self.interval.0, self.allowance())
+    }
+}
+
+/// See [`Regional::warmup`]. Pure.
+pub fn warmup(scheduler: Scheduler, interval: Duration, allowance: Duration) -> Duration {
+    match scheduler {
+        Scheduler::Harness => interval + allowance,
+        Scheduler::Ceph | Scheduler::Storage => interval * 2 + allowance,
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, serde::Serialize)]

@@ -74,7 +74,7 @@ pub struct Outcome {
 fn bound(p: Promise, period: Duration, stop: Option<u64>) -> Bound {
     match p {
         Promise::NoLoss => Bound::NoLoss { stop },
-        Promise::Window { interval, allowance, checkpoint, syncs } => Bound::Window(RegionalBound { interval, allowance, period, checkpoint, syncs }),
+        Promise::Window { interval, allowance, warmup, checkpoint, syncs } => Bound::Window(RegionalBound { interval, allowance, period, checkpoint, syncs, warmup }),
     }
 }
 
@@ -110,11 +110,29 @@ pub async fn relocate(env: &mut Environment, vm: &str, to: &str, barrier: bool) 
     Ok(Outcome { kind: ActionKind::Relocate, vm: vm.into(), from, to, timeline: m.timeline, evidence, details: report.details, receipts: vec![], fence_at: None, abandoned: None })
 }
 
+/// How a failover fences the lost site: the harness cuts it off (isolation), and the DR driver fences its
+/// clients at the storage (where the driver fences). Both by default; anything less is a control.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fencing {
+    pub isolate: bool,
+    pub storage: bool,
+}
+
+impl Fencing {
+    pub const FULL: Fencing = Fencing { isolate: true, storage: true };
+    /// Negative control: the lost site is neither cut off nor fenced at the storage.
+    pub const NONE: Fencing = Fencing { isolate: false, storage: false };
+    /// Negative control: only the isolation, which the harness undoes later; the storage does not fence.
+    pub const ISOLATION_ONLY: Fencing = Fencing { isolate: true, storage: false };
+    /// Positive control: the storage fence alone, the site never cut off.
+    pub const STORAGE_ONLY: Fencing = Fencing { isolate: false, storage: true };
+}
+
 /// Fails the VM over to `to`. `fault` is the receipt of the outage that took the primary (if a step
 /// injected one); without it, the VM's I/O is halted abruptly here, as fencing does. A frozen primary cannot
 /// be reached: its VM is left where it stands (it may write again when the site thaws: the fence must stop
-/// it). `fence: false` is a negative control: the lost site is neither isolated nor fenced at the storage.
-pub async fn failover(env: &mut Environment, vm: &str, to: &str, fault: Option<&Receipt>, fence: bool) -> Result<Outcome, EnvError> {
+/// it). `fencing` says which fences are raised (see [`Fencing`]).
+pub async fn failover(env: &mut Environment, vm: &str, to: &str, fault: Option<&Receipt>, fencing: Fencing) -> Result<Outcome, EnvError> {
     let to = env.topology.site(to)?;
     let from = env.driver.primary(vm)?;
     if from == to {
@@ -133,12 +151,12 @@ pub async fn failover(env: &mut Environment, vm: &str, to: &str, fault: Option<&
     let history = env.workload.history(vm)?;
     let rate = env.workload.rate(vm)?;
     let mut receipts = vec![];
-    if fence {
+    if fencing.isolate {
         // Fence: the old primary can no longer reach the survivor, whatever state it comes back in.
         receipts.push(env.faults.inject(Fault::Isolate { site: from.clone() }).await?);
         m.mark(Segment::Fenced);
     }
-    let report = env.driver.failover(vm, &to, fault_at, fence, &mut m).await?;
+    let report = env.driver.failover(vm, &to, fault_at, fencing.storage, &mut m).await?;
     // the earliest fence (the isolation, else the storage fence), or the request when nothing fenced
     let fence_at = [Segment::Fenced, Segment::StorageFenced, Segment::FailoverRequested].into_iter().find_map(|s| m.timeline.at(s));
     let scan = serve(env, vm, &to, &mut m).await?;
@@ -156,6 +174,7 @@ mod tests {
         let p = Promise::Window {
             interval: Duration::from_secs(5),
             allowance: Duration::from_secs(3),
+            warmup: Duration::from_secs(8),
             checkpoint: Some(Checkpoint { name: "a/4".into(), started: Wt::from_ms(9) }),
             syncs: vec![],
         };

@@ -31,6 +31,26 @@ pub enum Fault {
     Partition { a: String, b: String },
 }
 
+impl Fault {
+    /// The same fault, whichever way a symmetric one is named (`a and b` partitioned is `b and a`).
+    pub fn same_as(&self, other: &Fault) -> bool {
+        match (self, other) {
+            (Fault::Partition { a, b }, Fault::Partition { a: c, b: d }) => (a == c && b == d) || (a == d && b == c),
+            _ => self == other,
+        }
+    }
+
+    /// Does this fault take `site` out of service (its primary lost): its power lost, frozen, cut off, or
+    /// partitioned from a peer?
+    pub fn takes(&self, site: &str) -> bool {
+        match self {
+            Fault::PowerLoss { site: s } | Fault::Freeze { site: s } | Fault::Isolate { site: s } => s == site,
+            Fault::Partition { a, b } => a == site || b == site,
+            _ => false,
+        }
+    }
+}
+
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -52,4 +72,19 @@ impl fmt::Display for Fault {
 pub struct Receipt {
     pub fault: Fault,
     pub at: Wt,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_the_same_either_way_and_outages_take_their_site() {
+        let ab = Fault::Partition { a: "a".into(), b: "b".into() };
+        assert!(ab.same_as(&Fault::Partition { a: "b".into(), b: "a".into() }));
+        assert!(!ab.same_as(&Fault::Partition { a: "a".into(), b: "c".into() }));
+        assert!(ab.takes("a") && ab.takes("b") && !ab.takes("c"));
+        assert!(Fault::PowerLoss { site: "a".into() }.takes("a"));
+        assert!(!Fault::StopReplication { site: "a".into() }.takes("a"));
+    }
 }

@@ -39,16 +39,6 @@ pub struct Served {
     pub serving: Wt,
 }
 
-/// A VM whose disk was damaged on purpose (negative control), and what a verify scan then found.
-#[derive(Clone, Debug)]
-pub struct Damaged {
-    pub scan: ScanReport,
-    /// Every writer boot so far, read to its end.
-    pub history: History,
-    /// The STOP record of the last graceful shutdown.
-    pub last_stop: Option<u64>,
-}
-
 #[async_trait]
 pub trait Workload: Send {
     /// Boots `vm` writing `rate` records/s on `site` from `volume`; returns once its first write is
@@ -77,8 +67,9 @@ pub trait Workload: Send {
     /// Every writer boot so far, abandoned ones included, each read to its end (running boots: their
     /// acks so far).
     fn history(&self, vm: &str) -> Result<History, EnvError>;
-    /// Negative control: damages record `seq` through a guest on `site`, then verifies the disk.
-    async fn damage(&mut self, vm: &str, site: &str, volume: &Volume, seq: u64) -> Result<Damaged, EnvError>;
+    /// Negative control: damages record `seq` (from 1) through a guest on `site`, then verifies the disk.
+    /// Returns only the scan: the history a DR action froze is not the damage's to change.
+    async fn damage(&mut self, vm: &str, site: &str, volume: &Volume, seq: u64) -> Result<ScanReport, EnvError>;
     /// End of a scenario: the VM stops; its evidence stays.
     async fn stop(&mut self, vm: &str);
     /// Peak resident memory of the VMs, bytes.
@@ -114,7 +105,8 @@ pub enum Promise {
     /// Every acknowledged record survives (relocate; Metro-DR failover).
     NoLoss,
     /// Regional-DR failover: the declared bound, the checkpoint the survivor holds, the replication rounds.
-    Window { interval: Duration, allowance: Duration, checkpoint: Option<Checkpoint>, syncs: Vec<SyncSample> },
+    /// `warmup`: how long the first round may take (see `config::warmup`).
+    Window { interval: Duration, allowance: Duration, warmup: Duration, checkpoint: Option<Checkpoint>, syncs: Vec<SyncSample> },
 }
 
 /// What a driver reports of a DR action: its promise and its own facts (for the summary).

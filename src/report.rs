@@ -7,7 +7,7 @@ use crate::config::EnvConfig;
 use crate::drill::Outcome;
 use crate::error::Cause;
 use crate::fault::Receipt;
-use crate::oracle::{Conclusion, Verdict};
+use crate::oracle::Verdict;
 use crate::timeline::Segment;
 use serde::Serialize;
 use serde_json::json;
@@ -56,6 +56,8 @@ pub struct ScenarioRecord {
     pub rtts: Vec<RoundTrip>,
     /// The cause of the scenario's failure, if it failed (the harness's outranks the system's).
     pub cause: Option<Cause>,
+    /// The check that failed the scenario was itself inconclusive.
+    pub inconclusive: bool,
     /// What went wrong after the scenario (recovering its faults): the run exits 2.
     pub harness_errors: Vec<String>,
 }
@@ -70,6 +72,8 @@ pub struct RunResult {
     pub harness_errors: Vec<String>,
     /// Round trips between the environment's failure domains, measured when it came up.
     pub round_trips: Vec<RoundTrip>,
+    /// `--allow-skipped`: a run where every scenario was skipped may pass.
+    pub allow_skipped: bool,
 }
 
 impl RunResult {
@@ -87,10 +91,18 @@ impl RunResult {
         r
     }
 
+    /// Every selected scenario was skipped: the run proved nothing.
+    pub fn ran_nothing(&self) -> bool {
+        self.passed + self.failed == 0
+    }
+
     /// 0 every scenario passed (skipped ones say why), 1 the system under test failed a scenario, 2 the
-    /// harness or its input broke, or a scenario proved nothing either way (inconclusive).
+    /// harness or its input broke, a scenario proved nothing either way (inconclusive), or the run ran
+    /// nothing at all (every scenario skipped, unless `--allow-skipped`).
     pub fn exit_code(&self) -> i32 {
-        let harness = !self.harness_errors.is_empty() || self.scenarios.iter().any(|s| s.cause == Some(Cause::Harness) || s.status == "inconclusive");
+        let harness = !self.harness_errors.is_empty()
+            || self.scenarios.iter().any(|s| s.cause == Some(Cause::Harness) || s.status == "inconclusive")
+            || (self.ran_nothing() && !self.allow_skipped);
         if harness {
             2
         } else if self.failed > 0 {
@@ -173,7 +185,12 @@ impl ScenarioSummary {
         self.faults = rec.receipts.iter().map(|r| json!({"fault": r.fault, "at_ms": r.at.ms()})).collect();
         self.verdicts = rec.verdicts.clone();
         self.round_trips = rec.rtts.clone();
-        self.cause = if self.status == "passed" { None } else { rec.cause };
+        // a failure nobody accounted for (a panicking step, a world without its scenario) is the harness's
+        self.cause = if self.status == "passed" { None } else { Some(rec.cause.unwrap_or(Cause::Harness)) };
+        if rec.inconclusive && self.status == "failed" {
+            // ran, proved nothing either way: neither passed nor a failure of the system (exit 2)
+            self.status = "inconclusive".into();
+        }
         if let Some(o) = &rec.outcome {
             let regional = o.evidence.regional();
             self.action = Some(json!({
@@ -189,10 +206,6 @@ impl ScenarioSummary {
                 (self.write_latency_p50_us, self.write_latency_p99_us) = (Some(p50), Some(p99));
             }
             self.conclusion = Some(v.conclusion);
-            if v.conclusion == Conclusion::Inconclusive && self.status == "failed" {
-                // ran, proved nothing either way: neither passed nor a failure of the system (exit 2)
-                self.status = "inconclusive".into();
-            }
             self.records_acked = Some(v.acked);
             self.records_lost = Some(v.lost_count);
             self.records_indeterminate = Some(v.indeterminate);
@@ -277,6 +290,7 @@ mod tests {
         let bound = Bound::Window(RegionalBound {
             interval: Duration::from_secs(5),
             allowance: Duration::from_secs(3),
+            warmup: Duration::from_secs(8),
             period: Duration::from_millis(20),
             checkpoint: Some(Checkpoint { name: "a/7".into(), started: Wt::from_ms(2500) }),
             syncs: vec![SyncSample::new("a/7".into(), Wt::from_ms(2500), Some(Wt::from_ms(3600)))],
@@ -345,5 +359,22 @@ mod tests {
         assert_eq!(RunResult::new(vec![sc("failed", Some(Cause::System)), sc("failed", Some(Cause::Harness))], vec![]).exit_code(), 2);
         assert_eq!(RunResult::new(vec![sc("inconclusive", Some(Cause::Harness))], vec![]).exit_code(), 2);
         assert_eq!(RunResult::new(vec![sc("passed", None)], vec!["failed to recover".into()]).exit_code(), 2);
+        // a run that ran nothing is not green, unless asked for
+        let mut all_skipped = RunResult::new(vec![sc("skipped", None), sc("skipped", None)], vec![]);
+        assert_eq!(all_skipped.exit_code(), 2);
+        all_skipped.allow_skipped = true;
+        assert_eq!(all_skipped.exit_code(), 0);
+        // a failure nobody accounted for is the harness's (exit 2), not the system's
+        let mut s = ScenarioSummary::new("f", "s", None, 1, vec![], "failed", Some("panicked".into()));
+        s.fill(&ScenarioRecord::default(), &cfg());
+        assert_eq!(s.cause, Some(Cause::Harness));
+        assert_eq!(RunResult::new(vec![s], vec![]).exit_code(), 2);
+        // inconclusive only when the failing check itself was
+        let mut s = ScenarioSummary::new("f", "s", None, 1, vec![], "failed", Some("served after 3 min".into()));
+        s.fill(&ScenarioRecord { cause: Some(Cause::System), ..Default::default() }, &cfg());
+        assert_eq!((s.status.as_str(), s.cause), ("failed", Some(Cause::System)));
+        let mut s = ScenarioSummary::new("f", "s", None, 1, vec![], "failed", Some("inconclusive".into()));
+        s.fill(&ScenarioRecord { cause: Some(Cause::Harness), inconclusive: true, ..Default::default() }, &cfg());
+        assert_eq!(s.status, "inconclusive");
     }
 }

@@ -241,6 +241,10 @@ impl Scanner {
     pub fn push(&mut self, block: u64, b: &Block) {
         self.report.blocks_scanned = self.report.blocks_scanned.max(block + 1);
         if block == 0 {
+            // block 0 is never written: anything there is foreign (a record 0 included)
+            if *b != Block::Empty {
+                self.report.corrupt.push((0, Corruption::Foreign));
+            }
             return;
         }
         match b {
@@ -496,6 +500,20 @@ mod tests {
         let mut foreign = vec![0u8; BLOCK];
         foreign[100] = 1;
         assert_eq!(decode(1, &foreign), Block::Corrupt(Corruption::Foreign));
+    }
+
+    #[test]
+    fn anything_in_block_0_is_foreign() {
+        let mut d = disk(3);
+        assert!(scan(&d).corrupt.is_empty());
+        d[0][100] = 1;
+        assert_eq!(scan(&d).corrupt, vec![(0, Corruption::Foreign)]);
+        // even a well-formed record written there
+        let mut d = disk(3);
+        let mut b = vec![0u8; BLOCK];
+        encode(&rec(0, 0), &mut b);
+        d[0] = b;
+        assert_eq!(scan(&d).corrupt, vec![(0, Corruption::Foreign)]);
     }
 
     #[test]

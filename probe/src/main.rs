@@ -184,6 +184,9 @@ fn run(cfg: &Settings, out: &Out, stop: Arc<AtomicBool>) -> Result<(), String> {
             prev = r.tail_hash;
         }
         "corrupt" => {
+            if cfg.seq == 0 {
+                return Err("refusing to damage record 0: records start at 1 (block 0 holds none)".into());
+            }
             let mut b = Aligned::new(BLOCK);
             let off = cfg.seq * BLOCK as u64;
             pread(&dev, b.buf(), off).map_err(|e| format!("failed to read block {}: {e}", cfg.seq))?;

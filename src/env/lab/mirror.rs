@@ -146,6 +146,9 @@ pub struct SnapRecord {
     /// Found complete on the survivor after the fault, its completion not timed by the witness.
     #[serde(default)]
     pub untimed: bool,
+    /// Harness scheduler: how much later than planned it asked for this snapshot (a loaded host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late: Option<Duration>,
 }
 
 impl SnapRecord {
@@ -226,7 +229,7 @@ impl SnapLog {
         self.snaps
             .iter()
             .filter(|s| s.site == site && !s.preexisting && s.started >= since)
-            .map(|s| SyncSample { untimed: s.untimed, ..SyncSample::new(s.name(), s.started, s.completed) })
+            .map(|s| SyncSample { untimed: s.untimed, late_ms: s.late.map(|l| l.as_secs_f64() * 1e3), ..SyncSample::new(s.name(), s.started, s.completed) })
             .collect()
     }
 }
@@ -268,19 +271,21 @@ pub fn spawn_scheduler(regional: &Regional, bus: Bus, vm: String, primary: SiteR
         if let Ok(list) = snaps(&primary, &image).await {
             for s in list.iter().filter(|s| s.is_primary()) {
                 let started = parse_ceph_timestamp(&s.timestamp).map(Wt::from_unix_secs).unwrap_or_default();
-                record(&log, &vm, SnapRecord { id: s.id, site: primary.name.clone(), started, completed: None, preexisting: true, untimed: false });
+                record(&log, &vm, SnapRecord { id: s.id, site: primary.name.clone(), started, completed: None, preexisting: true, untimed: false, late: None });
             }
             first_poll = false;
         }
         loop {
-            let rec = |id, started, preexisting| SnapRecord { id, site: primary.name.clone(), started, completed: None, preexisting, untimed: false };
+            let rec = |id, started, preexisting, late| SnapRecord { id, site: primary.name.clone(), started, completed: None, preexisting, untimed: false, late };
             if kind == Scheduler::Harness && tokio::time::Instant::now() >= next {
+                // how late the harness asks (a loaded host): reported, never blamed on the system
+                let late = Some(tokio::time::Instant::now().saturating_duration_since(next));
                 next += interval;
                 let asked = Wt::now();
                 log.lock().unwrap().asking = Some((primary.name.clone(), asked));
                 match take_snapshot(&primary, &image).await {
                     Ok(id) => {
-                        record(&log, &vm, rec(id, asked, false));
+                        record(&log, &vm, rec(id, asked, false, late));
                     }
                     Err(e) => {
                         // The command may have failed after Ceph made the snapshot: adopt every primary
@@ -289,7 +294,7 @@ pub fn spawn_scheduler(regional: &Regional, bus: Bus, vm: String, primary: SiteR
                         if let Ok(list) = snaps(&primary, &image).await {
                             let newest = log.lock().unwrap().snaps.iter().filter(|s| s.site == primary.name).map(|s| s.id).max().unwrap_or(0);
                             for s in list.iter().filter(|s| s.is_primary() && s.id > newest) {
-                                record(&log, &vm, rec(s.id, asked, false));
+                                record(&log, &vm, rec(s.id, asked, false, late));
                             }
                         }
                     }
@@ -300,7 +305,7 @@ pub fn spawn_scheduler(regional: &Regional, bus: Bus, vm: String, primary: SiteR
                 if let Ok(list) = snaps(&primary, &image).await {
                     for s in list.iter().filter(|s| s.is_primary()) {
                         let started = parse_ceph_timestamp(&s.timestamp).map(Wt::from_unix_secs).unwrap_or_else(Wt::now);
-                        record(&log, &vm, rec(s.id, started, first_poll));
+                        record(&log, &vm, rec(s.id, started, first_poll, None));
                     }
                     first_poll = false;
                 }
@@ -501,7 +506,7 @@ impl DrDriver for RbdMirrorDriver {
             let g = log.lock().unwrap();
             (newest.and_then(|id| g.checkpoint(&from, id)), g.syncs(&from, since))
         };
-        let promise = Promise::Window { interval: self.regional.interval.0, allowance: self.regional.allowance(), checkpoint, syncs };
+        let promise = Promise::Window { interval: self.regional.interval.0, allowance: self.regional.allowance(), warmup: self.regional.warmup(), checkpoint, syncs };
         let p = self.vm(vm)?;
         p.primary = to.to_string();
         p.since = Wt::now();
@@ -568,7 +573,7 @@ mod tests {
     }
 
     fn rec(site: &str, id: u64, started: u64, completed: Option<u64>, preexisting: bool) -> SnapRecord {
-        SnapRecord { id, site: site.into(), started: Wt::from_ms(started), completed: completed.map(Wt::from_ms), preexisting, untimed: false }
+        SnapRecord { id, site: site.into(), started: Wt::from_ms(started), completed: completed.map(Wt::from_ms), preexisting, untimed: false, late: None }
     }
 
     #[test]
