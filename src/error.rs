@@ -43,6 +43,10 @@ pub enum EnvError {
     /// The environment came up but is outside what its DR mode supports (a Metro-DR pair too far apart).
     #[error("environment {env} is out of spec: {what}")]
     OutOfSpec { env: String, what: String },
+    /// The system under test is set up so that it cannot keep the promise the environment file declares
+    /// (a DR policy scheduling less often than the declared interval).
+    #[error("the declared promise cannot be kept: {0}")]
+    Unkeepable(String),
     /// An error met earlier in the run, told again (with its cause).
     #[error("{msg}")]
     Earlier { msg: String, cause: Cause },
@@ -52,7 +56,7 @@ impl Caused for EnvError {
     fn cause(&self) -> Cause {
         match self {
             EnvError::Site { cause, .. } | EnvError::Timeout { cause, .. } | EnvError::Vm { cause, .. } | EnvError::Earlier { cause, .. } => *cause,
-            EnvError::OutOfSpec { .. } => Cause::System,
+            EnvError::OutOfSpec { .. } | EnvError::Unkeepable(_) => Cause::System,
             EnvError::MissingTool { .. } | EnvError::Io { .. } | EnvError::NotDisposable { .. } | EnvError::Usage(_) | EnvError::BringUp { .. } => Cause::Harness,
         }
     }

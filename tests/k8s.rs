@@ -94,9 +94,16 @@ fn ramen_controller(client: kube::Client) -> tokio::task::JoinHandle<()> {
     })
 }
 
-fn driver(client: &kube::Client, deadline: Duration) -> RamenDriver {
+/// A Ramen driver holding the DRPolicy to the environment file's promise (`declared`: interval and sync
+/// allowance; None: Metro-DR).
+fn driver_declaring(client: &kube::Client, deadline: Duration, declared: Option<(Duration, Duration)>) -> RamenDriver {
     let clusters = BTreeMap::from([("a".to_string(), "east".to_string()), ("b".to_string(), "west".to_string())]);
-    RamenDriver::new(client.clone(), "apps", clusters, deadline, Some(Duration::from_secs(10)))
+    RamenDriver::new(client.clone(), "apps", clusters, deadline, declared)
+}
+
+/// The environment file declares a 2-minute interval with a 10 s allowance (the test DRPolicy: 1 minute).
+fn driver(client: &kube::Client, deadline: Duration) -> RamenDriver {
+    driver_declaring(client, deadline, Some((Duration::from_secs(120), Duration::from_secs(10))))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,8 +122,8 @@ async fn ramen_failover_and_relocate_through_the_drpc() {
     let r = d.failover("vm0", "b", t0, true, &mut m).await.unwrap();
     assert_eq!(d.primary("vm0").unwrap(), "b");
     assert!(m.timeline.get(Segment::Promoted).is_some());
-    let Promise::Window { interval, allowance, checkpoint, syncs } = r.promise else { panic!("a Regional-DR policy promises a window: {:?}", r.promise) };
-    assert_eq!(interval, Duration::from_secs(60), "the bound comes from the DRPolicy's schedulingInterval");
+    let Promise::Window { interval, allowance, checkpoint, syncs, .. } = r.promise else { panic!("a Regional-DR policy promises a window: {:?}", r.promise) };
+    assert_eq!(interval, Duration::from_secs(120), "the bound comes from the environment file, never from the DRPolicy");
     assert_eq!(allowance, Duration::from_secs(10));
     let ck = checkpoint.expect("lastGroupSyncTime is the checkpoint");
     assert!(ck.name.starts_with("lastGroupSyncTime "), "{ck:?}");
@@ -134,7 +141,15 @@ async fn ramen_failover_and_relocate_through_the_drpc() {
     // Ramen runs its own final sync: the lab-only negative controls are refused, not faked
     let mut m = Marker::new(Bus::new(), "vm0", ActionKind::Relocate, Wt::now(), Segment::Requested);
     assert!(d.relocate("vm0", "b", false, &mut m).await.is_err());
+    // the proof step checks the site it names: the primary itself proves nothing
+    assert!(d.replicated("vm0", "a", Wt::now()).await.unwrap_err().to_string().contains("site a is the VM's primary"));
     ctl.abort();
+    // a DRPolicy that schedules less often than the file declares cannot keep the promise: refused
+    // before anything runs, as the system's failure (exit 1), never a wider bound
+    let mut strict = driver_declaring(&client, Duration::from_secs(30), Some((Duration::from_secs(30), Duration::from_secs(10))));
+    let e = strict.provision("vm0", "a").await.unwrap_err();
+    assert_eq!(dr_drill::error::Caused::cause(&e), dr_drill::error::Cause::System);
+    assert!(e.to_string().contains("DRPolicy dr-1m schedules replication every 1m, above the interval the environment file declares (30s)"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,7 +447,7 @@ async fn pair_with(interval: Duration, hub: bool) -> Pair {
 
 async fn drill(p: &Pair, feature: &str) -> dr_drill::report::RunResult {
     let cfg = dr_drill::config::load(&p.env).unwrap_or_else(|e| panic!("{e}"));
-    let opts = dr_drill::runner::RunOptions { cfg, paths: vec![feature.into()], tags: None, report_dir: p.dir.path().join("reports"), keep: false, confirmed: true };
+    let opts = dr_drill::runner::RunOptions { cfg, paths: vec![feature.into()], tags: None, report_dir: p.dir.path().join("reports"), keep: false, confirmed: true, allow_skipped: false };
     dr_drill::runner::run(opts).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -549,8 +564,10 @@ async fn a_metro_failover_through_ramen_fences_the_lost_cluster_first() {
         }
         ramen_controller(gate).await.ok();
     });
-    let mut d = driver(&client, Duration::from_secs(30));
+    let mut d = driver_declaring(&client, Duration::from_secs(30), None);
     d.provision("vm0", "a").await.unwrap();
+    // Metro-DR: the proof step waits for the hub to report the named peer ready
+    assert!(d.replicated("vm0", "b", Wt::now()).await.unwrap().contains("PeerReady, west in its DRPolicy"));
     let t0 = Wt::now();
     let mut m = Marker::new(Bus::new(), "vm0", ActionKind::Failover, t0, Segment::Fault);
     let r = d.failover("vm0", "b", t0, true, &mut m).await.unwrap_or_else(|e| panic!("{e}"));

@@ -36,6 +36,20 @@ impl Caused for K8sError {
     }
 }
 
+/// How far a cluster's clock is from the witness's, as bounds (seconds, cluster minus witness): the API
+/// server's `Date` header (whole seconds) read at some moment between sending the request and receiving
+/// the answer. None when the server sent no readable date.
+pub async fn clock_offset(client: &kube::Client) -> Option<(f64, f64)> {
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+    let req = http::Request::get("/version").body(Vec::<u8>::new()).ok()?;
+    let before = now();
+    let resp = client.send(req.map(kube::client::Body::from)).await.ok()?;
+    let after = now();
+    let date = crate::clock::unix_from_http_date(resp.headers().get(http::header::DATE)?.to_str().ok()?)?;
+    // the server's clock read [date, date + 1) at a moment in [before, after]
+    Some((date - after, date + 1.0 - before))
+}
+
 /// Kubernetes errors met by a port keep their cause.
 impl From<K8sError> for crate::error::EnvError {
     fn from(e: K8sError) -> crate::error::EnvError {

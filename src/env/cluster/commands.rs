@@ -56,8 +56,9 @@ impl Faults for OperatorCommands {
         }
         let (k, _, site) = keys(&fault).ok_or_else(|| EnvError::Usage(format!("\"{fault}\" cannot be caused on existing clusters (power loss and isolation can, through the operator's commands)")))?;
         let site = site.to_string();
-        let at = Wt::now();
         self.run(k, &site, &fault).await?;
+        // the fault counts from when the operator's command says it is done (it may take minutes)
+        let at = Wt::now();
         self.bus.publish_at(at, Event::Fault { fault: fault.clone() });
         Ok(Receipt { fault, at })
     }

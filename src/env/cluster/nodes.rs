@@ -129,7 +129,6 @@ impl DockerNodes {
         if peers.is_empty() {
             return Err(EnvError::Site { site: to.into(), what: format!("find the addresses of site {to}'s nodes on network {}", self.network), detail: "none".into(), cause: Cause::Harness });
         }
-        let at = Wt::now();
         for n in self.nodes(from).await? {
             for cmd in shape_commands("eth0", &peers, netem) {
                 let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
@@ -148,6 +147,8 @@ impl DockerNodes {
                 return Err(EnvError::Site { site: from.into(), what: format!("confirm {fault} on node {}", n.name), detail: format!("tc shows no netem: {}", shown.stdout.trim()), cause: Cause::Harness });
             }
         }
+        // in effect once every node shows it
+        let at = Wt::now();
         self.bus.publish_at(at, Event::Fault { fault: fault.clone() });
         Ok(Receipt { fault: fault.clone(), at })
     }
@@ -215,7 +216,6 @@ impl Faults for DockerNodes {
         }
         let site = site_of(&fault).ok_or_else(|| EnvError::Usage(format!("\"{fault}\" is not available on kind nodes (power loss, freeze, isolation, and latency, loss and rate through netem are)")))?.to_string();
         let names: Vec<String> = self.nodes(&site).await?.into_iter().map(|n| n.name).collect();
-        let at = Wt::now();
         for n in &names {
             match &fault {
                 Fault::PowerLoss { .. } => self.docker(&site, &["kill", "--signal", "KILL", n]).await?,
@@ -225,6 +225,8 @@ impl Faults for DockerNodes {
         }
         let network = self.network.clone();
         self.confirm(&site, &fault.to_string(), |n| landed(&fault, n, &network)).await?;
+        // the fault counts from when the engine confirms it on every node of the site
+        let at = Wt::now();
         self.bus.publish_at(at, Event::Fault { fault: fault.clone() });
         Ok(Receipt { fault, at })
     }

@@ -39,8 +39,11 @@ pub struct RamenDriver {
     clusters: BTreeMap<String, String>,
     /// How long Ramen may take for an action.
     deadline: Duration,
-    /// Declared sync allowance (Regional-DR).
-    allowance: Option<Duration>,
+    /// The environment file's promise (Regional-DR): interval and sync allowance. The bound comes from
+    /// here, never from the DRPolicy: a policy that schedules less often cannot keep it.
+    declared: Option<(Duration, Duration)>,
+    /// The managed clusters of the DRPolicy protecting the apps.
+    peers: Vec<String>,
     apps: BTreeMap<String, App>,
     /// The schedule of the DRPolicy protecting the apps (None: Metro-DR).
     interval: Option<Duration>,
@@ -52,7 +55,7 @@ pub struct RamenDriver {
 
 impl RamenDriver {
     /// `hub`: a client of the hub cluster; `namespace`: where the DRPCs are; `clusters`: site -> cluster.
-    pub fn new(hub: Client, namespace: &str, clusters: BTreeMap<String, String>, deadline: Duration, allowance: Option<Duration>) -> RamenDriver {
+    pub fn new(hub: Client, namespace: &str, clusters: BTreeMap<String, String>, deadline: Duration, declared: Option<(Duration, Duration)>) -> RamenDriver {
         RamenDriver {
             drpcs: Api::namespaced(hub.clone(), namespace),
             drclusters: Api::all(hub.clone()),
@@ -61,7 +64,8 @@ impl RamenDriver {
             namespace: namespace.into(),
             clusters,
             deadline,
-            allowance,
+            declared,
+            peers: vec![],
             apps: BTreeMap::new(),
             interval: None,
             disks: None,
@@ -93,7 +97,7 @@ impl RamenDriver {
         let (Some(o), Some((clients, _, _))) = (self.vrg(vm), self.disks.as_ref()) else { return };
         let Some(c) = self.apps.get(vm).and_then(|a| clients.get(&a.primary)).cloned() else { return };
         if let Some(a) = self.apps.get_mut(vm) {
-            a.rounds.watch(move || {
+            a.rounds.watch(c.clone(), move || {
                 let (c, o) = (c.clone(), o.clone());
                 async move { crate::k8s::apply::get(&c, &o).await.ok().flatten().and_then(|v| ramen::vrg_sync(&v)) }
             });
@@ -185,6 +189,8 @@ impl DrDriver for RamenDriver {
         let policy = self.policies.get(&d.spec.dr_policy_ref.name).await.map_err(|source| K8sError::Api { what: "read".into(), kind: "DRPolicy".into(), namespace: String::new(), name: d.spec.dr_policy_ref.name.clone(), source })?;
         let interval = policy.spec.scheduling_interval.trim();
         self.interval = if interval.is_empty() { None } else { Some(interval.parse::<Dur>().map_err(|e| EnvError::Usage(format!("DRPolicy {}: schedulingInterval: {e}", d.spec.dr_policy_ref.name)))?.0) };
+        self.peers = policy.spec.dr_clusters.clone();
+        check_policy(&d.spec.dr_policy_ref.name, self.interval, self.declared)?;
         self.apps.insert(vm.to_string(), App { drpc: vm.to_string(), primary: site.to_string(), volume: volume.clone(), rounds: Default::default() });
         self.watch_syncs(vm);
         Ok(Volume { name: volume })
@@ -223,25 +229,43 @@ impl DrDriver for RamenDriver {
         if let Some(a) = self.apps.get_mut(vm) {
             a.rounds.stop();
         }
-        let own = self.app(vm)?.rounds.seen();
+        let (own, offset) = (self.app(vm)?.rounds.seen(), self.app(vm)?.rounds.offset());
         let d = self.act(vm, to, Action::Failover, m).await?;
         let promise = match self.interval {
             Some(interval) => {
                 let (hub, hub_syncs) = checkpoint(&d);
                 let (checkpoint, syncs) = merge_views(hub, hub_syncs, &own, fault_at);
-                Promise::Window { interval, allowance: self.allowance.unwrap_or(interval).min(interval), checkpoint, syncs }
+                let (interval, allowance) = self.declared.unwrap_or((interval, interval));
+                Promise::Window { interval, allowance, warmup: crate::config::warmup(crate::config::Scheduler::Storage, interval, allowance), checkpoint, syncs }
             }
             None => Promise::NoLoss,
         };
-        Ok(DriverReport { promise, details: Self::details(&d) })
+        let mut details = Self::details(&d);
+        // the lost primary's clock against the witness's (seconds, bounds): its rounds were moved by it
+        details["primaryClockOffsetS"] = json!(offset);
+        Ok(DriverReport { promise, details })
     }
 
     /// Waits until Ramen reports a group sync taken at or after `since` (three intervals + the allowance):
     /// the primary cluster's own VRG where the driver can read it, else the hub's DRPC.
-    async fn replicated(&mut self, vm: &str, _to: &str, since: Wt) -> Result<String, EnvError> {
+    async fn replicated(&mut self, vm: &str, to: &str, since: Wt) -> Result<String, EnvError> {
         let drpc = self.app(vm)?.drpc.clone();
-        let Some(interval) = self.interval else { return Ok("Metro-DR: synchronous".into()) };
-        let deadline = interval * 3 + self.allowance.unwrap_or(interval);
+        // site X must be the VM's peer: a cluster of the application's DRPolicy other than its primary
+        let (primary, cluster) = (self.app(vm)?.primary.clone(), self.cluster(to)?.to_string());
+        if primary == to {
+            return Err(EnvError::Usage(format!("site {to} is the VM's primary: replication to it proves nothing")));
+        }
+        if !self.peers.contains(&cluster) {
+            return Err(EnvError::Usage(format!("site {to} ({cluster}) is not a cluster of the application's DRPolicy ({})", self.peers.join(", "))));
+        }
+        let Some(interval) = self.interval else {
+            // Metro-DR: the hub reports the peer ready (the volumes replicated synchronously to it)
+            let deadline = self.deadline;
+            ramen::wait_for(&self.drpcs, &self.namespace, &drpc, &format!("be PeerReady with {cluster}"), deadline, ramen::peer_ready).await?;
+            return Ok(format!("Metro-DR: DRPlacementControl {drpc} PeerReady, {cluster} in its DRPolicy"));
+        };
+        let (interval, allowance) = self.declared.unwrap_or((interval, interval));
+        let deadline = interval * 3 + allowance;
         let a = self.app(vm)?;
         if a.rounds.watching() {
             return a.rounds.wait_since(since, deadline, &a.primary).await.map(|n| format!("{n} (the primary cluster's VRG)"));
@@ -269,9 +293,36 @@ impl DrDriver for RamenDriver {
     async fn shutdown(&mut self) {}
 }
 
+/// A DRPolicy that schedules less often than the environment file declares cannot keep the declared
+/// promise: refused before the drill starts (the system's failure), never a wider bound. Pure.
+pub fn check_policy(name: &str, scheduled: Option<Duration>, declared: Option<(Duration, Duration)>) -> Result<(), EnvError> {
+    match (scheduled, declared) {
+        (Some(s), Some((d, _))) if s > d => Err(EnvError::Unkeepable(format!(
+            "DRPolicy {name} schedules replication every {}, above the interval the environment file declares ({}): the declared bound cannot be kept",
+            Dur(s),
+            Dur(d)
+        ))),
+        (Some(s), None) => Err(EnvError::Usage(format!("DRPolicy {name} is Regional-DR (schedulingInterval {}), the environment file declares Metro-DR", Dur(s)))),
+        (None, Some(_)) => Err(EnvError::Usage(format!("DRPolicy {name} is Metro-DR (no schedulingInterval), the environment file declares Regional-DR"))),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bound_is_the_environment_files_never_the_policys() {
+        let m = |s: u64| Duration::from_secs(60 * s);
+        assert!(check_policy("p", Some(m(5)), Some((m(5), m(1)))).is_ok());
+        assert!(check_policy("p", Some(m(1)), Some((m(5), m(1)))).is_ok());
+        let e = check_policy("dr-1h", Some(m(60)), Some((m(5), m(1)))).unwrap_err();
+        assert_eq!(crate::error::Caused::cause(&e), crate::error::Cause::System);
+        assert!(e.to_string().contains("DRPolicy dr-1h schedules replication every 1h, above the interval the environment file declares (5m)"), "{e}");
+        assert!(check_policy("p", None, None).is_ok());
+        assert!(check_policy("p", Some(m(5)), None).is_err() && check_policy("p", None, Some((m(5), m(1)))).is_err());
+    }
 
     #[test]
     fn the_checkpoint_and_sync_come_from_the_drpc() {

@@ -116,9 +116,10 @@ impl VolRepDriver {
     /// Watches the rounds `site`'s VolumeReplication reports (the new primary).
     fn watch(&mut self, vm: &str, site: &str) -> Result<(), EnvError> {
         let api = self.vrs(site)?;
+        let client = self.client(site)?;
         let a = self.apps.get_mut(vm).ok_or_else(|| EnvError::Usage(format!("no VM named {vm} is protected in this scenario")))?;
         let pvc = a.pvc.clone();
-        a.rounds.watch(move || {
+        a.rounds.watch(client, move || {
             let (api, pvc) = (api.clone(), pvc.clone());
             async move { api.get_opt(&pvc).await.ok().flatten().and_then(|v| sync_of(&v)) }
         });
@@ -189,19 +190,26 @@ impl DrDriver for VolRepDriver {
         if let Some(a) = self.apps.get_mut(vm) {
             a.rounds.stop();
         }
-        let syncs = self.app(vm)?.rounds.seen();
+        let (syncs, offset) = (self.app(vm)?.rounds.seen(), self.app(vm)?.rounds.offset());
         let promoted = self.flip(to, &pvc, Role::Primary).await?;
         m.mark(Segment::Promoted);
         self.watch(vm, to)?;
         // the newest round the primary reported complete before the fault
         let checkpoint = checkpoint_before(&syncs, fault_at);
-        let details = json!({ "promoted": { "site": to, "status": promoted.status }, "roundsSeen": syncs.len() });
-        Ok(DriverReport { promise: Promise::Window { interval: self.s.interval, allowance: self.s.allowance, checkpoint, syncs }, details })
+        let details = json!({ "promoted": { "site": to, "status": promoted.status }, "roundsSeen": syncs.len(), "primaryClockOffsetS": offset });
+        Ok(DriverReport { promise: Promise::Window { interval: self.s.interval, allowance: self.s.allowance, warmup: crate::config::warmup(crate::config::Scheduler::Storage, self.s.interval, self.s.allowance), checkpoint, syncs }, details })
     }
 
     /// Waits until the primary reports a round taken at or after `since` (three intervals + the allowance).
-    async fn replicated(&mut self, vm: &str, _to: &str, since: Wt) -> Result<String, EnvError> {
+    async fn replicated(&mut self, vm: &str, to: &str, since: Wt) -> Result<String, EnvError> {
         let a = self.app(vm)?;
+        // the rounds the primary reports complete are replicated to its peer: site X must be that peer
+        if a.primary == to {
+            return Err(EnvError::Usage(format!("site {to} is the VM's primary: replication to it proves nothing")));
+        }
+        if !self.clients.contains_key(to) {
+            return Err(EnvError::Usage(format!("site {to} has no cluster in this environment")));
+        }
         a.rounds.wait_since(since, self.s.interval * 3 + self.s.allowance, &a.primary).await
     }
 
