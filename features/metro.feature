@@ -58,9 +58,23 @@ Feature: Metro-DR: synchronous replication over a stretched cluster loses nothin
     And site a freezes
     And the VM is failed over to site b
     And site a thaws
+    And site a is reconnected
     And the VM runs for 15s
     Then no acknowledged write is lost
     And every write the old VM attempts after the fence fails
+
+  Scenario: Failover with the storage fence alone: the old VM's writes are refused
+    # the site is never cut off by the harness: only the storage's fence (the blocklist) stands between the
+    # thawed old VM and the disk; its writes must fail (an I/O error) or never complete
+    Given a Metro-DR environment with sites a and b
+    And a VM writing 100 records per second on site a
+    When the VM has written 300 records
+    And the VM's writes so far are replicated to site b
+    And site a freezes
+    And the VM is failed over to site b with the storage fence alone
+    And site a thaws
+    And the VM runs for 15s
+    Then every write the old VM attempts after the fence fails
 
   Scenario: Site a partitioned from site b and the arbiter, then failover to b loses nothing
     Given a Metro-DR environment with sites a and b

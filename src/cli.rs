@@ -37,6 +37,10 @@ pub enum Command {
         /// repeating the environment's name (the file must also say `disposable: true`).
         #[arg(long, value_name = "ENV_NAME")]
         confirm: Option<String>,
+        /// Accept a run where every selected scenario is skipped (exit 0); without it such a run proved
+        /// nothing and exits 2.
+        #[arg(long)]
+        allow_skipped: bool,
         /// Feature files or directories (default: the bundled features/).
         paths: Vec<PathBuf>,
     },

@@ -50,15 +50,27 @@ impl Caused for StepError {
 pub struct Scenario {
     session: Arc<Session>,
     pub started: Wt,
+    /// The VM the sentences act on (the newest one started).
     vm: Option<String>,
+    /// Every VM the scenario started: each is stopped and released when it ends.
+    vms: Vec<String>,
     receipts: Vec<Receipt>,
-    /// Faults the scenario itself undid (a thaw, a healed partition), and when.
-    recovered: Vec<(Fault, Wt)>,
+    /// Receipts (by index) the scenario itself undid (a thaw, a healed partition, a reconnection), and when.
+    undone: Vec<(usize, Wt)>,
     outcome: Option<Outcome>,
     verdicts: Vec<(String, Verdict)>,
     rtts: Vec<RoundTrip>,
     causes: Vec<Cause>,
+    /// The check that failed the scenario was itself inconclusive (proved nothing either way).
+    inconclusive: bool,
     harness_errors: Vec<String>,
+}
+
+/// The earliest outage of `site` still in force (its power lost, frozen, cut off, partitioned from a peer):
+/// the fault a failover from it counts from. Outages undone before (`undone`: receipt index and when) are
+/// left out, however early they were. Pure.
+pub fn outage_in_force(receipts: &[Receipt], undone: &[(usize, Wt)], site: &str) -> Option<Receipt> {
+    receipts.iter().enumerate().filter(|(i, r)| !undone.iter().any(|(j, _)| j == i) && r.fault.takes(site)).min_by_key(|(_, r)| r.at).map(|(_, r)| r.clone())
 }
 
 impl std::fmt::Debug for Scenario {
@@ -71,15 +83,34 @@ type R = Result<(), StepError>;
 
 impl Scenario {
     pub fn new(session: Arc<Session>) -> Scenario {
-        Scenario { session, started: Wt::now(), vm: None, receipts: vec![], recovered: vec![], outcome: None, verdicts: vec![], rtts: vec![], causes: vec![], harness_errors: vec![] }
+        Scenario {
+            session,
+            started: Wt::now(),
+            vm: None,
+            vms: vec![],
+            receipts: vec![],
+            undone: vec![],
+            outcome: None,
+            verdicts: vec![],
+            rtts: vec![],
+            causes: vec![],
+            inconclusive: false,
+            harness_errors: vec![],
+        }
     }
 
-    /// Records the cause of a failure.
+    /// Records the cause of a failure, and whether the failing check itself was inconclusive.
     fn track<T>(&mut self, r: Result<T, StepError>) -> Result<T, StepError> {
         if let Err(e) = &r {
             self.causes.push(e.cause());
+            self.inconclusive = matches!(e, StepError::Verdict { conclusion: Conclusion::Inconclusive, .. });
         }
         r
+    }
+
+    /// Is the receipt at `i` still in force (not undone by the scenario)?
+    fn in_force(&self, i: usize) -> bool {
+        !self.undone.iter().any(|(j, _)| *j == i)
     }
 
     fn vm(&self) -> Result<String, StepError> {
@@ -140,6 +171,7 @@ impl Scenario {
         }
         .await;
         let vm = self.track(r)?;
+        self.vms.push(vm.clone());
         self.vm = Some(vm);
         Ok(())
     }
@@ -155,6 +187,16 @@ impl Scenario {
         }
         .await;
         self.track(r)
+    }
+
+    /// Runs for `n` replication intervals of the environment (so one feature fits any declared interval).
+    pub async fn runs_for_intervals(&mut self, n: u32) -> R {
+        let interval = self.session.cfg.spec.interval();
+        if interval.is_zero() {
+            let r = Err(StepError::Mismatch(format!("environment {} replicates synchronously: it has no replication interval to run for", self.session.cfg.spec.name)));
+            return self.track(r);
+        }
+        self.runs_for(interval * n).await
     }
 
     pub async fn runs_for(&mut self, d: Duration) -> R {
@@ -183,17 +225,18 @@ impl Scenario {
         self.inject(fault(b, a)).await
     }
 
-    /// Recovers the newest fault of the scenario equal to `fault` (a partition heals, a site thaws).
+    /// Recovers the newest fault of the scenario still in force that is `fault` (a partition heals, either
+    /// way it is named; a site thaws; a site is reconnected).
     pub async fn recover(&mut self, fault: Fault) -> R {
+        let found = (0..self.receipts.len()).rev().find(|&i| self.in_force(i) && self.receipts[i].fault.same_as(&fault));
         let r = async {
-            let receipt = self.receipts.iter().rev().find(|r| r.fault == fault).cloned();
-            let receipt = receipt.ok_or_else(|| StepError::Order(format!("nothing to undo: \"{fault}\" was not done in this scenario")))?;
-            self.session.env().await?.faults.recover(&receipt).await?;
-            Ok(receipt.fault)
+            let i = found.ok_or_else(|| StepError::Order(format!("nothing to undo: \"{fault}\" was not done in this scenario, or is undone already")))?;
+            self.session.env().await?.faults.recover(&self.receipts[i]).await?;
+            Ok(i)
         }
         .await;
-        let f = self.track(r)?;
-        self.recovered.push((f, Wt::now()));
+        let i = self.track(r)?;
+        self.undone.push((i, Wt::now()));
         Ok(())
     }
 
@@ -243,14 +286,7 @@ impl Scenario {
 
     /// Replication to `site` resumes: the scenario's pause of it is recovered.
     pub async fn resume_replication(&mut self, site: &str) -> R {
-        let r = async {
-            let paused = Fault::PauseReplication { site: site.to_string() };
-            let receipt = self.receipts.iter().rev().find(|r| r.fault == paused).cloned();
-            let receipt = receipt.ok_or_else(|| StepError::Order(format!("replication to site {site} was not paused in this scenario")))?;
-            Ok(self.session.env().await?.faults.recover(&receipt).await?)
-        }
-        .await;
-        self.track(r)
+        self.recover(Fault::PauseReplication { site: site.to_string() }).await
     }
 
     pub async fn relocate(&mut self, to: &str, barrier: bool) -> R {
@@ -262,54 +298,64 @@ impl Scenario {
         .await;
         let o = self.track(r)?;
         println!("      relocate {} -> {}: {}", o.from, o.to, o.timeline.render());
-        self.outcome = Some(o);
-        Ok(())
+        self.judge_action(o)
     }
 
-    /// Fails the VM over to `to`; `fence: false` is the negative control that leaves the lost site unfenced.
-    pub async fn failover(&mut self, to: &str, fence: bool) -> R {
+
+    /// Fails the VM over to `to`; `fencing` less than full is a control (see [`drill::Fencing`]).
+    pub async fn failover(&mut self, to: &str, fencing: drill::Fencing) -> R {
         let r = async {
             let vm = self.vm()?;
             let mut env = self.session.env().await?;
             let from = env.driver.primary(&vm)?;
-            // the outage that took the primary, if the scenario injected one: its power lost, it froze, or it
-            // was cut off (isolated, or partitioned from a peer); the earliest is when it was lost
-            let outage = |f: &Fault| match f {
-                Fault::PowerLoss { site } | Fault::Freeze { site } | Fault::Isolate { site } => *site == from,
-                Fault::Partition { a, b } => *a == from || *b == from,
-                _ => false,
-            };
-            let fault = self.receipts.iter().find(|r| outage(&r.fault)).cloned();
-            Ok(drill::failover(&mut env, &vm, to, fault.as_ref(), fence).await?)
+            let fault = outage_in_force(&self.receipts, &self.undone, &from);
+            Ok(drill::failover(&mut env, &vm, to, fault.as_ref(), fencing).await?)
         }
         .await;
         let mut o = self.track(r)?;
         println!("      failover {} -> {}: {}", o.from, o.to, o.timeline.render());
         self.receipts.append(&mut o.receipts);
-        self.outcome = Some(o);
-        Ok(())
+        self.judge_action(o)
     }
 
-    /// Negative control: damages one record on the VM's disk through a guest on `site`, then verifies the
-    /// disk again, so that the verdicts judge the damaged disk.
+    /// Every DR action is judged against its own promise as it ends, whatever the scenario asks next: a
+    /// failed promise fails the scenario (a verdict sentence adds its own checks on top).
+    fn judge_action(&mut self, o: Outcome) -> R {
+        let v = o.evidence.verdict();
+        let what = format!("{} {} -> {}: {}", o.kind, o.from, o.to, o.evidence.bound.promise());
+        self.outcome = Some(o);
+        self.conclude(&what, v)
+    }
+
+    /// Negative control: damages one record (from 1) on the disk of the last DR action's VM through a guest
+    /// on `site`, then verifies the disk again: the verdicts judge the damaged disk. Only the scan changes:
+    /// the history and the STOP record the action froze stay as they were.
     pub async fn corrupt(&mut self, seq: u64, site: &str) -> R {
         let r = async {
+            if seq == 0 {
+                return Err(StepError::Mismatch("records start at 1: there is no record 0 to damage".into()));
+            }
             let vm = self.vm()?;
+            let acted_on = self.outcome()?.vm.clone();
+            if acted_on != vm {
+                return Err(StepError::Order(format!("the damage would judge VM {vm}, but the last DR action moved VM {acted_on}")));
+            }
             let mut env = self.session.env().await?;
             let site = env.topology.site(site)?;
             if !env.cfg.spec.disposable {
                 return Err(EnvError::NotDisposable { what: "damage a record on disk".into(), env: env.cfg.spec.name.clone() }.into());
             }
             let volume = env.driver.volume(&vm)?;
-            Ok(env.workload.damage(&vm, &site, &volume, seq).await?)
+            let scan = env.workload.damage(&vm, &site, &volume, seq).await?;
+            Ok((scan, env.workload.history(&vm)?))
         }
         .await;
-        let d = self.track(r)?;
+        let (scan, now) = self.track(r)?;
         if let Some(o) = self.outcome.as_mut() {
-            o.evidence.scan = d.scan;
-            o.evidence.history = d.history;
-            // the STOP now expected is the last graceful stop's
-            o.evidence.stop_seq = d.last_stop;
+            o.evidence.scan = scan;
+            // writers started after the action wrote on the disk too: their records are theirs, not judged
+            let known: std::collections::BTreeSet<u64> = o.evidence.history.acks.iter().map(|a| a.boot).collect();
+            o.evidence.history.later_boots = now.acks.iter().map(|a| a.boot).filter(|b| !known.contains(b)).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         }
         Ok(())
     }
@@ -362,8 +408,16 @@ impl Scenario {
                 return Err(StepError::Order("no VM was left behind by the failover: freeze its site (\"site X freezes\") before failing over".into()));
             };
             let (from, to) = (o.from.clone(), o.to.clone());
-            if !self.recovered.iter().any(|(f, at)| *f == (Fault::Freeze { site: from.clone() }) && *at > fence_at) {
+            let undone_after_fence = |f: &Fault| self.undone.iter().any(|(i, at)| self.receipts[*i].fault == *f && *at > fence_at);
+            if !undone_after_fence(&Fault::Freeze { site: from.clone() }) {
                 return Err(StepError::Order(format!("site {from} was not thawed after the failover (\"site {from} thaws\"): the old VM had no chance to write")));
+            }
+            // the fence is judged on its own: the harness's isolation of the old site must be undone first
+            let isolated = Fault::Isolate { site: from.clone() };
+            if self.receipts.iter().enumerate().any(|(i, r)| r.fault == isolated && self.in_force(i)) {
+                return Err(StepError::Order(format!(
+                    "site {from} is still cut off by the harness: the storage fence is judged on its own once the site is reconnected (\"site {from} is reconnected\")"
+                )));
             }
             let mut env = self.session.env().await?;
             let running = env.workload.abandoned_alive(&vm, old)?;
@@ -441,7 +495,7 @@ impl Scenario {
     /// did becomes a plain record for the reports.
     pub async fn finish(mut self) -> ScenarioRecord {
         if let Some(mut env) = self.session.env_if_up().await {
-            if let Some(vm) = &self.vm {
+            for vm in &self.vms {
                 env.workload.stop(vm).await;
                 env.driver.release(vm).await;
                 env.bus.publish(crate::events::Event::VmDone { vm: vm.clone() });
@@ -460,7 +514,30 @@ impl Scenario {
             verdicts: self.verdicts,
             rtts: self.rtts,
             cause: self.causes.into_iter().max(),
+            inconclusive: self.inconclusive,
             harness_errors: self.harness_errors,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fault_that_counts_is_the_outage_still_in_force() {
+        let r = |fault: Fault, ms: u64| Receipt { fault, at: Wt::from_ms(ms) };
+        let receipts = vec![
+            r(Fault::Partition { a: "b".into(), b: "a".into() }, 1000),
+            r(Fault::StopReplication { site: "b".into() }, 5000),
+            r(Fault::PowerLoss { site: "a".into() }, 40_000),
+        ];
+        // the partition healed long before: the power loss counts
+        let healed = [(0, Wt::from_ms(3000))];
+        assert_eq!(outage_in_force(&receipts, &healed, "a").unwrap().at, Wt::from_ms(40_000));
+        // still in force: the partition was the first outage
+        assert_eq!(outage_in_force(&receipts, &[], "a").unwrap().at, Wt::from_ms(1000));
+        // replication stopping takes no site
+        assert!(outage_in_force(&receipts[1..2], &[], "b").is_none());
     }
 }

@@ -38,6 +38,13 @@ async fn corrupt(w: &mut DrWorld, seq: u64, site: Site) -> anyhow::Result<()> {
     Ok(w.s()?.corrupt(seq, &site.0).await?)
 }
 
+/// Undoes the harness's isolation of the site (the scenario's, or a failover's fence): what still keeps the
+/// old site out is the storage's own fence.
+#[when(expr = "site {site} is reconnected")]
+async fn reconnect(w: &mut DrWorld, site: Site) -> anyhow::Result<()> {
+    Ok(w.s()?.recover(Fault::Isolate { site: site.0 }).await?)
+}
+
 #[when(expr = "site {site} freezes")]
 async fn freeze(w: &mut DrWorld, site: Site) -> anyhow::Result<()> {
     Ok(w.s()?.inject(Fault::Freeze { site: site.0 }).await?)

@@ -19,6 +19,12 @@ async fn runs_for(w: &mut DrWorld, d: Duration) -> anyhow::Result<()> {
     Ok(w.s()?.runs_for(d.0).await?)
 }
 
+/// Durations relative to the environment's declared interval, so one feature fits any environment.
+#[when(expr = "the VM runs for {int} replication intervals")]
+async fn runs_for_intervals(w: &mut DrWorld, n: u32) -> anyhow::Result<()> {
+    Ok(w.s()?.runs_for_intervals(n).await?)
+}
+
 #[when(expr = "the VM's writes so far are replicated to site {site}")]
 async fn replicated(w: &mut DrWorld, site: Site) -> anyhow::Result<()> {
     Ok(w.s()?.replicated_to(&site.0).await?)

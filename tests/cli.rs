@@ -245,3 +245,20 @@ fn existing_clusters_refuse_destructive_steps_unless_disposable_and_confirmed() 
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("site a: context east-admin does not answer"), "{err}");
 }
+
+/// A run where every selected scenario is skipped proved nothing: exit 2 with the reasons, nothing
+/// started; `--allow-skipped` accepts it (exit 0). Here: the Metro-DR features against the Regional-DR
+/// default environment.
+#[test]
+fn a_run_that_ran_nothing_is_not_green() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = netns();
+    let out = drill().args(["run", "features/metro.feature", "--report-dir"]).arg(dir.path().join("r")).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("no scenario ran: all 8 selected were skipped") && stderr.contains("needs Metro-DR"), "{stderr}");
+    assert!(stdout.lines().any(|l| l == "scenarios: 0 passed, 0 failed, 8 skipped"), "{stdout}");
+    let out = drill().args(["run", "features/metro.feature", "--allow-skipped", "--report-dir"]).arg(dir.path().join("r2")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(netns(), before, "a run of skipped scenarios starts nothing");
+}

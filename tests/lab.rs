@@ -183,8 +183,10 @@ fn default_drills_pass() {
 }
 
 /// Negative controls: replication stopped before a failover, replication lagging for several intervals
-/// (then caught up), a relocate promoted without the sync barrier, and a record corrupted on disk must all
-/// fail (exit 1), each for its own reason. The Ceph-schedule control is skipped here (harness scheduler).
+/// (then caught up), a relocate promoted without the sync barrier, a record corrupted on disk, a healed
+/// outage that must not count as the fault, a lossy failover asked only for its recovery time, and damage
+/// after a lossy relocate must all fail (exit 1), each for its own reason. The Ceph-schedule control is
+/// skipped here (harness scheduler), the Metro-DR ones too.
 #[test]
 fn negative_controls_fail() {
     let _g = serial();
@@ -193,7 +195,7 @@ fn negative_controls_fail() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.lines().any(|l| l == "scenarios: 0 passed, 4 failed, 3 skipped"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "scenarios: 0 passed, 7 failed, 4 skipped"), "{stdout}");
     let s = summary(dir.path());
     let sc = s["scenarios"].as_array().unwrap();
     let find = |needle: &str| sc.iter().find(|x| x["scenario"].as_str().unwrap().contains(needle)).unwrap_or_else(|| panic!("no scenario {needle}"));
@@ -211,9 +213,27 @@ fn negative_controls_fail() {
     let unbarriered = find("without waiting for the sync barrier");
     assert_eq!(unbarriered["status"], "failed");
     assert!(unbarriered["reason"].as_str().unwrap().contains("acknowledged records lost"), "{unbarriered}");
-    let corrupt = find("damage");
+    let corrupt = find("then damage one record");
     assert_eq!(corrupt["status"], "failed");
     assert!(corrupt["reason"].as_str().unwrap().contains("block 50 (bad-payload-checksum)"), "{corrupt}");
+    // the fault that counts is the outage still in force: the power loss, not the partition healed before
+    let healed = find("healed partition");
+    assert_eq!((healed["status"].as_str(), healed["cause"].as_str()), (Some("failed"), Some("system")), "{healed}");
+    assert!(healed["reason"].as_str().unwrap().contains("exceeds the bound"), "{healed}");
+    assert!(healed["lossWindowMs"].as_f64().unwrap() > healed["lossBoundMs"].as_f64().unwrap(), "{healed}");
+    assert!(healed["reason"].as_str().unwrap().contains("no replication round completed for"), "{healed}");
+    let at = |kind: &str| healed["faults"].as_array().unwrap().iter().find(|f| f["fault"]["kind"] == kind).unwrap()["at_ms"].as_f64().unwrap();
+    assert_eq!(healed["action"]["rto"][0][0], "fault");
+    assert!(at("powerLoss") > at("partition"));
+    // a failover judged against its own promise, though the scenario asked only for the time to serve
+    let unjudged = find("asked only for its recovery time");
+    assert_eq!(unjudged["status"], "failed", "{unjudged}");
+    assert!(unjudged["reason"].as_str().unwrap().contains("failover a -> b: its promise, the loss window within the declared bound"), "{unjudged}");
+    assert!(unjudged["reason"].as_str().unwrap().contains("exceeds the bound"), "{unjudged}");
+    // damage after a lossy relocate does not swap its evidence: the lost records are named
+    let swapped = find("lossy relocate, then a record damaged");
+    assert_eq!(swapped["status"], "failed", "{swapped}");
+    assert!(swapped["reason"].as_str().unwrap().contains("acknowledged records lost"), "{swapped}");
     let metro = find("without fencing");
     assert_eq!(metro["status"], "skipped");
     assert!(metro["reason"].as_str().unwrap().contains("needs Metro-DR"), "{metro}");
@@ -440,7 +460,7 @@ fn metro_dr_loses_nothing_and_flags_sites_too_far_apart() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.lines().any(|l| l == "scenarios: 7 passed, 0 failed, 0 skipped"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "scenarios: 8 passed, 0 failed, 0 skipped"), "{stdout}");
     let s = summary(dir.path());
     // the round-trip matrix of the three failure domains, measured when the environment came up
     let matrix = s["environment"]["roundTrips"].as_array().unwrap();
@@ -467,6 +487,11 @@ fn metro_dr_loses_nothing_and_flags_sites_too_far_apart() {
     let v = frozen["verdicts"].as_array().unwrap().iter().find(|v| v[0] == "no write of the old VM after the fence").unwrap();
     assert_eq!(v[1]["conclusion"], "passed", "{frozen}");
     assert!(v[1]["acked"].as_u64().unwrap() > 0 && v[1].get("ackedAfterFence").is_none(), "{v}");
+    // the storage fence judged on its own (the harness never cut the site off): it holds
+    let alone = find("storage fence alone");
+    let v = alone["verdicts"].as_array().unwrap().iter().find(|v| v[0] == "no write of the old VM after the fence").unwrap();
+    assert_eq!(v[1]["conclusion"], "passed", "{alone}");
+    println!("storage fence alone: {}", v[1]);
 
     // negative controls: sites too far apart; failover without fencing (split brain)
     let dir = tempfile::tempdir().unwrap();
@@ -474,7 +499,7 @@ fn metro_dr_loses_nothing_and_flags_sites_too_far_apart() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.lines().any(|l| l == "scenarios: 0 passed, 2 failed, 0 skipped"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "scenarios: 0 passed, 3 failed, 0 skipped"), "{stdout}");
     assert!(stdout.contains("more than 10ms"), "{stdout}");
     let s = summary(dir.path());
     let sc = s["scenarios"].as_array().unwrap();
@@ -483,6 +508,10 @@ fn metro_dr_loses_nothing_and_flags_sites_too_far_apart() {
     let unfenced = sc.iter().find(|x| x["scenario"].as_str().unwrap().contains("without fencing")).unwrap();
     assert_eq!(unfenced["status"], "failed");
     assert!(unfenced["reason"].as_str().unwrap().contains("split brain"), "{unfenced}");
+    // the harness's isolation alone, undone before the judgement: no fence at all, and it shows
+    let isolated = sc.iter().find(|x| x["scenario"].as_str().unwrap().contains("only by the harness's isolation")).unwrap();
+    assert_eq!(isolated["status"], "failed", "{isolated}");
+    assert!(isolated["reason"].as_str().unwrap().contains("split brain"), "{isolated}");
 
     // negative control: every replica on site a (a misconfigured CRUSH rule)
     let dir = tempfile::tempdir().unwrap();

@@ -73,7 +73,7 @@ async fn lab_figures(cfg: &EnvConfig, rounds: u32) -> anyhow::Result<()> {
 async fn drill_figures(cfg: &EnvConfig) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let report_dir = PathBuf::from("reports").join(format!("bench-{}", run_id()));
-    let res = runner::run(RunOptions { cfg: cfg.clone(), paths: default_features()?, tags: Some(DEFAULT_TAGS.into()), report_dir, keep: false, confirmed: false }).await?;
+    let res = runner::run(RunOptions { cfg: cfg.clone(), paths: default_features()?, tags: Some(DEFAULT_TAGS.into()), report_dir, keep: false, confirmed: false, allow_skipped: false }).await?;
     let total = t0.elapsed().as_secs_f64();
     print!("{}", crate::report::figures(&res.scenarios));
     println!("bench: default run {total:.1}s for {} scenarios ({} passed, {} failed, {} skipped) (target <= 600s)", res.scenarios.len(), res.passed, res.failed, res.skipped);

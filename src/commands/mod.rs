@@ -33,6 +33,10 @@ const BUNDLED_FEATURES: &[(&str, &str)] = &[
     ("metro.feature", include_str!("../../features/metro.feature")),
     ("negative/metro-out-of-spec.feature", include_str!("../../features/negative/metro-out-of-spec.feature")),
     ("negative/metro-split-brain.feature", include_str!("../../features/negative/metro-split-brain.feature")),
+    ("negative/metro-isolation-only.feature", include_str!("../../features/negative/metro-isolation-only.feature")),
+    ("negative/healed-fault.feature", include_str!("../../features/negative/healed-fault.feature")),
+    ("negative/unjudged-action.feature", include_str!("../../features/negative/unjudged-action.feature")),
+    ("negative/swapped-evidence.feature", include_str!("../../features/negative/swapped-evidence.feature")),
 ];
 
 /// Features that need the repository's fixtures, so they are not bundled.
@@ -109,7 +113,7 @@ pub fn default_features() -> anyhow::Result<Vec<PathBuf>> {
 
 async fn dispatch(cmd: Command) -> anyhow::Result<i32> {
     match cmd {
-        Command::Run { env, tags, report_dir, keep, confirm, paths } => run::run(&load_env(&env)?, tags, report_dir, keep, confirm, paths).await,
+        Command::Run { env, tags, report_dir, keep, confirm, allow_skipped, paths } => run::run(&load_env(&env)?, run::RunArgs { tags, report_dir, keep, confirm, allow_skipped, paths }).await,
         Command::Env { action } => match action {
             EnvAction::Up { env, dry_run } => env::up(&load_env(&env)?, dry_run).await,
             EnvAction::Down { env } => env::down(&load_env(&env)?).await,

@@ -5,7 +5,18 @@ use crate::config::EnvConfig;
 use crate::runner::{self, RunOptions};
 use std::path::PathBuf;
 
-pub async fn run(cfg: &EnvConfig, tags: Option<String>, report_dir: Option<PathBuf>, keep: bool, confirm: Option<String>, paths: Vec<PathBuf>) -> anyhow::Result<i32> {
+/// What `dr-drill run` was asked.
+pub struct RunArgs {
+    pub tags: Option<String>,
+    pub report_dir: Option<PathBuf>,
+    pub keep: bool,
+    pub confirm: Option<String>,
+    pub allow_skipped: bool,
+    pub paths: Vec<PathBuf>,
+}
+
+pub async fn run(cfg: &EnvConfig, args: RunArgs) -> anyhow::Result<i32> {
+    let RunArgs { tags, report_dir, keep, confirm, allow_skipped, paths } = args;
     if let Some(c) = &confirm {
         if *c != cfg.spec.name {
             anyhow::bail!("--confirm {c} does not name this environment ({}, {}): destructive steps stay refused", cfg.spec.name, cfg.path.display());
@@ -17,13 +28,19 @@ pub async fn run(cfg: &EnvConfig, tags: Option<String>, report_dir: Option<PathB
     let report_dir = report_dir.unwrap_or_else(|| PathBuf::from("reports").join(super::run_id()));
     println!("dr-drill: environment {} ({}), {}", cfg.spec.name, cfg.path.display(), cfg.replication_summary());
     println!("dr-drill: reports in {}", report_dir.display());
-    let res = runner::run(RunOptions { cfg: cfg.clone(), paths, tags, report_dir, keep, confirmed: confirm.is_some() }).await?;
+    let res = runner::run(RunOptions { cfg: cfg.clone(), paths, tags, report_dir, keep, confirmed: confirm.is_some(), allow_skipped }).await?;
     print!("{}", crate::report::figures(&res.scenarios));
     for e in &res.harness_errors {
         eprintln!("harness error: {e}");
     }
     for s in res.scenarios.iter().filter(|s| s.cause == Some(crate::error::Cause::Harness) || s.status == "inconclusive") {
         eprintln!("harness error: {}: {}", s.scenario, s.reason.as_deref().unwrap_or("(no reason)"));
+    }
+    if res.ran_nothing() {
+        let mut reasons: Vec<&str> = res.scenarios.iter().filter_map(|s| s.reason.as_deref()).collect();
+        reasons.dedup();
+        let verdict = if allow_skipped { "accepted (--allow-skipped)" } else { "not a pass: the run proved nothing (pass --allow-skipped to accept it)" };
+        eprintln!("no scenario ran: all {} selected were skipped, {verdict}; why: {}", res.skipped, reasons.join("; "));
     }
     println!("scenarios: {} passed, {} failed, {} skipped", res.passed, res.failed, res.skipped);
     Ok(res.exit_code())

@@ -85,6 +85,8 @@ pub fn step_unsupported(cfg: &EnvConfig, step: &str) -> Option<String> {
         ("round-trip time", "measuring the inter-site round trip"),
         ("without waiting for the sync barrier", "a relocate without the sync barrier"),
         ("without fencing", "a failover without fencing"),
+        ("without the storage fence", "a failover without the storage fence"),
+        ("with the storage fence alone", "a failover with the storage fence alone"),
         ("arbiter", "an arbiter"),
     ];
     let name = cfg.spec.backend_name();

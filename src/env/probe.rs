@@ -9,7 +9,7 @@ use crate::config::Budgets;
 use crate::error::{from_wait, Cause, EnvError};
 use crate::events::{Bus, Event};
 use crate::oracle::{Ack, History};
-use crate::ports::{Damaged, Served, Stopped, Volume, Workload};
+use crate::ports::{Served, Stopped, Volume, Workload};
 use crate::wait;
 use async_trait::async_trait;
 use dr_probe::{boot_tag_hex, Msg, ScanAssembler, ScanReport};
@@ -61,7 +61,8 @@ pub struct BootLog {
     pub stopped: Option<(Wt, u64)>,
     pub corrupted: Option<u64>,
     pub full: Option<u64>,
-    pub errors: Vec<String>,
+    /// Errors the probe reported (a write refused by the storage among them), stamped on arrival.
+    pub errors: Vec<(Wt, String)>,
     pub eof: Option<Wt>,
     /// (n, witness time) of PONG answers.
     pub pongs: Vec<(u64, Wt)>,
@@ -83,6 +84,7 @@ pub fn history(boots: &[BootLog]) -> History {
         let Some(tag) = b.boot_id().and_then(boot_tag_hex) else { continue };
         h.acks.extend(b.acks.iter().map(|(seq, at, _)| Ack { seq: *seq, at: *at, boot: tag }));
         h.stops.extend(b.stopped.map(|s| (tag, s.1)));
+        h.errors.extend(b.errors.iter().map(|(at, e)| (tag, *at, e.clone())));
         h.garbled += b.garbled.len();
         h.latencies_us.extend(&b.ack_lat_us);
     }
@@ -202,7 +204,7 @@ impl Boot {
                         }
                         Msg::Corrupted { seq } => g.corrupted = Some(seq),
                         Msg::Full { seq } => g.full = Some(seq),
-                        Msg::Error { msg } => g.errors.push(msg),
+                        Msg::Error { msg } => g.errors.push((t, msg)),
                         Msg::Pong { n } => g.pongs.push((n, t)),
                         _ => {}
                     }
@@ -244,7 +246,7 @@ impl Boot {
             let g = log.lock().unwrap();
             let r = if let Some(v) = cond(&g) {
                 Ok(Some(v))
-            } else if let Some(e) = g.errors.first() {
+            } else if let Some((_, e)) = g.errors.first() {
                 Err(vm_err(&vm, &site, Cause::System, format!("probe reported an error while waiting for {what}: {e}")))
             } else if g.eof.is_some() {
                 Err(vm_err(&vm, &site, Cause::System, format!("the guest went away before {what}")))
@@ -309,6 +311,20 @@ impl Boot {
         let log = self.log.clone();
         let check = || std::future::ready(Ok::<_, EnvError>(log.lock().unwrap().eof.map(|_| ())));
         wait::until("the end of the probe's stream after the guest stopped", deadline, check, self.next_line()).await.map_err(|e| from_wait(&self.site, Cause::Harness, e))
+    }
+
+    /// Waits until the witness has read what the guest sent before it was frozen: no new line for `quiet`
+    /// (a frozen guest sends nothing more; what it sent before is readable at once), at most `deadline`.
+    pub async fn settle(&mut self, quiet: Duration, deadline: Duration) {
+        let t0 = Wt::now();
+        let rx = self.changed.clone();
+        let mut rx = rx.lock().await;
+        while Wt::now().since(t0) < deadline {
+            match tokio::time::timeout(quiet, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return,
+            }
+        }
     }
 
     /// Hard stop (power loss of its site, or teardown).
@@ -469,7 +485,9 @@ impl Workload for ProbeWorkload {
 
     async fn abandon(&mut self, vm: &str) -> Result<u64, EnvError> {
         let v = self.vm(vm)?;
-        let b = v.boot.take().ok_or_else(|| EnvError::Usage(format!("VM {vm} is not running: there is nothing to leave behind")))?;
+        let mut b = v.boot.take().ok_or_else(|| EnvError::Usage(format!("VM {vm} is not running: there is nothing to leave behind")))?;
+        // the evidence is frozen next: every line the guest sent before its site froze is read first
+        b.settle(Duration::from_millis(300), Duration::from_secs(3)).await;
         let tag = b.tag().ok_or_else(|| vm_err(vm, &b.site, Cause::System, "the boot left behind never said hello"))?;
         v.abandoned.push(b);
         Ok(tag)
@@ -502,7 +520,10 @@ impl Workload for ProbeWorkload {
         Ok(history(&boots))
     }
 
-    async fn damage(&mut self, vm: &str, site: &str, volume: &Volume, seq: u64) -> Result<Damaged, EnvError> {
+    async fn damage(&mut self, vm: &str, site: &str, volume: &Volume, seq: u64) -> Result<ScanReport, EnvError> {
+        if seq == 0 {
+            return Err(EnvError::Usage("records start at 1: there is no record 0 to damage".into()));
+        }
         self.stop_running(vm).await?;
         self.archive(vm).await?;
         let boot = self.budgets.boot.0;
@@ -510,9 +531,7 @@ impl Workload for ProbeWorkload {
         let b = self.running(vm)?;
         b.wait_for("the record to be damaged", boot, |g| g.corrupted).await?;
         b.wait_poweroff(boot).await?;
-        let scan = self.verify(vm, site, volume).await?;
-        let boots = &self.vm(vm)?.boots;
-        Ok(Damaged { scan, history: history(boots), last_stop: boots.iter().rev().find_map(|b| b.stopped.map(|s| s.1)) })
+        self.verify(vm, site, volume).await
     }
 
     async fn stop(&mut self, vm: &str) {

@@ -274,24 +274,20 @@ impl Faults for LabSites {
         if !self.disposable {
             return Err(EnvError::NotDisposable { what: fault.to_string(), env: self.env.clone() });
         }
-        let at;
         match &fault {
             Fault::PowerLoss { site } => {
                 let s = self.site_mut(site)?;
                 // Everything in the site dies at once, its VMs with it: the VMs' I/O halts abruptly.
-                at = Wt::now();
                 s.kill_all().await;
             }
             Fault::StopReplication { site } => {
                 let s = self.site_mut(site)?;
-                at = Wt::now();
                 if let Some(d) = s.daemon_mut("rbd-mirror") {
                     d.kill().await;
                 }
             }
             Fault::PauseReplication { site } => {
                 let s = self.site_mut(site)?;
-                at = Wt::now();
                 let Some(d) = s.daemon_mut("rbd-mirror") else {
                     return Err(EnvError::Usage(format!("cannot pause replication to site {site}: it has no rbd-mirror daemon")));
                 };
@@ -302,7 +298,6 @@ impl Faults for LabSites {
             }
             Fault::Isolate { site } => {
                 let ns = self.site_mut(site)?.ns.clone();
-                at = Wt::now();
                 if self.links.is_empty() {
                     ip(&["-n", &ns, "link", "set", "wan0", "down"]).await?;
                 } else {
@@ -315,28 +310,25 @@ impl Faults for LabSites {
             }
             Fault::Freeze { site } => {
                 self.site_mut(site)?;
-                at = Wt::now();
                 self.signal_all(site, libc::SIGSTOP)?;
             }
             Fault::Latency { from, to, delay, jitter } => {
                 self.shape(from, to, |s| (s.delay, s.jitter) = (delay.0, jitter.0))?;
-                at = Wt::now();
             }
             Fault::Loss { from, to, permille } => {
                 self.shape(from, to, |s| s.loss = (*permille).min(1000) as f64 / 1000.0)?;
-                at = Wt::now();
             }
             Fault::RateLimit { from, to, bps } => {
                 self.shape(from, to, |s| s.rate_bps = Some(*bps))?;
-                at = Wt::now();
             }
             Fault::Partition { a, b } => {
                 let (ab, ba) = (self.direction(a, b)?, self.direction(b, a)?);
-                at = Wt::now();
                 ab.shape.lock().unwrap().cut = true;
                 ba.shape.lock().unwrap().cut = true;
             }
         }
+        // the fault counts from when it is in effect: confirmed, not when the harness set out to cause it
+        let at = Wt::now();
         self.bus.publish_at(at, Event::Fault { fault: fault.clone() });
         Ok(Receipt { fault, at })
     }
