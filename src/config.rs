@@ -322,9 +322,15 @@ pub struct Budgets {
     pub graceful_stop: Dur,
     #[serde(default = "Budgets::d_cmd")]
     pub command: Dur,
+    /// A returned site repaired: resynced from the primary (Regional-DR) or clean again (Metro-DR).
+    #[serde(default = "Budgets::d_resync")]
+    pub resync: Dur,
 }
 
 impl Budgets {
+    fn d_resync() -> Dur {
+        Dur(Duration::from_secs(180))
+    }
     fn d_up() -> Dur {
         Dur(Duration::from_secs(180))
     }
@@ -354,6 +360,7 @@ impl Default for Budgets {
             promote: Self::d_promote(),
             graceful_stop: Self::d_stop(),
             command: Self::d_cmd(),
+            resync: Self::d_resync(),
         }
     }
 }

@@ -68,6 +68,16 @@ pub struct Outcome {
     pub fence_at: Option<Wt>,
     /// The writer boot left running on a site the harness could not reach (frozen), by tag.
     pub abandoned: Option<u64>,
+    /// Each site's role for the VM's disk after the action, from the storage's own view.
+    pub roles: Vec<crate::ports::SiteRole>,
+}
+
+/// A lost site come back and the pair repaired: what was undone, the repair's marks, the driver's facts.
+#[derive(Clone, Debug)]
+pub struct Repair {
+    pub site: String,
+    pub timeline: Timeline,
+    pub details: Vec<serde_json::Value>,
 }
 
 /// The bound a driver's promise stands for, once the orchestration knows the write period and the STOP.
@@ -93,7 +103,9 @@ async fn serve(env: &mut Environment, vm: &str, to: &str, m: &mut Marker) -> Res
     Ok(s.scan)
 }
 
-pub async fn relocate(env: &mut Environment, vm: &str, to: &str, barrier: bool) -> Result<Outcome, EnvError> {
+/// `since`: when the previous DR action of the scenario began (None for the first): the action is judged on
+/// the writers started since then, the earlier ones being that action's.
+pub async fn relocate(env: &mut Environment, vm: &str, to: &str, barrier: bool, since: Option<Wt>) -> Result<Outcome, EnvError> {
     let to = env.topology.site(to)?;
     let from = env.driver.primary(vm)?;
     if from == to {
@@ -102,12 +114,12 @@ pub async fn relocate(env: &mut Environment, vm: &str, to: &str, barrier: bool) 
     let mut m = Marker::new(env.bus.clone(), vm, ActionKind::Relocate, Wt::now(), Segment::Requested);
     let stopped = env.workload.graceful_stop(vm).await?;
     m.mark_at(Segment::VmStopped, stopped.at);
-    let history = env.workload.history(vm)?;
+    let history = env.workload.history(vm, since)?;
     let rate = env.workload.rate(vm)?;
     let report = env.driver.relocate(vm, &to, barrier, &mut m).await?;
     let scan = serve(env, vm, &to, &mut m).await?;
     let evidence = Evidence { history, scan, fault_at: None, stop_seq: Some(stopped.seq), bound: bound(report.promise, period(rate), Some(stopped.seq)) };
-    Ok(Outcome { kind: ActionKind::Relocate, vm: vm.into(), from, to, timeline: m.timeline, evidence, details: report.details, receipts: vec![], fence_at: None, abandoned: None })
+    Ok(Outcome { kind: ActionKind::Relocate, vm: vm.into(), from, to, timeline: m.timeline, evidence, details: report.details, receipts: vec![], fence_at: None, abandoned: None, roles: vec![] })
 }
 
 /// How a failover fences the lost site: the harness cuts it off (isolation), and the DR driver fences its
@@ -132,7 +144,7 @@ impl Fencing {
 /// injected one); without it, the VM's I/O is halted abruptly here, as fencing does. A frozen primary cannot
 /// be reached: its VM is left where it stands (it may write again when the site thaws: the fence must stop
 /// it). `fencing` says which fences are raised (see [`Fencing`]).
-pub async fn failover(env: &mut Environment, vm: &str, to: &str, fault: Option<&Receipt>, fencing: Fencing) -> Result<Outcome, EnvError> {
+pub async fn failover(env: &mut Environment, vm: &str, to: &str, fault: Option<&Receipt>, fencing: Fencing, since: Option<Wt>) -> Result<Outcome, EnvError> {
     let to = env.topology.site(to)?;
     let from = env.driver.primary(vm)?;
     if from == to {
@@ -148,7 +160,7 @@ pub async fn failover(env: &mut Environment, vm: &str, to: &str, fault: Option<&
             None
         }
     };
-    let history = env.workload.history(vm)?;
+    let history = env.workload.history(vm, since)?;
     let rate = env.workload.rate(vm)?;
     let mut receipts = vec![];
     if fencing.isolate {
@@ -161,7 +173,7 @@ pub async fn failover(env: &mut Environment, vm: &str, to: &str, fault: Option<&
     let fence_at = [Segment::Fenced, Segment::StorageFenced, Segment::FailoverRequested].into_iter().find_map(|s| m.timeline.at(s));
     let scan = serve(env, vm, &to, &mut m).await?;
     let evidence = Evidence { history, scan, fault_at: Some(fault_at), stop_seq: None, bound: bound(report.promise, period(rate), None) };
-    Ok(Outcome { kind: ActionKind::Failover, vm: vm.into(), from, to, timeline: m.timeline, evidence, details: report.details, receipts, fence_at, abandoned })
+    Ok(Outcome { kind: ActionKind::Failover, vm: vm.into(), from, to, timeline: m.timeline, evidence, details: report.details, receipts, fence_at, abandoned, roles: vec![] })
 }
 
 #[cfg(test)]

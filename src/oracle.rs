@@ -198,9 +198,10 @@ pub struct History {
     /// (boot, witness time, message) of each error a writer reported: a write the storage refused (a
     /// fenced client gets an I/O error) among them.
     pub errors: Vec<(u64, Wt, String)>,
-    /// Writer boots started after the DR action this history was frozen for (its evidence is the writers up
-    /// to it): their records on a later scan are theirs, neither judged nor counted as unacknowledged.
-    pub later_boots: Vec<u64>,
+    /// Writer boots outside this judgement: those before the previous DR action (judged by it) and those
+    /// started after the action this history was frozen for. Their records on a scan are theirs, neither
+    /// judged nor counted as unacknowledged.
+    pub unjudged_boots: Vec<u64>,
 }
 
 fn ranges(seqs: impl IntoIterator<Item = u64>) -> Vec<(u64, u64)> {
@@ -257,7 +258,7 @@ pub fn judge(h: &History, scan: &ScanReport, fault_at: Option<Wt>, bound: &Bound
     // flight, so more than one per writer boot means acknowledgements went missing on the way to the witness.
     let acked: HashSet<(u64, u64)> = h.acks.iter().map(|a| (a.boot, a.seq)).collect();
     let mut per_boot: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-    for &(a, b, boot) in scan.ranges.iter().filter(|r| !h.later_boots.contains(&r.2)) {
+    for &(a, b, boot) in scan.ranges.iter().filter(|r| !h.unjudged_boots.contains(&r.2)) {
         for s in a..=b {
             if !acked.contains(&(boot, s)) && !h.stops.contains(&(boot, s)) && scan.stop != Some(s) {
                 per_boot.entry(boot).or_default().push(s);
@@ -725,7 +726,7 @@ mod tests {
         let mut later = scan(&[(1, 60, B1), (61, 160, B2)]);
         later.corrupt.push((50, Corruption::BadPayload));
         let mut h = History { acks: acks(100, B1), stops: vec![(B1, 101)], ..Default::default() };
-        h.later_boots = vec![B2];
+        h.unjudged_boots = vec![B2];
         let v = judge(&h, &later, None, &Bound::NoLoss { stop: Some(101) });
         assert_eq!(v.conclusion, Conclusion::Failed, "{:?}", v.why);
         assert_eq!((v.lost, v.indeterminate), (vec![(61, 100)], 0), "the later writer's records are not unacknowledged ones");

@@ -60,13 +60,16 @@ pub trait Workload: Send {
     /// The VM's site cannot be reached (frozen): the harness cannot stop the VM, so its boot is left where
     /// it stands, still watched by the witness; the next boot of the VM runs beside it. Returns its tag.
     async fn abandon(&mut self, vm: &str) -> Result<u64, EnvError>;
+    /// The site is back: the boots of `vm` left behind there (frozen when it was lost) are cleaned up as the
+    /// operator would before the site rejoins (killed, read to their end, kept as evidence).
+    async fn retire(&mut self, vm: &str, site: &str);
     /// Is the abandoned boot `tag` of `vm` still running (so still trying to write)?
     fn abandoned_alive(&self, vm: &str, tag: u64) -> Result<bool, EnvError>;
     /// Graceful stop of the running boot (if any), then a verify boot on `site`: the disk as it is there.
     async fn verify(&mut self, vm: &str, site: &str, volume: &Volume) -> Result<ScanReport, EnvError>;
-    /// Every writer boot so far, abandoned ones included, each read to its end (running boots: their
-    /// acks so far).
-    fn history(&self, vm: &str) -> Result<History, EnvError>;
+    /// Every writer boot started at or after `since` (all with None), abandoned ones included, each read
+    /// to its end (running boots: their acks so far); the others' tags as not judged.
+    fn history(&self, vm: &str, since: Option<Wt>) -> Result<History, EnvError>;
     /// Negative control: damages record `seq` (from 1) through a guest on `site`, then verifies the disk.
     /// Returns only the scan: the history a DR action froze is not the damage's to change.
     async fn damage(&mut self, vm: &str, site: &str, volume: &Volume, seq: u64) -> Result<ScanReport, EnvError>;
@@ -109,6 +112,53 @@ pub enum Promise {
     Window { interval: Duration, allowance: Duration, warmup: Duration, checkpoint: Option<Checkpoint>, syncs: Vec<SyncSample> },
 }
 
+/// A site's role for a VM's disk, from the storage's own view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    /// Its copy takes the VM's writes (Regional: the primary image; Metro: the site the VM's clients are on).
+    Primary,
+    /// Its copy follows the primary (a non-primary image, replaying).
+    Secondary,
+    /// The storage there could not be asked (the site is down or cut off), or holds no copy.
+    Unknown,
+}
+
+/// One site's role, with what the storage said.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SiteRole {
+    pub site: String,
+    pub role: Role,
+    pub detail: String,
+}
+
+/// A role from a state a Kubernetes object reports (`Primary`, `Secondary`, anything else Unknown). Pure.
+pub fn role_of(state: Option<&str>) -> Role {
+    match state {
+        Some(s) if s.eq_ignore_ascii_case("primary") => Role::Primary,
+        Some(s) if s.eq_ignore_ascii_case("secondary") => Role::Secondary,
+        _ => Role::Unknown,
+    }
+}
+
+/// Two sites primary for one disk: a split brain, by name. Pure.
+pub fn split_brain(vm: &str, roles: &[SiteRole]) -> Option<String> {
+    let primaries: Vec<&str> = roles.iter().filter(|r| r.role == Role::Primary).map(|r| r.site.as_str()).collect();
+    (primaries.len() > 1).then(|| format!("split brain: sites {} are all primary for VM {vm}'s disk ({})", primaries.join(" and "), roles.iter().map(|r| format!("{}: {}", r.site, r.detail)).collect::<Vec<_>>().join("; ")))
+}
+
+/// `site` is the only primary of the VM's disk, or why not. Pure.
+pub fn only_primary(vm: &str, site: &str, roles: &[SiteRole]) -> Result<(), String> {
+    if let Some(sb) = split_brain(vm, roles) {
+        return Err(sb);
+    }
+    match roles.iter().find(|r| r.site == site) {
+        Some(r) if r.role == Role::Primary => Ok(()),
+        Some(r) => Err(format!("site {site} is not VM {vm}'s primary: {:?} ({})", r.role, r.detail)),
+        None => Err(format!("the storage reported no role for site {site} (roles: {roles:?})")),
+    }
+}
+
 /// What a driver reports of a DR action: its promise and its own facts (for the summary).
 #[derive(Clone, Debug)]
 pub struct DriverReport {
@@ -137,6 +187,12 @@ pub trait DrDriver: Send {
     async fn replicated(&mut self, vm: &str, to: &str, since: Wt) -> Result<String, EnvError>;
     /// The VM serves on its new primary: protection resumes from there.
     async fn serving(&mut self, vm: &str) -> Result<(), EnvError>;
+    /// Each site's role for the VM's disk, from the storage's own view (not the driver's bookkeeping).
+    async fn roles(&mut self, vm: &str) -> Result<Vec<SiteRole>, EnvError>;
+    /// `site` is back (its outage undone): the pair is repaired the way the DR operator does, each step
+    /// marked (Regional-DR: the stale primary demoted and, with `resync`, resynced from the primary and
+    /// awaited; Metro-DR: the site's fence lifted and its replicas clean again). Returns the driver's facts.
+    async fn repair(&mut self, vm: &str, site: &str, resync: bool, m: &mut Marker) -> Result<serde_json::Value, EnvError>;
     /// End of a scenario: stop protecting `vm`.
     async fn release(&mut self, vm: &str);
     async fn shutdown(&mut self);
@@ -162,5 +218,27 @@ impl Marker {
     }
     pub fn mark(&mut self, what: Segment) {
         self.mark_at(what, Wt::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(site: &str, role: Role) -> SiteRole {
+        SiteRole { site: site.into(), role, detail: format!("{role:?}") }
+    }
+
+    #[test]
+    fn two_primaries_are_a_split_brain_named() {
+        let ok = [role("a", Role::Secondary), role("b", Role::Primary)];
+        assert_eq!(split_brain("vm0", &ok), None);
+        assert!(only_primary("vm0", "b", &ok).is_ok());
+        assert!(only_primary("vm0", "a", &ok).unwrap_err().contains("site a is not VM vm0's primary"));
+        let both = [role("a", Role::Primary), role("b", Role::Primary)];
+        assert!(split_brain("vm0", &both).unwrap().starts_with("split brain: sites a and b are all primary for VM vm0's disk"));
+        assert!(only_primary("vm0", "b", &both).unwrap_err().starts_with("split brain"));
+        // a site that cannot be asked is no second primary
+        assert!(only_primary("vm0", "b", &[role("a", Role::Unknown), role("b", Role::Primary)]).is_ok());
     }
 }

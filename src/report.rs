@@ -50,7 +50,10 @@ pub struct ScenarioRecord {
     pub duration: Duration,
     pub vm: Option<String>,
     pub receipts: Vec<Receipt>,
-    pub outcome: Option<Outcome>,
+    /// Every DR action, in order.
+    pub outcomes: Vec<Outcome>,
+    /// Sites that came back, and how they were repaired.
+    pub repairs: Vec<crate::drill::Repair>,
     pub verdicts: Vec<(String, Verdict)>,
     /// Round trips measured between sites.
     pub rtts: Vec<RoundTrip>,
@@ -125,7 +128,12 @@ pub struct ScenarioSummary {
     pub reason: Option<String>,
     pub duration_s: Option<f64>,
     pub vm: Option<String>,
+    /// The last DR action (the one the verdict sentences judged).
     pub action: Option<serde_json::Value>,
+    /// Every DR action, in order, each with its own verdict and the roles after it.
+    pub actions: Vec<serde_json::Value>,
+    /// Sites that came back, and how they were repaired.
+    pub repairs: Vec<serde_json::Value>,
     pub verdicts: Vec<(String, Verdict)>,
     /// Who is at fault if it failed: the system under test (exit 1) or the harness and its input (exit 2).
     pub cause: Option<Cause>,
@@ -160,6 +168,8 @@ impl ScenarioSummary {
             duration_s: None,
             vm: None,
             action: None,
+            actions: vec![],
+            repairs: vec![],
             verdicts: vec![],
             cause: None,
             records_acked: None,
@@ -191,16 +201,10 @@ impl ScenarioSummary {
             // ran, proved nothing either way: neither passed nor a failure of the system (exit 2)
             self.status = "inconclusive".into();
         }
-        if let Some(o) = &rec.outcome {
-            let regional = o.evidence.regional();
-            self.action = Some(json!({
-                "kind": o.kind, "from": o.from, "to": o.to,
-                "rto": o.timeline.marks,
-                "driver": o.details,
-                "syncAllowanceMs": regional.map(|b| b.allowance.as_secs_f64() * 1e3),
-                "syncs": regional.map(|b| &b.syncs),
-                "checkpoint": regional.and_then(|b| b.checkpoint.as_ref()),
-            }));
+        self.actions = rec.outcomes.iter().map(action_json).collect();
+        self.repairs = rec.repairs.iter().map(|r| json!({"site": r.site, "steps": r.timeline.marks, "driver": r.details})).collect();
+        if let Some(o) = rec.outcomes.last() {
+            self.action = Some(action_json(o));
             let v = o.evidence.verdict();
             if let Some((p50, p99)) = percentiles(&o.evidence.history.latencies_us) {
                 (self.write_latency_p50_us, self.write_latency_p99_us) = (Some(p50), Some(p99));
@@ -215,6 +219,24 @@ impl ScenarioSummary {
     }
 }
 
+
+/// One DR action for the summary: what moved where, its timeline, the driver's facts, its replication
+/// rounds, its own verdict, and the roles the storage reported after it.
+fn action_json(o: &Outcome) -> serde_json::Value {
+    let regional = o.evidence.regional();
+    let v = o.evidence.verdict();
+    json!({
+        "kind": o.kind, "from": o.from, "to": o.to,
+        "rto": o.timeline.marks,
+        "driver": o.details,
+        "syncAllowanceMs": regional.map(|b| b.allowance.as_secs_f64() * 1e3),
+        "syncs": regional.map(|b| &b.syncs),
+        "checkpoint": regional.and_then(|b| b.checkpoint.as_ref()),
+        "conclusion": v.conclusion, "recordsAcked": v.acked, "recordsLost": v.lost_count,
+        "lossWindowMs": v.loss_window_ms, "lossBoundMs": v.bound_ms,
+        "roles": o.roles,
+    })
+}
 
 pub fn write_summary(dir: &Path, cfg: &EnvConfig, started: Wt, res: &RunResult) -> std::io::Result<()> {
     let s = json!({
@@ -309,12 +331,13 @@ mod tests {
             receipts: vec![],
             fence_at: Some(Wt::from_ms(3200)),
             abandoned: None,
+            roles: vec![],
         };
         let rec = ScenarioRecord {
             duration: Duration::from_millis(51_000),
             vm: Some("vm0".into()),
             receipts: vec![Receipt { fault: Fault::PowerLoss { site: "a".into() }, at: Wt::from_ms(3100) }],
-            outcome: Some(outcome),
+            outcomes: vec![outcome],
             ..Default::default()
         };
         let mut s = ScenarioSummary::new("Failover", "power loss", None, 7, vec!["failover".into()], "passed", None);

@@ -57,7 +57,10 @@ pub struct Scenario {
     receipts: Vec<Receipt>,
     /// Receipts (by index) the scenario itself undid (a thaw, a healed partition, a reconnection), and when.
     undone: Vec<(usize, Wt)>,
-    outcome: Option<Outcome>,
+    /// Every DR action of the scenario, in order (the sentences judge the last).
+    outcomes: Vec<Outcome>,
+    /// Sites that came back, and how they were repaired.
+    repairs: Vec<drill::Repair>,
     verdicts: Vec<(String, Verdict)>,
     rtts: Vec<RoundTrip>,
     causes: Vec<Cause>,
@@ -71,6 +74,17 @@ pub struct Scenario {
 /// left out, however early they were. Pure.
 pub fn outage_in_force(receipts: &[Receipt], undone: &[(usize, Wt)], site: &str) -> Option<Receipt> {
     receipts.iter().enumerate().filter(|(i, r)| !undone.iter().any(|(j, _)| j == i) && r.fault.takes(site)).min_by_key(|(_, r)| r.at).map(|(_, r)| r.clone())
+}
+
+/// How a site that comes back is repaired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Repairing {
+    /// As the DR operator does (Regional-DR: demote and resync; Metro-DR: unfence, replicas clean).
+    Full,
+    /// Negative control: the stale primary demoted but not resynced.
+    WithoutResync,
+    /// Negative control: the site back, nothing repaired (a stale primary stays primary).
+    Skipped,
 }
 
 impl std::fmt::Debug for Scenario {
@@ -90,7 +104,8 @@ impl Scenario {
             vms: vec![],
             receipts: vec![],
             undone: vec![],
-            outcome: None,
+            outcomes: vec![],
+            repairs: vec![],
             verdicts: vec![],
             rtts: vec![],
             causes: vec![],
@@ -118,7 +133,7 @@ impl Scenario {
     }
 
     fn outcome(&self) -> Result<&Outcome, StepError> {
-        self.outcome.as_ref().ok_or_else(|| StepError::Order("no DR action ran in this scenario: relocate or fail over the VM first".into()))
+        self.outcomes.last().ok_or_else(|| StepError::Order("no DR action ran in this scenario: relocate or fail over the VM first".into()))
     }
 
     /// "a Regional-DR environment with sites A and B": the environment must be that, then it comes up.
@@ -289,42 +304,110 @@ impl Scenario {
         self.recover(Fault::PauseReplication { site: site.to_string() }).await
     }
 
+    /// When the previous DR action began: the next one is judged on the writers since then.
+    fn previous_action(&self) -> Option<Wt> {
+        self.outcomes.last().map(|o| o.timeline.t0)
+    }
+
     pub async fn relocate(&mut self, to: &str, barrier: bool) -> R {
+        let since = self.previous_action();
         let r = async {
             let vm = self.vm()?;
             let mut env = self.session.env().await?;
-            Ok(drill::relocate(&mut env, &vm, to, barrier).await?)
+            Ok(drill::relocate(&mut env, &vm, to, barrier, since).await?)
         }
         .await;
         let o = self.track(r)?;
         println!("      relocate {} -> {}: {}", o.from, o.to, o.timeline.render());
-        self.judge_action(o)
+        self.judge_action(o).await
     }
 
 
     /// Fails the VM over to `to`; `fencing` less than full is a control (see [`drill::Fencing`]).
     pub async fn failover(&mut self, to: &str, fencing: drill::Fencing) -> R {
+        let since = self.previous_action();
         let r = async {
             let vm = self.vm()?;
             let mut env = self.session.env().await?;
             let from = env.driver.primary(&vm)?;
             let fault = outage_in_force(&self.receipts, &self.undone, &from);
-            Ok(drill::failover(&mut env, &vm, to, fault.as_ref(), fencing).await?)
+            Ok(drill::failover(&mut env, &vm, to, fault.as_ref(), fencing, since).await?)
         }
         .await;
         let mut o = self.track(r)?;
         println!("      failover {} -> {}: {}", o.from, o.to, o.timeline.render());
         self.receipts.append(&mut o.receipts);
-        self.judge_action(o)
+        self.judge_action(o).await
     }
 
     /// Every DR action is judged against its own promise as it ends, whatever the scenario asks next: a
-    /// failed promise fails the scenario (a verdict sentence adds its own checks on top).
-    fn judge_action(&mut self, o: Outcome) -> R {
+    /// failed promise fails the scenario (a verdict sentence adds its own checks on top). Then each site's
+    /// role is read from the storage's own view: two primaries are a split brain, named, and fail it.
+    async fn judge_action(&mut self, mut o: Outcome) -> R {
         let v = o.evidence.verdict();
         let what = format!("{} {} -> {}: {}", o.kind, o.from, o.to, o.evidence.bound.promise());
-        self.outcome = Some(o);
-        self.conclude(&what, v)
+        let roles = async { Ok::<_, StepError>(self.session.env().await?.driver.roles(&o.vm).await?) }.await;
+        let roles = self.track(roles)?;
+        println!("      roles after {} {} -> {}: {}", o.kind, o.from, o.to, roles.iter().map(|r| format!("{} {:?}", r.site, r.role)).collect::<Vec<_>>().join(", "));
+        let split = crate::ports::split_brain(&o.vm, &roles);
+        o.roles = roles;
+        self.outcomes.push(o);
+        self.conclude(&what, v)?;
+        match split {
+            Some(sb) => {
+                let r = Err(StepError::Expectation(format!("after the {what}: {sb}")));
+                self.track(r)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// `site` comes back: every outage of it still in force is undone (power restored, thawed, reconnected,
+    /// healed), the VM's boots left behind there are cleaned up, and (unless `repair` says otherwise) the
+    /// DR driver repairs the pair as the DR operator would. Each step is marked on the repair's timeline.
+    pub async fn comes_back(&mut self, site: &str, repair: Repairing) -> R {
+        let r = async {
+            let vm = self.vm()?;
+            let mut env = self.session.env().await?;
+            let site = env.topology.site(site)?;
+            let mut m = crate::ports::Marker::new(env.bus.clone(), &vm, crate::timeline::ActionKind::Repair, Wt::now(), crate::timeline::Segment::Requested);
+            let outages: Vec<usize> = (0..self.receipts.len()).rev().filter(|&i| self.in_force(i) && self.receipts[i].fault.takes(&site)).collect();
+            let mut undone = vec![];
+            for i in outages {
+                env.faults.recover(&self.receipts[i]).await?;
+                undone.push((i, Wt::now()));
+            }
+            for vm in &self.vms {
+                env.workload.retire(vm, &site).await;
+            }
+            m.mark(crate::timeline::Segment::SiteBack);
+            let mut details = vec![];
+            if repair != Repairing::Skipped {
+                for vm in &self.vms {
+                    details.push(env.driver.repair(vm, &site, repair == Repairing::Full, &mut m).await?);
+                }
+            }
+            Ok::<_, StepError>((drill::Repair { site, timeline: m.timeline, details }, undone))
+        }
+        .await;
+        let (rep, undone) = self.track(r)?;
+        println!("      {} comes back: {}", rep.site, rep.timeline.render());
+        self.undone.extend(undone);
+        self.repairs.push(rep);
+        Ok(())
+    }
+
+    /// `site` is the VM's only primary, from the storage's own view now.
+    pub async fn only_primary(&mut self, site: &str) -> R {
+        let r = async {
+            let vm = self.vm()?;
+            let mut env = self.session.env().await?;
+            let site = env.topology.site(site)?;
+            let roles = env.driver.roles(&vm).await?;
+            crate::ports::only_primary(&vm, &site, &roles).map_err(StepError::Expectation)
+        }
+        .await;
+        self.track(r)
     }
 
     /// Negative control: damages one record (from 1) on the disk of the last DR action's VM through a guest
@@ -347,15 +430,15 @@ impl Scenario {
             }
             let volume = env.driver.volume(&vm)?;
             let scan = env.workload.damage(&vm, &site, &volume, seq).await?;
-            Ok((scan, env.workload.history(&vm)?))
+            Ok((scan, env.workload.history(&vm, None)?))
         }
         .await;
         let (scan, now) = self.track(r)?;
-        if let Some(o) = self.outcome.as_mut() {
+        if let Some(o) = self.outcomes.last_mut() {
             o.evidence.scan = scan;
             // writers started after the action wrote on the disk too: their records are theirs, not judged
             let known: std::collections::BTreeSet<u64> = o.evidence.history.acks.iter().map(|a| a.boot).collect();
-            o.evidence.history.later_boots = now.acks.iter().map(|a| a.boot).filter(|b| !known.contains(b)).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            o.evidence.history.unjudged_boots = now.acks.iter().map(|a| a.boot).filter(|b| !known.contains(b)).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         }
         Ok(())
     }
@@ -424,7 +507,7 @@ impl Scenario {
             let volume = env.driver.volume(&vm)?;
             let scan = env.workload.verify(&vm, &to, &volume).await?;
             // read after the verify boot: every ack the old writer got until then counts
-            let history = env.workload.history(&vm)?;
+            let history = env.workload.history(&vm, None)?;
             Ok(crate::oracle::judge_split_brain(&history, old, fence_at, &scan, running))
         }
         .await;
@@ -510,7 +593,8 @@ impl Scenario {
             duration: Wt::now().since(self.started),
             vm: self.vm,
             receipts: self.receipts,
-            outcome: self.outcome,
+            outcomes: self.outcomes,
+            repairs: self.repairs,
             verdicts: self.verdicts,
             rtts: self.rtts,
             cause: self.causes.into_iter().max(),

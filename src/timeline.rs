@@ -21,6 +21,16 @@ pub enum Segment {
     VmBooted,
     Recovered,
     Serving,
+    /// A lost site's outage undone (powered on, thawed, reconnected, healed).
+    SiteBack,
+    /// The returned site's image asked to resync from the primary.
+    ResyncRequested,
+    /// The returned site replays again: a snapshot taken after the resync began is complete there.
+    Resynced,
+    /// The returned site's storage fence lifted.
+    Unfenced,
+    /// Every placement group clean with a replica on each data site again.
+    Clean,
 }
 
 impl Segment {
@@ -38,6 +48,11 @@ impl Segment {
             Segment::VmBooted => "vm booted",
             Segment::Recovered => "recovered",
             Segment::Serving => "serving",
+            Segment::SiteBack => "site back",
+            Segment::ResyncRequested => "resync requested",
+            Segment::Resynced => "resynced",
+            Segment::Unfenced => "unfenced",
+            Segment::Clean => "clean",
         }
     }
 }
@@ -59,6 +74,8 @@ impl Serialize for Segment {
 pub enum ActionKind {
     Relocate,
     Failover,
+    /// Not a DR action: a lost site comes back and the pair is repaired.
+    Repair,
 }
 
 impl fmt::Display for ActionKind {
@@ -66,6 +83,7 @@ impl fmt::Display for ActionKind {
         f.write_str(match self {
             ActionKind::Relocate => "relocate",
             ActionKind::Failover => "failover",
+            ActionKind::Repair => "repair",
         })
     }
 }

@@ -6,6 +6,7 @@ pub mod faults;
 pub mod network;
 pub mod params;
 pub mod readiness;
+pub mod recovery;
 pub mod sites;
 pub mod timing;
 pub mod verdicts;

@@ -362,7 +362,7 @@ async fn the_kubevirt_workload_runs_the_probe_over_the_console() {
     assert!(served.scan.highest_contiguous >= stopped.seq);
     w.wait_acks("vm0", 100, Duration::from_secs(30)).await.unwrap();
     let scan = w.verify("vm0", "a", &volume).await.unwrap_or_else(|e| panic!("{e}"));
-    let h = w.history("vm0").unwrap();
+    let h = w.history("vm0", None).unwrap();
     let max_acked = h.acks.iter().map(|a| a.seq).max().unwrap();
     assert!(h.acks.len() >= 250, "{} acks", h.acks.len());
     assert_eq!(h.garbled, 0, "lines split across frames must still be whole lines");
@@ -424,20 +424,26 @@ async fn pair_with(interval: Duration, hub: bool) -> Pair {
     };
     let protection = if hub.is_some() { "    hub: {context: ctx-hub, namespace: apps, drPolicy: dr-5s}\n" } else { "    volumeReplicationClass: vrc\n" };
     let pids = |api: &ApiServer| api.pids().iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" ");
-    // power loss of a site: its probes and its API server (with its etcd) killed outright; its isolation
-    // (the fence of a failover) makes sure nothing of it runs any more
+    // power loss of a site: its probes killed outright and its API server (with its etcd) stopped where it
+    // stands (SIGSTOP: nothing of the cluster answers, its storage does nothing); its isolation (the fence
+    // of a failover) makes sure nothing of it runs. Restored (and reconnected): the cluster continues with
+    // its state as it was, its storage with it. With a hub the API server is killed outright instead (the
+    // Ramen double asks every managed cluster in turn and would wait on a stopped one; a site does not
+    // come back through Ramen yet).
+    let (halt, resume) = if hub.is_some() { ("-9", None) } else { ("-STOP", Some("-CONT")) };
     let power = format!(
-        "case $DR_DRILL_SITE in a) kill -9 $(cat {}) {} ;; b) kill -9 $(cat {}) {} ;; esac",
+        "case $DR_DRILL_SITE in a) kill -9 $(cat {}); kill {halt} {} ;; b) kill -9 $(cat {}); kill {halt} {} ;; esac",
         va.pids.display(),
         pids(&a),
         vb.pids.display(),
         pids(&b)
     );
+    let restore = resume.map_or("true".to_string(), |r| format!("case $DR_DRILL_SITE in a) kill {r} {} ;; b) kill {r} {} ;; esac", pids(&a), pids(&b)));
     let env = dir.path().join("doubles.yaml");
     std::fs::write(
         &env,
         format!(
-            "name: doubles\ndisposable: true\nsites:\n  - name: a\n  - name: b\nbackend:\n  existing:\n    kubeconfig: {}\n    contexts: {{a: ctx-a, b: ctx-b}}\n    storageClass: rbd-mirrored\n{protection}    probeImage: localhost/dr-drill/probe-kernel:v1\n    commands:\n      powerLoss: \"{power}\"\n      restore: \"true\"\n      isolate: \"{power} 2>/dev/null; true\"\n      reconnect: \"true\"\nreplication:\n  regional:\n    interval: 5s\n    scheduler: storage\n    syncAllowance: 3s\nvm:\n  writeRate: 50\nbudgets:\n  boot: 60s\n  promote: 60s\n  syncBarrier: 60s\n  gracefulStop: 30s\n  command: 30s\n",
+            "name: doubles\ndisposable: true\nsites:\n  - name: a\n  - name: b\nbackend:\n  existing:\n    kubeconfig: {}\n    contexts: {{a: ctx-a, b: ctx-b}}\n    storageClass: rbd-mirrored\n{protection}    probeImage: localhost/dr-drill/probe-kernel:v1\n    commands:\n      powerLoss: \"{power}\"\n      restore: \"{restore}\"\n      isolate: \"{power} 2>/dev/null; true\"\n      reconnect: \"{restore}\"\nreplication:\n  regional:\n    interval: 5s\n    scheduler: storage\n    syncAllowance: 3s\nvm:\n  writeRate: 50\nbudgets:\n  boot: 60s\n  promote: 60s\n  syncBarrier: 60s\n  gracefulStop: 30s\n  command: 30s\n",
             kc.display()
         ),
     )
@@ -507,6 +513,26 @@ async fn a_failover_drill_through_ramen_passes_within_the_bound() {
     // the checkpoint is the lost primary's own view (its VRG), fresher than the hub's copy
     let ck = s.action.as_ref().unwrap()["checkpoint"]["name"].as_str().unwrap_or("").to_string();
     assert!(ck.ends_with("(primary's VRG)"), "{ck}");
+}
+
+/// The whole cycle on two clusters through VolumeReplication: the bundled failback feature (its Regional-DR
+/// scenario; the Metro-DR one is skipped with the reason). Site a's cluster stops answering (power loss),
+/// the VM fails over to b, a comes back still primary: its VolumeReplication is set secondary with
+/// `autoResync`, the storage double resyncs it from b (a copy back) and a round of b's after it is awaited;
+/// the VM writes on b, then relocates back to a: nothing lost, a the only primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failback_cycle_on_two_clusters_loses_nothing() {
+    let p = pair(Duration::from_secs(5)).await;
+    let r = drill(&p, "features/failback.feature").await;
+    let s = r.scenarios.iter().find(|s| s.status != "skipped").unwrap();
+    println!("failback on clusters: {:?} / repairs {:?}", s.actions.iter().map(|a| (&a["kind"], &a["conclusion"], &a["roles"])).collect::<Vec<_>>(), s.repairs);
+    assert_eq!((r.passed, r.failed, r.skipped), (1, 0, 1), "{:?}", r.scenarios.iter().map(|s| (&s.status, &s.reason)).collect::<Vec<_>>());
+    assert_eq!(s.actions.len(), 2);
+    let steps: Vec<&str> = s.repairs[0]["steps"].as_array().unwrap().iter().map(|x| x[0].as_str().unwrap()).collect();
+    assert!(["site back", "demoted", "resynced"].iter().all(|x| steps.contains(x)), "{steps:?}");
+    let primaries = |a: &serde_json::Value| a["roles"].as_array().unwrap().iter().filter(|r| r["role"] == "primary").map(|r| r["site"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!((primaries(&s.actions[0]), primaries(&s.actions[1])), (vec!["b".to_string()], vec!["a".to_string()]));
+    assert_eq!(s.records_lost, Some(0));
 }
 
 /// The bundled relocate feature through Ramen: nothing lost, the STOP record survives.

@@ -24,6 +24,9 @@ const BUNDLED_ENV: &str = include_str!("../../environments/lab-regional.yaml");
 const BUNDLED_FEATURES: &[(&str, &str)] = &[
     ("relocate.feature", include_str!("../../features/relocate.feature")),
     ("failover.feature", include_str!("../../features/failover.feature")),
+    ("failback.feature", include_str!("../../features/failback.feature")),
+    ("negative/failback-without-resync.feature", include_str!("../../features/negative/failback-without-resync.feature")),
+    ("negative/split-brain-after-return.feature", include_str!("../../features/negative/split-brain-after-return.feature")),
     ("negative/broken-replication.feature", include_str!("../../features/negative/broken-replication.feature")),
     ("negative/slow-replication.feature", include_str!("../../features/negative/slow-replication.feature")),
     ("negative/relocate-without-barrier.feature", include_str!("../../features/negative/relocate-without-barrier.feature")),
@@ -35,8 +38,6 @@ const BUNDLED_FEATURES: &[(&str, &str)] = &[
     ("negative/metro-split-brain.feature", include_str!("../../features/negative/metro-split-brain.feature")),
     ("negative/metro-isolation-only.feature", include_str!("../../features/negative/metro-isolation-only.feature")),
     ("negative/healed-fault.feature", include_str!("../../features/negative/healed-fault.feature")),
-    ("negative/unjudged-action.feature", include_str!("../../features/negative/unjudged-action.feature")),
-    ("negative/swapped-evidence.feature", include_str!("../../features/negative/swapped-evidence.feature")),
 ];
 
 /// Features that need the repository's fixtures, so they are not bundled.

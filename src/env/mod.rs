@@ -88,6 +88,7 @@ pub fn step_unsupported(cfg: &EnvConfig, step: &str) -> Option<String> {
         ("without the storage fence", "a failover without the storage fence"),
         ("with the storage fence alone", "a failover with the storage fence alone"),
         ("arbiter", "an arbiter"),
+
     ];
     let name = cfg.spec.backend_name();
     match &cfg.spec.backend {
@@ -108,6 +109,9 @@ pub fn step_unsupported(cfg: &EnvConfig, step: &str) -> Option<String> {
                 }
                 if step.contains("is failed over") && !step.contains("without fencing") && !x.commands.contains_key("isolate") {
                     return Some(format!("a failover fences the lost site first: environment {} names no `commands.isolate`", cfg.spec.name));
+                }
+                if x.hub.is_some() && step.contains("comes back") {
+                    return Some(format!("repairing a site that comes back through Ramen (PeerReady with the returned cluster's VRG secondary) is not built yet; environment {} protects through a hub", cfg.spec.name));
                 }
                 if step.contains("freezes") || step.contains("thaws") {
                     return Some(format!("freezing a site is not possible on existing clusters; environment {} is {name}", cfg.spec.name));

@@ -68,6 +68,8 @@ pub struct BootLog {
     pub pongs: Vec<(u64, Wt)>,
     /// Lines from the probe that could not be parsed (kept: an ack among them would be missing evidence).
     pub garbled: Vec<String>,
+    /// The stream was cut by the witness (its site lost without closing the channel), not ended by it.
+    pub cut: bool,
 }
 
 impl BootLog {
@@ -88,6 +90,15 @@ pub fn history(boots: &[BootLog]) -> History {
         h.garbled += b.garbled.len();
         h.latencies_us.extend(&b.ack_lat_us);
     }
+    h
+}
+
+/// The history of the boots started at or after `since` (all with None): the writers a DR action is judged
+/// on; the tags of the others are listed as not judged (their records on disk are theirs). Pure.
+pub fn history_since(boots: &[BootLog], since: Option<Wt>) -> History {
+    let (judged, other): (Vec<BootLog>, Vec<BootLog>) = boots.iter().cloned().partition(|b| since.is_none_or(|t| b.started >= t));
+    let mut h = history(&judged);
+    h.unjudged_boots = other.iter().filter_map(|b| b.boot_id().and_then(boot_tag_hex)).collect();
     h
 }
 
@@ -149,6 +160,8 @@ pub struct Boot {
     pub log: Arc<Mutex<BootLog>>,
     /// Bumped on every line from the probe (u64::MAX at the end of its stream).
     changed: Arc<tokio::sync::Mutex<watch::Receiver<u64>>>,
+    /// The witness's reader of the probe's channel.
+    reader: tokio::task::JoinHandle<()>,
     writer: Option<Box<dyn AsyncWrite + Send + Unpin>>,
 }
 
@@ -164,7 +177,7 @@ impl Boot {
         let bus = bus.clone();
         bus.publish_at(started, Event::BootRequested { vm: vm_name.clone(), site: site.to_string(), mode: mode.name().to_string() });
         let rd = l.reader;
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut lines = BufReader::new(rd).lines();
             let mut asm = ScanAssembler::default();
             let mut n = 0u64;
@@ -217,7 +230,7 @@ impl Boot {
             l2.lock().unwrap().eof = Some(t);
             let _ = tx.send(u64::MAX);
         });
-        Boot { vm: vm.into(), site: site.into(), mode, machine: l.machine, log, changed: Arc::new(tokio::sync::Mutex::new(rx)), writer: Some(l.writer) }
+        Boot { vm: vm.into(), site: site.into(), mode, machine: l.machine, log, changed: Arc::new(tokio::sync::Mutex::new(rx)), reader, writer: Some(l.writer) }
     }
 
     fn err(&self, cause: Cause, detail: impl Into<String>) -> EnvError {
@@ -324,6 +337,19 @@ impl Boot {
                 Ok(Ok(())) => continue,
                 _ => return,
             }
+        }
+    }
+
+    /// The channel's far end is gone without closing it (a black-holed site: nothing more can arrive): the
+    /// witness stops reading, and what it read is the evidence. An acknowledgement that never arrived was
+    /// never acknowledged to anyone; a record on disk without one is indeterminate, and more than one per
+    /// boot makes the verdict inconclusive, so cutting the stream cannot hide a loss.
+    pub fn cut(&mut self) {
+        self.reader.abort();
+        let mut g = self.log.lock().unwrap();
+        if g.eof.is_none() {
+            g.eof = Some(Wt::now());
+            g.cut = true;
         }
     }
 
@@ -467,8 +493,21 @@ impl Workload for ProbeWorkload {
         Ok(Stopped { at, seq })
     }
 
+    /// The VM's site is lost: killed if it still runs, its stream read to the end, or, when the channel's
+    /// far end vanished without closing it (a black-holed site), cut where it stands (see [`Boot::cut`]).
     async fn halt(&mut self, vm: &str) -> Result<(), EnvError> {
-        self.archive(vm).await
+        let v = self.vm(vm)?;
+        if let Some(mut b) = v.boot.take() {
+            if b.machine.alive().await {
+                b.kill().await;
+            }
+            if b.drain(Duration::from_secs(3)).await.is_err() {
+                tracing::warn!("VM {vm}: the probe's stream from lost site {} did not end: cut, evidence as read", b.site);
+                b.cut();
+            }
+            v.boots.push(b.snapshot());
+        }
+        Ok(())
     }
 
     async fn resume(&mut self, vm: &str, site: &str, volume: &Volume) -> Result<Served, EnvError> {
@@ -493,6 +532,18 @@ impl Workload for ProbeWorkload {
         Ok(tag)
     }
 
+    async fn retire(&mut self, vm: &str, site: &str) {
+        if let Ok(v) = self.vm(vm) {
+            let (gone, kept): (Vec<Boot>, Vec<Boot>) = std::mem::take(&mut v.abandoned).into_iter().partition(|b| b.site == site);
+            v.abandoned = kept;
+            for mut b in gone {
+                b.kill().await;
+                let _ = b.drain(Duration::from_secs(10)).await;
+                v.boots.push(b.snapshot());
+            }
+        }
+    }
+
     fn abandoned_alive(&self, vm: &str, tag: u64) -> Result<bool, EnvError> {
         let b = self.vm_ref(vm)?.abandoned.iter().find(|b| b.tag() == Some(tag));
         // its stream to the witness still open: the guest runs
@@ -512,12 +563,12 @@ impl Workload for ProbeWorkload {
         Ok(scan)
     }
 
-    fn history(&self, vm: &str) -> Result<History, EnvError> {
+    fn history(&self, vm: &str, since: Option<Wt>) -> Result<History, EnvError> {
         let v = self.vm_ref(vm)?;
         let mut boots = v.boots.clone();
         boots.extend(v.abandoned.iter().map(|b| b.snapshot()));
         boots.extend(v.boot.as_ref().map(|b| b.snapshot()));
-        Ok(history(&boots))
+        Ok(history_since(&boots, since))
     }
 
     async fn damage(&mut self, vm: &str, site: &str, volume: &Volume, seq: u64) -> Result<ScanReport, EnvError> {

@@ -107,7 +107,15 @@ fn describe(v: Option<&VolumeReplication>) -> String {
 
 /// Asks VolumeReplication `name` for `role` and waits (watching, at most `deadline`) until it is in it.
 pub async fn flip(api: &Api<VolumeReplication>, ns: &str, name: &str, role: Role, deadline: Duration) -> Result<VolumeReplication, K8sError> {
-    let patch = serde_json::json!({"spec": {"replicationState": role.spec()}});
+    flip_with(api, ns, name, role, None, deadline).await
+}
+
+/// [`flip`], also setting `spec.autoResync` (a demoted copy that diverged is resynced from the primary).
+pub async fn flip_with(api: &Api<VolumeReplication>, ns: &str, name: &str, role: Role, auto_resync: Option<bool>, deadline: Duration) -> Result<VolumeReplication, K8sError> {
+    let mut patch = serde_json::json!({"spec": {"replicationState": role.spec()}});
+    if let Some(r) = auto_resync {
+        patch["spec"]["autoResync"] = serde_json::json!(r);
+    }
     api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
         .await
         .map_err(|source| K8sError::Api { what: format!("set replicationState {} on", role.spec()), kind: "VolumeReplication".into(), namespace: ns.into(), name: name.into(), source })?;

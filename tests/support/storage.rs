@@ -4,7 +4,10 @@
 //! stopped (SIGSTOP) for the copy as a storage snapshot freezes I/O, so each copy is crash-consistent;
 //! `lastSyncTime` is the moment of the freeze truncated to the second (never later than the snapshot) and
 //! `lastSyncDuration` how long the copy took. A demotion copies once more (the final sync). A site whose
-//! API server is gone does nothing.
+//! API server is gone (or stopped) does nothing. Like real mirroring, a primary copies only to a peer that
+//! is secondary: two primaries (after a forced promote, the old site back) replicate nothing. A primary
+//! demoted while its peer is primary has diverged: with `autoResync` its copy is resynced from the peer (a
+//! full copy back), without it it stays as it is (stale).
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -69,6 +72,12 @@ fn snapshot(from: &Site, to: &Site, pvc: &str) -> Option<(f64, Duration)> {
         unsafe { libc::kill(p, libc::SIGCONT) };
     }
     ok.then(|| (t, t0.elapsed()))
+}
+
+/// The state the peer's VolumeReplication `name` reports, if its API server answers within 2 s.
+async fn peer_state(peer: &Site, name: &str) -> Option<String> {
+    let got = tokio::time::timeout(Duration::from_secs(2), vrs(&peer.client).get_opt(name)).await.ok()?.ok()??;
+    got.data["status"]["state"].as_str().map(String::from)
 }
 
 impl Storage {
@@ -139,11 +148,21 @@ async fn operator(i: usize, s: Site, peer: Site, interval: Duration, syncs: Arc<
             let mut status = json!({});
             if state != want || observed != generation {
                 if state == "Primary" && want == "Secondary" {
-                    // demotion: the final snapshot reaches the peer before the state changes
-                    if let Some((t, d)) = snapshot(&s, &peer, &name) {
-                        status["lastSyncTime"] = json!(rfc3339(t as u64));
-                        status["lastSyncDuration"] = json!(format!("{}ms", d.as_millis().max(1)));
-                        syncs.lock().unwrap().push((i, name.clone(), d));
+                    match peer_state(&peer, &name).await.as_deref() {
+                        // demotion: the final snapshot reaches the peer before the state changes
+                        Some("Secondary") => {
+                            if let Some((t, d)) = snapshot(&s, &peer, &name) {
+                                status["lastSyncTime"] = json!(rfc3339(t as u64));
+                                status["lastSyncDuration"] = json!(format!("{}ms", d.as_millis().max(1)));
+                                syncs.lock().unwrap().push((i, name.clone(), d));
+                            }
+                        }
+                        // the peer was promoted while this copy was away: it diverged; resynced from the
+                        // peer only when asked (autoResync), else left stale
+                        Some("Primary") if v.data["spec"]["autoResync"] == true => {
+                            snapshot(&peer, &s, &name);
+                        }
+                        _ => {}
                     }
                 }
                 let own = s.disks.join(format!("{name}.img"));
@@ -155,7 +174,7 @@ async fn operator(i: usize, s: Site, peer: Site, interval: Duration, syncs: Arc<
                 status["state"] = json!(want);
                 status["observedGeneration"] = json!(generation);
                 status["conditions"] = json!([{"type": "Completed", "status": "True", "observedGeneration": generation, "reason": if want == "Primary" { "Promoted" } else { "Demoted" }, "message": "", "lastTransitionTime": rfc3339(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs())}]);
-            } else if tick && want == "Primary" {
+            } else if tick && want == "Primary" && peer_state(&peer, &name).await.as_deref() == Some("Secondary") {
                 if let Some((t, d)) = snapshot(&s, &peer, &name) {
                     status["lastSyncTime"] = json!(rfc3339(t as u64));
                     status["lastSyncDuration"] = json!(format!("{}ms", d.as_millis().max(1)));

@@ -83,7 +83,7 @@ async fn clients(cfg: &EnvConfig, contexts: &BTreeMap<String, String>, kubeconfi
 fn volrep_settings(cfg: &EnvConfig, guest: &Guest, storage_class: &str, class: &str) -> Result<volrep::VolRepSettings, EnvError> {
     let r = cfg.spec.regional().ok_or_else(|| EnvError::Usage(format!("{}: VolumeReplication protects Regional-DR environments; Metro-DR on clusters goes through Ramen (a hub)", cfg.path.display())))?;
     let b = &cfg.spec.budgets;
-    Ok(volrep::VolRepSettings { disk: disk_of(guest, storage_class, b.boot.0), replication_class: class.into(), interval: r.interval.0, allowance: r.allowance(), promote: b.promote.0 })
+    Ok(volrep::VolRepSettings { disk: disk_of(guest, storage_class, b.boot.0), replication_class: class.into(), interval: r.interval.0, allowance: r.allowance(), promote: b.promote.0, resync: b.resync.0 })
 }
 
 /// The kind pair made by `env up`: KubeVirt VMs, faults on the node containers, VolumeReplication.

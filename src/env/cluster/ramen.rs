@@ -8,7 +8,7 @@ use crate::error::EnvError;
 use crate::k8s::ramen::{self, Action, DRPlacementControl, DRPolicy};
 use crate::k8s::K8sError;
 use crate::oracle::{Checkpoint, SyncSample};
-use crate::ports::{DrDriver, DriverReport, Marker, Promise, Volume};
+use crate::ports::{role_of, DrDriver, DriverReport, Marker, Promise, Role, SiteRole, Volume};
 use crate::timeline::Segment;
 use crate::units::Dur;
 use async_trait::async_trait;
@@ -276,6 +276,33 @@ impl DrDriver for RamenDriver {
 
     async fn serving(&mut self, _vm: &str) -> Result<(), EnvError> {
         Ok(())
+    }
+
+    /// Each managed cluster's own VolumeReplicationGroup (`status.state`), where the driver can read the
+    /// managed clusters; else Unknown, saying so.
+    async fn roles(&mut self, vm: &str) -> Result<Vec<SiteRole>, EnvError> {
+        let (Some(o), Some((clients, _, _))) = (self.vrg(vm), self.disks.as_ref()) else {
+            return Ok(self.clusters.keys().map(|s| SiteRole { site: s.clone(), role: Role::Unknown, detail: "the managed clusters are not reachable from this environment".into() }).collect());
+        };
+        let mut out = vec![];
+        for (site, c) in clients {
+            let r = tokio::time::timeout(Duration::from_secs(3), crate::k8s::apply::get(c, &o)).await;
+            out.push(match r {
+                Ok(Ok(Some(v))) => {
+                    let state = v.pointer("/status/state").and_then(|s| s.as_str());
+                    SiteRole { site: site.clone(), role: role_of(state), detail: format!("VolumeReplicationGroup {}: state {}", o.name, state.unwrap_or("-")) }
+                }
+                Ok(Ok(None)) => SiteRole { site: site.clone(), role: Role::Unknown, detail: format!("no VolumeReplicationGroup {}", o.name) },
+                Ok(Err(e)) => SiteRole { site: site.clone(), role: Role::Unknown, detail: e.to_string() },
+                Err(_) => SiteRole { site: site.clone(), role: Role::Unknown, detail: "the cluster did not answer within 3s".into() },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Not built for clusters yet: a scenario that needs it is skipped before it starts (`step_unsupported`).
+    async fn repair(&mut self, _vm: &str, site: &str, _resync: bool, _m: &mut Marker) -> Result<serde_json::Value, EnvError> {
+        Err(EnvError::Usage(format!("repairing site {site} after it comes back is lab-only so far (Ramen: PeerReady with the returned cluster's VRG Secondary)")))
     }
 
     async fn release(&mut self, vm: &str) {

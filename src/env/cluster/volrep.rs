@@ -12,7 +12,7 @@ use crate::k8s::volrep::{self, Role, VolumeReplication};
 use super::at_site;
 use super::rounds::{checkpoint_before, Rounds};
 use crate::oracle::SyncSample;
-use crate::ports::{DrDriver, DriverReport, Marker, Promise, Volume};
+use crate::ports::{self, role_of, DrDriver, DriverReport, Marker, Promise, SiteRole, Volume};
 use crate::timeline::Segment;
 use crate::units::Dur;
 use async_trait::async_trait;
@@ -24,6 +24,8 @@ use std::time::Duration;
 /// What the driver needs to know of the environment.
 #[derive(Clone, Debug)]
 pub struct VolRepSettings {
+    /// How long a returned site's resync may take (`budgets.resync`).
+    pub resync: Duration,
     /// The VM's disk (its namespace is the VolumeReplications').
     pub disk: super::Disk,
     pub replication_class: String,
@@ -198,6 +200,51 @@ impl DrDriver for VolRepDriver {
         let checkpoint = checkpoint_before(&syncs, fault_at);
         let details = json!({ "promoted": { "site": to, "status": promoted.status }, "roundsSeen": syncs.len(), "primaryClockOffsetS": offset });
         Ok(DriverReport { promise: Promise::Window { interval: self.s.interval, allowance: self.s.allowance, warmup: crate::config::warmup(crate::config::Scheduler::Storage, self.s.interval, self.s.allowance), checkpoint, syncs }, details })
+    }
+
+    /// Each site's VolumeReplication as its cluster reports it (`status.state`).
+    async fn roles(&mut self, vm: &str) -> Result<Vec<SiteRole>, EnvError> {
+        let pvc = self.app(vm)?.pvc.clone();
+        let mut out = vec![];
+        for site in self.clients.keys().cloned().collect::<Vec<_>>() {
+            let api = self.vrs(&site)?;
+            let r = tokio::time::timeout(Duration::from_secs(3), api.get_opt(&pvc)).await;
+            out.push(match r {
+                Ok(Ok(Some(v))) => {
+                    let state = v.status.as_ref().and_then(|s| s.state.clone());
+                    SiteRole { site, role: role_of(state.as_deref()), detail: format!("VolumeReplication {pvc}: asked {}, state {}", v.spec.replication_state, state.as_deref().unwrap_or("-")) }
+                }
+                Ok(Ok(None)) => SiteRole { site, role: ports::Role::Unknown, detail: format!("no VolumeReplication {pvc}") },
+                Ok(Err(e)) => SiteRole { site, role: ports::Role::Unknown, detail: e.to_string() },
+                Err(_) => SiteRole { site, role: ports::Role::Unknown, detail: "the cluster did not answer within 3s".into() },
+            });
+        }
+        Ok(out)
+    }
+
+    /// The returned site's VolumeReplication set secondary (still primary after the failover) with
+    /// `autoResync` as asked: the storage resyncs the diverged copy from the primary; with the resync, a
+    /// round the primary reports after it began is awaited (budget `resync`), as the proof it replicates.
+    async fn repair(&mut self, vm: &str, site: &str, resync: bool, m: &mut Marker) -> Result<serde_json::Value, EnvError> {
+        let (pvc, primary) = {
+            let a = self.app(vm)?;
+            (a.pvc.clone(), a.primary.clone())
+        };
+        if primary == site {
+            return Ok(json!({ "note": format!("site {site} is VM {vm}'s primary: nothing to repair") }));
+        }
+        let since = Wt::now();
+        let api = self.vrs(site)?;
+        let what = format!("make VolumeReplication {}/{pvc} secondary", self.s.disk.namespace);
+        let demoted = volrep::flip_with(&api, &self.s.disk.namespace, &pvc, Role::Secondary, Some(resync), self.s.resync).await.map_err(at_site(site, &what))?;
+        m.mark(Segment::Demoted);
+        if !resync {
+            return Ok(json!({ "demoted": demoted.status, "resync": false }));
+        }
+        m.mark(Segment::ResyncRequested);
+        let round = self.app(vm)?.rounds.wait_since(since, self.s.resync, &primary).await?;
+        m.mark(Segment::Resynced);
+        Ok(json!({ "demoted": demoted.status, "resync": true, "resyncedWith": round, "resyncMs": Wt::now().since(since).as_secs_f64() * 1e3 }))
     }
 
     /// Waits until the primary reports a round taken at or after `since` (three intervals + the allowance).

@@ -7,7 +7,7 @@ use crate::config::{Budgets, EnvConfig, Regional, Scheduler};
 use crate::error::{from_wait, Cause, EnvError};
 use crate::events::{Bus, Event};
 use crate::oracle::{Checkpoint, SyncSample};
-use crate::ports::{DrDriver, DriverReport, Marker, Promise, Volume};
+use crate::ports::{DrDriver, DriverReport, Marker, Promise, Role, SiteRole, Volume};
 use crate::timeline::Segment;
 use crate::topology::Topology;
 use crate::wait;
@@ -95,12 +95,43 @@ pub fn completed_on_peer(snaps: &[SnapEntry]) -> Vec<u64> {
 }
 
 pub async fn snaps(s: &SiteRef, image: &str) -> Result<Vec<SnapEntry>, EnvError> {
-    let out = s.cli("rbd", &["snap", "ls", "--all", "--format", "json", &format!("rbd/{image}")]).await?;
+    snaps_within(s, image, s.cmd_deadline).await
+}
+
+/// The snapshot listing, given up after `deadline` (a peer that is down answers nothing).
+pub async fn snaps_within(s: &SiteRef, image: &str, deadline: Duration) -> Result<Vec<SnapEntry>, EnvError> {
+    let out = s.cli_within("rbd", &["snap", "ls", "--all", "--format", "json", &format!("rbd/{image}")], deadline).await?;
     parse_snaps(&out).map_err(|e| s.err(&format!("list snapshots of {image}"), e))
 }
 
 pub async fn newest_primary_snap(s: &SiteRef, image: &str) -> Result<Option<u64>, EnvError> {
     Ok(snaps(s, image).await?.iter().filter(|x| x.is_primary()).map(|x| x.id).max())
+}
+
+/// Is the image primary on this site, by the site's own view (`rbd info`: `mirroring.primary`)? Pure.
+pub fn parse_primary(info_json: &str) -> Result<bool, String> {
+    let v: serde_json::Value = serde_json::from_str(info_json).map_err(|e| format!("unreadable rbd info: {e}"))?;
+    v["mirroring"]["primary"].as_bool().ok_or_else(|| format!("rbd info shows no mirroring.primary: {v}"))
+}
+
+/// The image's mirroring state on this site (`rbd mirror image status`: `up+replaying`, `up+stopped`,
+/// `up+error`, ...). Pure.
+pub fn parse_mirror_state(status_json: &str) -> Result<(String, String), String> {
+    let v: serde_json::Value = serde_json::from_str(status_json).map_err(|e| format!("unreadable mirror image status: {e}"))?;
+    let state = v["state"].as_str().ok_or_else(|| format!("mirror image status shows no state: {v}"))?;
+    Ok((state.to_string(), v["description"].as_str().unwrap_or("").to_string()))
+}
+
+/// The site's own view of the image: primary or not.
+pub async fn is_primary(s: &SiteRef, image: &str, deadline: Duration) -> Result<bool, EnvError> {
+    let out = s.cli_within("rbd", &["info", "--format", "json", &format!("rbd/{image}")], deadline).await?;
+    parse_primary(&out).map_err(|e| s.err(&format!("read the mirroring role of {image}"), e))
+}
+
+/// The image's mirroring state on this site, and its description.
+pub async fn mirror_state(s: &SiteRef, image: &str, deadline: Duration) -> Result<(String, String), EnvError> {
+    let out = s.cli_within("rbd", &["mirror", "image", "status", "--format", "json", &format!("rbd/{image}")], deadline).await?;
+    parse_mirror_state(&out).map_err(|e| s.err(&format!("read the mirror status of {image}"), e))
 }
 
 /// Takes a mirror snapshot on the primary and returns its id.
@@ -313,7 +344,8 @@ pub fn spawn_scheduler(regional: &Regional, bus: Bus, vm: String, primary: SiteR
             let pending = log.lock().unwrap().snaps.iter().any(|s| s.site == primary.name && s.completed.is_none());
             if pending {
                 let polled = Wt::now();
-                match snaps(&peer, &image).await {
+                // a peer that is down (or being repaired) must not hold up the primary's own rounds for long
+                match snaps_within(&peer, &image, Duration::from_secs(10)).await {
                     Ok(list) => {
                         let done = completed_on_peer(&list);
                         let newly = log.lock().unwrap().complete(&primary.name, &done, polled);
@@ -425,6 +457,33 @@ impl RbdMirrorDriver {
         Ok(())
     }
 
+    /// `to` can take the VM over in a planned move: its storage answers, its image is non-primary and its
+    /// mirroring is in no error (a stale copy that was never resynced reports a split brain there). Waited
+    /// for within the `resync` budget (a failback right after a repair); what it is missing is the error.
+    /// Whether the last sync arrives is the barrier's to judge.
+    async fn ready(&self, to: &SiteRef, image: &str) -> Result<(), EnvError> {
+        let last = Mutex::new(String::new());
+        let check = || async {
+            let seen = match (is_primary(to, image, Duration::from_secs(10)).await, mirror_state(to, image, Duration::from_secs(10)).await) {
+                (Ok(true), _) => "its image is still primary (it came back without being demoted: split brain)".to_string(),
+                (Ok(false), Ok((st, d))) if st.contains("error") || d.contains("split-brain") => format!("its mirroring is in error: {st} ({d}): resync it from the primary"),
+                (Ok(false), Ok(_)) => return Ok::<_, EnvError>(Some(())),
+                (Err(e), _) | (_, Err(e)) => format!("its storage does not answer: {e}"),
+            };
+            *last.lock().unwrap() = seen;
+            Ok(None)
+        };
+        wait::until(format!("site {} to be ready to take over {image}", to.name), self.budgets.resync.0, check, wait::every(Duration::from_millis(500))).await.map_err(|e| match e {
+            wait::WaitError::Timeout { after, .. } => EnvError::Site {
+                site: to.name.clone(),
+                what: format!("take VM {image} over"),
+                detail: format!("site {} is not ready after {after:?} (budget `budgets.resync`): {}", to.name, last.lock().unwrap()),
+                cause: Cause::System,
+            },
+            wait::WaitError::Failed(e) => e,
+        })
+    }
+
     fn details(&self, vm: &str, sync: Option<Duration>, attempts: u32) -> serde_json::Value {
         let (completed, errors) = self.vms.get(vm).map(|p| {
             let g = p.snaps.lock().unwrap();
@@ -466,12 +525,17 @@ impl DrDriver for RbdMirrorDriver {
     }
 
     async fn relocate(&mut self, vm: &str, to: &str, barrier: bool, m: &mut Marker) -> Result<DriverReport, EnvError> {
-        self.stop_scheduler(vm)?;
         let (image, from) = {
             let p = self.vm(vm)?;
             (p.image.clone(), p.primary.clone())
         };
         let (old, new) = (self.site(&from)?.clone(), self.site(to)?.clone());
+        if barrier {
+            // a planned move needs a peer that can take over: up, non-primary, replaying (a failback waits for
+            // the resync to finish, within budget); it fails saying what the site is missing
+            self.ready(&new, &image).await?;
+        }
+        self.stop_scheduler(vm)?;
         let demotion = demote(&old, &image).await?;
         m.mark(Segment::Demoted);
         let (sync, attempts) = if barrier {
@@ -511,6 +575,83 @@ impl DrDriver for RbdMirrorDriver {
         p.primary = to.to_string();
         p.since = Wt::now();
         Ok(DriverReport { promise, details: self.details(vm, None, attempts) })
+    }
+
+    /// Each site's role, asked of the site itself (`rbd info`); a site that does not answer within a few
+    /// seconds (down, frozen) is Unknown.
+    async fn roles(&mut self, vm: &str) -> Result<Vec<SiteRole>, EnvError> {
+        let image = self.image(vm)?;
+        let sites: Vec<SiteRef> = self.sites.values().cloned().collect();
+        let asks = sites.iter().map(|s| async { (s.name.clone(), is_primary(s, &image, Duration::from_secs(5)).await) });
+        Ok(futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .map(|(site, r)| match r {
+                Ok(true) => SiteRole { site, role: Role::Primary, detail: "rbd info: mirroring primary".into() },
+                Ok(false) => SiteRole { site, role: Role::Secondary, detail: "rbd info: mirroring non-primary".into() },
+                Err(e) => SiteRole { site, role: Role::Unknown, detail: e.to_string() },
+            })
+            .collect())
+    }
+
+    /// The returned site's stale copy demoted (if it is still primary: a forced promote elsewhere left it
+    /// so) and, with `resync`, resynced from the primary: awaited until the site reports the image replaying
+    /// and a mirror snapshot the primary took after the resync began is complete there (budget `resync`).
+    /// Protection resumes from then: later rounds are judged from there.
+    async fn repair(&mut self, vm: &str, site: &str, resync: bool, m: &mut Marker) -> Result<serde_json::Value, EnvError> {
+        let (image, primary, log) = {
+            let p = self.vm(vm)?;
+            (p.image.clone(), p.primary.clone(), p.snaps.clone())
+        };
+        if primary == site {
+            return Ok(json!({ "note": format!("site {site} is VM {vm}'s primary: nothing to repair") }));
+        }
+        let s = self.site(site)?.clone();
+        let budget = self.budgets.resync.0;
+        let t0 = Wt::now();
+        let was_primary = is_primary(&s, &image, self.budgets.command.0).await?;
+        if was_primary {
+            demote(&s, &image).await?;
+            m.mark(Segment::Demoted);
+        }
+        if !resync {
+            return Ok(json!({ "wasPrimary": was_primary, "resync": false }));
+        }
+        let since = Wt::now();
+        s.cli("rbd", &["mirror", "image", "resync", &format!("rbd/{image}")]).await?;
+        m.mark(Segment::ResyncRequested);
+        self.start_scheduler(vm)?;
+        let last = Mutex::new(String::new());
+        // when each half of the proof was first seen: the site reporting it replays, the snapshot complete
+        let (replaying_at, snapshot_at) = (Mutex::new(None::<Wt>), Mutex::new(None::<Wt>));
+        let check = || async {
+            let state = mirror_state(&s, &image, Duration::from_secs(10)).await;
+            let replicated = log.lock().unwrap().replicated_since(&primary, since).map(|r| r.name());
+            let replaying = state.as_ref().is_ok_and(|(st, _)| st == "up+replaying");
+            if replaying {
+                replaying_at.lock().unwrap().get_or_insert_with(Wt::now);
+            }
+            if replicated.is_some() {
+                snapshot_at.lock().unwrap().get_or_insert_with(Wt::now);
+            }
+            *last.lock().unwrap() = format!("{} ({})", state.as_ref().map(|(st, d)| format!("{st}: {d}")).unwrap_or_else(|e| e.to_string()), replicated.as_deref().unwrap_or("no snapshot since the resync complete there"));
+            Ok::<_, EnvError>(replicated.filter(|_| replaying))
+        };
+        let what = format!("site {site} to replay VM {vm}'s image again after the resync");
+        let snap = wait::until(what, budget, check, wait::every(Duration::from_millis(500))).await.map_err(|e| match e {
+            wait::WaitError::Timeout { what, after } => EnvError::Timeout { site: site.into(), what: format!("{what} (last seen: {}; budget `budgets.resync`)", last.lock().unwrap()), after, cause: Cause::System },
+            wait::WaitError::Failed(e) => e,
+        })?;
+        m.mark(Segment::Resynced);
+        // protection resumes from the resync: the rounds of the time the peer was away are not its promise
+        self.vm(vm)?.since = since;
+        let after = |t: &Mutex<Option<Wt>>| t.lock().unwrap().map(|t| t.since(since).as_secs_f64() * 1e3);
+        Ok(json!({
+            "wasPrimary": was_primary, "resync": true, "resyncedWith": snap,
+            "resyncMs": Wt::now().since(since).as_secs_f64() * 1e3,
+            "replayingSeenMs": after(&replaying_at), "snapshotCompleteMs": after(&snapshot_at),
+            "repairMs": Wt::now().since(t0).as_secs_f64() * 1e3,
+        }))
     }
 
     /// Waits for a mirror snapshot taken at or after `since` to complete on `to`. The deadline is three
@@ -560,6 +701,17 @@ mod tests {
     const PEER: &str = r#"[{"id":3,"name":".mirror.non_primary.x.3","size":67108864,"protected":"false","timestamp":"Wed Nov 25 20:10:01 2026","namespace":{"type":"mirror","state":"non-primary","primary_mirror_uuid":"m","primary_snap_id":4,"complete":true,"last_copied_object_number":16}},
         {"id":5,"name":".mirror.non_primary.x.5","size":67108864,"protected":"false","timestamp":"Wed Nov 25 20:10:06 2026","namespace":{"type":"mirror","state":"non-primary","primary_mirror_uuid":"m","primary_snap_id":7,"complete":false,"last_copied_object_number":3}},
         {"id":6,"name":"user","size":1,"protected":"false","timestamp":"Wed Nov 25 20:10:06 2026","namespace":{"type":"user"}}]"#;
+
+    #[test]
+    fn roles_and_mirror_state_from_the_sites_own_view() {
+        let info = r#"{"name":"vm0","size":67108864,"mirroring":{"mode":"snapshot","state":"enabled","global_id":"9f1c","primary":true}}"#;
+        assert_eq!(parse_primary(info), Ok(true));
+        assert_eq!(parse_primary(&info.replace("true}", "false}")), Ok(false));
+        assert!(parse_primary(r#"{"name":"vm0"}"#).unwrap_err().contains("no mirroring.primary"));
+        let st = r#"{"name":"vm0","global_id":"9f1c","state":"up+replaying","description":"replaying, {\"bytes_per_second\":0.0}","last_update":"2026-11-29 19:00:00"}"#;
+        assert_eq!(parse_mirror_state(st).unwrap().0, "up+replaying");
+        assert!(parse_mirror_state("not json").is_err());
+    }
 
     #[test]
     fn primary_and_peer_snapshots() {

@@ -205,6 +205,8 @@ osd_op_num_threads_per_shard = 2
         self.local("ceph-authtool", &["--create-keyring", &p("osd0/keyring"), "--name", "osd.0", "--add-key", &secret]).await?;
         self.cli("ceph-osd", &["-i", "0", "--mkfs", "--osd-uuid", &osd_uuid]).await?;
         self.start("osd", "ceph-osd", &["-i", "0", "-f"])?;
+        // known, so that powering the site on again waits for its OSD to serve
+        self.osd = Some(0);
         self.wait_osd().await
     }
 

@@ -14,7 +14,7 @@ use super::ip;
 use crate::clock::Wt;
 use crate::config::{Budgets, EnvConfig, LabSpec, Placement};
 use crate::error::{Cause, EnvError};
-use crate::ports::{DrDriver, DriverReport, Marker, Promise, Volume};
+use crate::ports::{DrDriver, DriverReport, Marker, Promise, Role, SiteRole, Volume};
 use crate::topology::Topology;
 use async_trait::async_trait;
 use serde_json::json;
@@ -326,18 +326,87 @@ impl DrDriver for StretchedDriver {
         if from == to {
             return Err(EnvError::Usage(format!("site {to} is where {vm} runs, not a replica")));
         }
+        self.wait_clean(vm, &from, to, self.budgets.sync_barrier.0).await
+    }
+
+    /// The VM's site is where its unfenced clients are (`rbd status` watchers, by address); a site whose
+    /// clients were fenced holds no primary, whatever watch the cluster still lists for them.
+    async fn roles(&mut self, vm: &str) -> Result<Vec<SiteRole>, EnvError> {
+        let (primary, image) = {
+            let d = self.disk(vm)?;
+            (d.primary.clone(), d.image.clone())
+        };
+        let fenced: Vec<String> = self.fenced.iter().map(|f| f.1.clone()).collect();
+        let mut asked = None;
+        for s in std::iter::once(self.site(&primary)?.clone()).chain(self.sites.values().cloned()) {
+            if let Ok(out) = s.cli_within("rbd", &["status", &format!("rbd/{image}"), "--format", "json"], Duration::from_secs(10)).await {
+                asked = Some(watchers(&out).map_err(|e| s.err(&format!("read the watchers of {image}"), e))?);
+                break;
+            }
+        }
+        let Some(clients) = asked else {
+            return Ok(self.topology.sites().map(|s| SiteRole { site: s.to_string(), role: Role::Unknown, detail: "no site answered rbd status".into() }).collect());
+        };
+        Ok(self
+            .topology
+            .sites()
+            .map(|site| {
+                let ip = self.sites.get(site).map(|s| s.ip.clone()).unwrap_or_default();
+                let here: Vec<&String> = clients.iter().filter(|c| c.split(':').next() == Some(ip.as_str())).collect();
+                let live: Vec<&&String> = here.iter().filter(|c| !fenced.contains(c)).collect();
+                let (role, detail) = match (live.len(), here.len()) {
+                    (0, 0) => (Role::Secondary, "a replica, no client of the disk".to_string()),
+                    (0, n) => (Role::Secondary, format!("{n} fenced client(s) still listed")),
+                    (_, _) => (Role::Primary, format!("client(s) {}", live.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "))),
+                };
+                SiteRole { site: site.to_string(), role, detail }
+            })
+            .collect())
+    }
+
+    /// The returned site's fence lifted (the blocklist entries of its clients removed: the VM there was
+    /// cleaned up first), then every placement group clean with a replica on each data site again (budget
+    /// `resync`).
+    async fn repair(&mut self, vm: &str, site: &str, _resync: bool, m: &mut Marker) -> Result<serde_json::Value, EnvError> {
+        let primary = self.disk(vm)?.primary.clone();
+        if primary == site {
+            return Ok(json!({ "note": format!("site {site} is VM {vm}'s primary: nothing to repair") }));
+        }
+        let ip = self.site(site)?.ip.clone();
+        let (theirs, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.fenced).into_iter().partition(|(_, a)| a.split(':').next() == Some(ip.as_str()));
+        self.fenced = others;
+        let t0 = Wt::now();
+        for (via, addr) in &theirs {
+            self.site(via)?.clone().cli("ceph", &["osd", "blocklist", "rm", addr]).await?;
+        }
+        m.mark(crate::timeline::Segment::Unfenced);
+        let proof = self.wait_clean(vm, &primary, site, self.budgets.resync.0).await?;
+        m.mark(crate::timeline::Segment::Clean);
+        Ok(json!({ "unfenced": theirs.iter().map(|t| &t.1).collect::<Vec<_>>(), "clean": proof, "repairMs": Wt::now().since(t0).as_secs_f64() * 1e3 }))
+    }
+
+    async fn release(&mut self, _vm: &str) {
+        self.unfence().await;
+    }
+
+    async fn shutdown(&mut self) {}
+}
+
+impl StretchedDriver {
+    /// Waits until every placement group of the pool is clean with a replica on sites `from` and `to`,
+    /// asked of `to`; the error names what was still missing.
+    async fn wait_clean(&mut self, vm: &str, from: &str, to: &str, deadline: Duration) -> Result<String, EnvError> {
         let s = self.site(to)?.clone();
         let last = std::sync::Mutex::new(Vec::<String>::new());
         let unreadable = |e: String| EnvError::Site { site: s.name.clone(), what: "read where the placement groups are".into(), detail: e, cause: Cause::Harness };
         let check = || async {
             let tree = s.cli("ceph", &["osd", "tree", "--format", "json"]).await?;
             let pgs = s.cli("ceph", &["pg", "ls-by-pool", "rbd", "--format", "json"]).await?;
-            let gaps = placement_gaps(&pgs, &osd_sites(&tree).map_err(unreadable)?, &[from.as_str(), to]).map_err(unreadable)?;
+            let gaps = placement_gaps(&pgs, &osd_sites(&tree).map_err(unreadable)?, &[from, to]).map_err(unreadable)?;
             let done = gaps.is_empty();
             *last.lock().unwrap() = gaps;
             Ok(done.then(|| format!("every placement group clean with a replica on sites {from} and {to}")))
         };
-        let deadline = self.budgets.sync_barrier.0;
         crate::wait::until("every placement group to hold a clean replica on both sites", deadline, check, crate::wait::every(Duration::from_millis(500)))
             .await
             .map_err(|e| match e {
@@ -349,12 +418,6 @@ impl DrDriver for StretchedDriver {
                 crate::wait::WaitError::Failed(e) => e,
             })
     }
-
-    async fn release(&mut self, _vm: &str) {
-        self.unfence().await;
-    }
-
-    async fn shutdown(&mut self) {}
 }
 
 #[cfg(test)]
