@@ -23,7 +23,8 @@ pub enum Command {
         #[arg(long = "env", default_value = DEFAULT_ENV)]
         env: PathBuf,
         /// Tag expression selecting scenarios, e.g. "@relocate and not @slow". Without it and without
-        /// PATHs: "not @negative and not @wan" (negative controls are expected to fail; WAN drills need an
+        /// PATHs: "not @negative and not @wan and not @slow" (negative controls are expected to fail; @slow
+        /// drills are long cycles run by tag; WAN drills need an
         /// environment with a larger sync allowance, e.g. environments/lab-regional-wan.yaml).
         #[arg(long)]
         tags: Option<String>,

@@ -15,9 +15,10 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_BROKEN: i32 = 2;
 
-/// Without tags and paths, `run` leaves out the negative controls (expected to fail) and the drills
-/// across a shaped inter-site link (they need an environment that declares a larger sync allowance).
-pub const DEFAULT_TAGS: &str = "not @negative and not @wan";
+/// Without tags and paths, `run` leaves out the negative controls (expected to fail), the drills across a
+/// shaped inter-site link (they need an environment that declares a larger sync allowance) and the long
+/// `@slow` cycles (run by tag).
+pub const DEFAULT_TAGS: &str = "not @negative and not @wan and not @slow";
 
 /// Bundled copies, so the released binary runs drills without the repository.
 const BUNDLED_ENV: &str = include_str!("../../environments/lab-regional.yaml");
@@ -25,6 +26,7 @@ const BUNDLED_FEATURES: &[(&str, &str)] = &[
     ("relocate.feature", include_str!("../../features/relocate.feature")),
     ("failover.feature", include_str!("../../features/failover.feature")),
     ("failback.feature", include_str!("../../features/failback.feature")),
+    ("cycle.feature", include_str!("../../features/cycle.feature")),
     ("negative/failback-without-resync.feature", include_str!("../../features/negative/failback-without-resync.feature")),
     ("negative/split-brain-after-return.feature", include_str!("../../features/negative/split-brain-after-return.feature")),
     ("negative/broken-replication.feature", include_str!("../../features/negative/broken-replication.feature")),

@@ -110,8 +110,8 @@ pub fn step_unsupported(cfg: &EnvConfig, step: &str) -> Option<String> {
                 if step.contains("is failed over") && !step.contains("without fencing") && !x.commands.contains_key("isolate") {
                     return Some(format!("a failover fences the lost site first: environment {} names no `commands.isolate`", cfg.spec.name));
                 }
-                if x.hub.is_some() && step.contains("comes back") {
-                    return Some(format!("repairing a site that comes back through Ramen (PeerReady with the returned cluster's VRG secondary) is not built yet; environment {} protects through a hub", cfg.spec.name));
+                if x.hub.is_some() && step.contains("comes back without") {
+                    return Some(format!("Ramen always resyncs a returned cluster: \"{step}\" is a lab-only negative control; environment {} protects through a hub", cfg.spec.name));
                 }
                 if step.contains("freezes") || step.contains("thaws") {
                     return Some(format!("freezing a site is not possible on existing clusters; environment {} is {name}", cfg.spec.name));

@@ -5,7 +5,10 @@
 //! a secondary one) and the DRPC turns PeerReady; the primary's `lastSyncTime` is reported as
 //! `lastGroupSyncTime`; a Failover promotes the failover cluster's VolumeReplication, a Relocate demotes
 //! the current one first; each managed cluster shows its own view in a VolumeReplicationGroup. The
-//! replication itself is the storage double's.
+//! replication itself is the storage double's. After a failover, once the old primary's cluster answers
+//! again and its VolumeReplication is still primary, it is demoted with `autoResync` (the storage double
+//! resyncs it from the new primary), as Ramen makes the returned cluster's VRG secondary. A managed cluster
+//! that does not answer (stopped) holds up one pass for at most a few seconds.
 
 use dr_drill::env::cluster::volrep::{replication, twin};
 use dr_drill::k8s::volrep::Role;
@@ -43,13 +46,20 @@ async fn ask(c: &kube::Client, name: &str, role: Role) {
     let _ = api(c, "replication.storage.openshift.io", "v1alpha1", "VolumeReplication", Some(NS)).patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicationState": role.spec()}}))).await;
 }
 
+/// Demotes a diverged copy, asking the storage to resync it from the primary.
+async fn demote_resync(c: &kube::Client, name: &str) {
+    let spec = json!({"spec": {"replicationState": Role::Secondary.spec(), "autoResync": true}});
+    let _ = api(c, "replication.storage.openshift.io", "v1alpha1", "VolumeReplication", Some(NS)).patch(name, &PatchParams::default(), &Patch::Merge(spec)).await;
+}
+
 /// Runs the double: `hub` holds the DRPCs in `drpc_ns`; `clusters` maps managed cluster names to clients.
 pub fn start(hub: kube::Client, drpc_ns: &'static str, clusters: BTreeMap<String, kube::Client>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let drpcs = api(&hub, "ramendr.openshift.io", "v1alpha1", "DRPlacementControl", Some(drpc_ns));
         loop {
             for d in drpcs.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default() {
-                step(&drpcs, &d, &clusters).await;
+                // a managed cluster that does not answer holds up a pass for a few seconds at most
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(15), step(&drpcs, &d, &clusters)).await;
             }
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
@@ -96,7 +106,18 @@ async fn step(drpcs: &Api<DynamicObject>, d: &DynamicObject, clusters: &BTreeMap
             let done = if action == "Failover" { "FailedOver" } else { "Relocated" };
             let seen = status["conditions"].as_array().and_then(|cs| cs.iter().find(|c| c["type"] == "Available")).and_then(|c| c["observedGeneration"].as_i64()).unwrap_or(0);
             if status["phase"] == done && current == target && seen >= g {
-                // done: keep reporting the primary's replication rounds
+                // done: keep reporting the primary's replication rounds; after a failover, the old primary's
+                // cluster, back and still primary, is made secondary with a resync
+                if action == "Failover" {
+                    let wait = std::time::Duration::from_secs(3);
+                    for (_, c) in clusters.iter().filter(|(k, _)| **k != target) {
+                        // a cluster that does not answer (still down) is left for a later pass
+                        let stale = tokio::time::timeout(wait, vr(c, &pvc)).await.ok().flatten().is_some_and(|(_, s, _)| s == "Primary");
+                        if stale {
+                            let _ = tokio::time::timeout(wait, demote_resync(c, &pvc)).await;
+                        }
+                    }
+                }
             } else {
                 let Some(tc) = clusters.get(&target) else { return };
                 let src_demoted = action == "Failover" || current == target || {
@@ -137,19 +158,26 @@ async fn step(drpcs: &Api<DynamicObject>, d: &DynamicObject, clusters: &BTreeMap
     // each managed cluster's own view: a VRG named after the DRPC, its state that of its VolumeReplication,
     // the primary's group sync that of its VolumeReplication's rounds
     for c in clusters.values() {
-        let Ok(Some(v)) = api(c, "replication.storage.openshift.io", "v1alpha1", "VolumeReplication", Some(NS)).get_opt(&pvc).await else { continue };
-        let want = v.data["spec"]["replicationState"].as_str().unwrap_or("secondary").to_string();
-        let vrgs = api(c, "ramendr.openshift.io", "v1alpha1", "VolumeReplicationGroup", Some(NS));
-        let vrg: DynamicObject = serde_json::from_value(json!({"apiVersion": "ramendr.openshift.io/v1alpha1", "kind": "VolumeReplicationGroup", "metadata": {"name": name, "namespace": NS},
-            "spec": {"replicationState": want, "pvcSelector": spec["pvcSelector"]}})).unwrap();
-        if vrgs.create(&PostParams::default(), &vrg).await.is_err() {
-            let _ = vrgs.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicationState": want}}))).await;
-        }
-        let mut st = json!({"state": v.data["status"]["state"].as_str().unwrap_or("Unknown")});
-        if v.data["status"]["state"] == "Primary" {
-            st["lastGroupSyncTime"] = v.data["status"]["lastSyncTime"].clone();
-            st["lastGroupSyncDuration"] = v.data["status"]["lastSyncDuration"].clone();
-        }
-        let _ = vrgs.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": st }))).await;
+        // each cluster on its own: one that does not answer must not hold up the others' views
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), own_view(c, &name, &pvc, spec)).await;
     }
+}
+
+/// A managed cluster's own view: a VRG named after the DRPC, its state that of its VolumeReplication, the
+/// primary's group sync that of its VolumeReplication's rounds.
+async fn own_view(c: &kube::Client, name: &str, pvc: &str, spec: &Value) {
+    let Ok(Some(v)) = api(c, "replication.storage.openshift.io", "v1alpha1", "VolumeReplication", Some(NS)).get_opt(pvc).await else { return };
+    let want = v.data["spec"]["replicationState"].as_str().unwrap_or("secondary").to_string();
+    let vrgs = api(c, "ramendr.openshift.io", "v1alpha1", "VolumeReplicationGroup", Some(NS));
+    let vrg: DynamicObject = serde_json::from_value(json!({"apiVersion": "ramendr.openshift.io/v1alpha1", "kind": "VolumeReplicationGroup", "metadata": {"name": name, "namespace": NS},
+        "spec": {"replicationState": want, "pvcSelector": spec["pvcSelector"]}})).unwrap();
+    if vrgs.create(&PostParams::default(), &vrg).await.is_err() {
+        let _ = vrgs.patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicationState": want}}))).await;
+    }
+    let mut st = json!({"state": v.data["status"]["state"].as_str().unwrap_or("Unknown")});
+    if v.data["status"]["state"] == "Primary" {
+        st["lastGroupSyncTime"] = v.data["status"]["lastSyncTime"].clone();
+        st["lastGroupSyncDuration"] = v.data["status"]["lastSyncDuration"].clone();
+    }
+    let _ = vrgs.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({ "status": st }))).await;
 }

@@ -115,7 +115,7 @@ pub async fn up_existing(cfg: &EnvConfig, spec: &ExistingSpec, bus: Bus) -> Resu
             let managed = cfg.site_names().into_iter().map(|s| (s.clone(), hub.clusters.get(&s).cloned().unwrap_or_else(|| spec.contexts[&s].clone()))).collect();
             let declared = cfg.spec.regional().map(|r| (r.interval.0, r.allowance()));
             let vrgs = hub.vrg_namespace.clone().unwrap_or_else(|| spec.guest.namespace.clone());
-            Box::new(ramen::RamenDriver::new(hc, &hub.namespace, managed, b.promote.0, declared).making_disks(clients.clone(), disk_of(&spec.guest, &spec.storage_class, b.boot.0), &vrgs))
+            Box::new(ramen::RamenDriver::new(hc, &hub.namespace, managed, b.promote.0, declared).resync_within(b.resync.0).making_disks(clients.clone(), disk_of(&spec.guest, &spec.storage_class, b.boot.0), &vrgs))
         }
         None => {
             let class = spec.volume_replication_class.clone().ok_or_else(|| EnvError::Usage(format!("{}: volumeReplicationClass: needed without a hub", cfg.path.display())))?;

@@ -44,6 +44,8 @@ pub struct RamenDriver {
     declared: Option<(Duration, Duration)>,
     /// The managed clusters of the DRPolicy protecting the apps.
     peers: Vec<String>,
+    /// How long the repair of a returned cluster may take (`budgets.resync`).
+    resync: Duration,
     apps: BTreeMap<String, App>,
     /// The schedule of the DRPolicy protecting the apps (None: Metro-DR).
     interval: Option<Duration>,
@@ -66,10 +68,17 @@ impl RamenDriver {
             deadline,
             declared,
             peers: vec![],
+            resync: Duration::from_secs(180),
             apps: BTreeMap::new(),
             interval: None,
             disks: None,
         }
+    }
+
+    /// How long the repair of a returned cluster may take.
+    pub fn resync_within(mut self, budget: Duration) -> RamenDriver {
+        self.resync = budget;
+        self
     }
 
     /// The driver also makes each VM's PVC (`<vm>-disk`, labelled `app_label: dr-drill-<vm>`) on the site
@@ -300,9 +309,32 @@ impl DrDriver for RamenDriver {
         Ok(out)
     }
 
-    /// Not built for clusters yet: a scenario that needs it is skipped before it starts (`step_unsupported`).
-    async fn repair(&mut self, _vm: &str, site: &str, _resync: bool, _m: &mut Marker) -> Result<serde_json::Value, EnvError> {
-        Err(EnvError::Usage(format!("repairing site {site} after it comes back is lab-only so far (Ramen: PeerReady with the returned cluster's VRG Secondary)")))
+    /// Ramen repairs the pair itself once the returned cluster answers: awaited (budget `resync`) until
+    /// that cluster's own VolumeReplicationGroup is Secondary, the primary reports a group sync taken after
+    /// the repair began, and the hub's DRPC is PeerReady. Ramen always resyncs: the negative controls that
+    /// skip it are the lab's.
+    async fn repair(&mut self, vm: &str, site: &str, resync: bool, m: &mut Marker) -> Result<serde_json::Value, EnvError> {
+        if !resync {
+            return Err(EnvError::Usage("Ramen resyncs a returned cluster itself: coming back without the resync (or without repair) is a lab-only negative control".into()));
+        }
+        let (drpc, primary) = {
+            let a = self.app(vm)?;
+            (a.drpc.clone(), a.primary.clone())
+        };
+        if primary == site {
+            return Ok(json!({ "note": format!("site {site} is VM {vm}'s primary: nothing to repair") }));
+        }
+        let (Some(o), Some((clients, _, _))) = (self.vrg(vm), self.disks.as_ref()) else {
+            return Err(EnvError::Usage(format!("the managed clusters are not reachable from this environment: the repair of site {site} cannot be seen")));
+        };
+        let c = clients.get(site).cloned().ok_or_else(|| EnvError::Usage(format!("site {site} has no managed cluster client")))?;
+        let (since, budget) = (Wt::now(), self.resync);
+        crate::k8s::apply::wait_ready(&c, &o, "become Secondary on the returned cluster", budget, ramen::vrg_in("Secondary")).await?;
+        m.mark(Segment::Demoted);
+        let round = self.app(vm)?.rounds.wait_since(since, budget, &primary).await?;
+        m.mark(Segment::Resynced);
+        let d = ramen::wait_for(&self.drpcs, &self.namespace, &drpc, "be PeerReady again", budget, ramen::peer_ready).await?;
+        Ok(json!({ "resyncedWith": round, "resyncMs": Wt::now().since(since).as_secs_f64() * 1e3, "drpc": Self::details(&d) }))
     }
 
     async fn release(&mut self, vm: &str) {

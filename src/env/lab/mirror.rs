@@ -643,8 +643,9 @@ impl DrDriver for RbdMirrorDriver {
             wait::WaitError::Failed(e) => e,
         })?;
         m.mark(Segment::Resynced);
-        // protection resumes from the resync: the rounds of the time the peer was away are not its promise
-        self.vm(vm)?.since = since;
+        // protection resumes once the resync is done: the rounds of the time the peer was away, and those
+        // the resync skipped over (it copies from the newest snapshot), are not its promise
+        self.vm(vm)?.since = Wt::now();
         let after = |t: &Mutex<Option<Wt>>| t.lock().unwrap().map(|t| t.since(since).as_secs_f64() * 1e3);
         Ok(json!({
             "wasPrimary": was_primary, "resync": true, "resyncedWith": snap,
