@@ -133,8 +133,8 @@ impl Machine for KubeVirtMachine {
     }
 
     async fn kill(&mut self) {
-        // immediate: no grace period (a lost site's cluster may not answer; that is fine)
-        let _ = vm_action(&self.client, &self.m, "stop", r#"{"gracePeriod":0}"#).await;
+        // immediate: no grace period; a lost site's cluster may not answer at all (black-holed): not waited on
+        let _ = tokio::time::timeout(Duration::from_secs(3), vm_action(&self.client, &self.m, "stop", r#"{"gracePeriod":0}"#)).await;
     }
 
     async fn wait_exit(&mut self, deadline: Duration) -> bool {
