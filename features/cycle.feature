@@ -4,6 +4,7 @@ Feature: Longer DR cycles: several actions in one scenario, each judged on its o
   every one. Tagged @slow: out of the default run and of `cargo test`; `dr-drill run --tags @cycle` (and
   with `--env environments/lab-metro.yaml`) runs them.
 
+  @regional
   Scenario: Relocate to b, then relocate back to a
     Given a Regional-DR environment with sites a and b
     And a VM writing 50 records per second on site a

@@ -42,6 +42,10 @@ pub enum Command {
         /// nothing and exits 2.
         #[arg(long)]
         allow_skipped: bool,
+        /// Simulated environments (`backend: sim`): the seed of the run, replacing the file's (a failed run
+        /// prints the seed that replays it).
+        #[arg(long)]
+        seed: Option<u64>,
         /// Feature files or directories (default: the bundled features/).
         paths: Vec<PathBuf>,
     },

@@ -1,9 +1,12 @@
 //! The witness clock: the harness, outside both sites, stamps every ack, fault and snapshot with it.
-//! Monotonic nanoseconds since the harness started, with the wall time of that start for reports.
+//! Monotonic nanoseconds since the harness started, with the wall time of that start for reports. It reads
+//! tokio's clock: the real one, except on a runtime started paused (the simulated environment), where time
+//! is simulated and advances only when every task waits.
 
 use serde::Serialize;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
 
 static EPOCH: OnceLock<(Instant, SystemTime)> = OnceLock::new();
 

@@ -43,6 +43,84 @@ pub enum Backend {
     /// The user's own clusters, by kubeconfig context (OpenShift with RHACM, ODF and Ramen, or any two
     /// clusters with KubeVirt and csi-addons VolumeReplication).
     Existing(ExistingSpec),
+    /// Every port in memory on a simulated clock: sites, storage (Regional-DR snapshot mirroring or Metro-DR
+    /// synchronous replicas) and a probe guest. A test tier and a user feature (a drill in milliseconds),
+    /// never a substitute for the lab.
+    Sim(SimSpec),
+}
+
+/// Simulated-environment settings.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SimSpec {
+    /// Seeds everything random in the simulation (sync and boot times, boot ids): a run is replayed from it
+    /// (`dr-drill run --seed N` overrides it).
+    #[serde(default)]
+    pub seed: u64,
+    /// How long a mirror snapshot takes to complete on the peer: drawn uniformly between these two.
+    #[serde(default = "SimSpec::d_sync_min")]
+    pub sync_time_min: Dur,
+    #[serde(default = "SimSpec::d_sync_max")]
+    pub sync_time_max: Dur,
+    /// How long a VM takes to boot (to its probe's HELLO).
+    #[serde(default = "SimSpec::d_boot")]
+    pub boot_time: Dur,
+    #[serde(default = "LabSpec::default_disk")]
+    pub disk_size: ByteSize,
+    /// Storage that lies, on purpose: the harness's own negative controls (every drill it applies to must
+    /// fail, naming what it saw).
+    #[serde(default)]
+    pub misbehave: Vec<Misbehaviour>,
+}
+
+impl SimSpec {
+    fn d_sync_min() -> Dur {
+        Dur(Duration::from_millis(300))
+    }
+    fn d_sync_max() -> Dur {
+        Dur(Duration::from_millis(1500))
+    }
+    fn d_boot() -> Dur {
+        Dur(Duration::from_secs(2))
+    }
+    /// Records the disk holds (block 0 is never used).
+    pub fn disk_records(&self) -> u64 {
+        self.disk_size.0 / 4096 - 1
+    }
+}
+
+/// Ways real DR storage has lied, each switchable in the simulated storage.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Misbehaviour {
+    /// Acknowledges a write it never persisted (every 7th write to a disk).
+    AckUnpersisted,
+    /// Marks a mirror snapshot complete on the peer while the data there is older (Ceph PR 46454).
+    SnapshotCompleteEarly,
+    /// A forced promote rolls the image back to the snapshot before the newest complete one (Ceph tracker
+    /// 53537).
+    PromoteRollsBack,
+    /// The peer's copy loses the data its image shares with a parent (the first 32 records: tracker 61891).
+    CloneLosesParent,
+    /// Reports a replication status one snapshot ahead of the data the peer holds (Ramen issue 2811).
+    StatusAhead,
+    /// The demotion of a force-promoted copy reports success and leaves it primary: two primaries after
+    /// a failback.
+    TwoPrimaries,
+    /// The storage fence (blocklist) lets the fenced site's clients keep writing.
+    FencedClientWrites,
+}
+
+impl Misbehaviour {
+    pub const ALL: [Misbehaviour; 7] = [
+        Misbehaviour::AckUnpersisted,
+        Misbehaviour::SnapshotCompleteEarly,
+        Misbehaviour::PromoteRollsBack,
+        Misbehaviour::CloneLosesParent,
+        Misbehaviour::StatusAhead,
+        Misbehaviour::TwoPrimaries,
+        Misbehaviour::FencedClientWrites,
+    ];
 }
 
 /// The guest on a Kubernetes backend: a KubeVirt VirtualMachine whose data disk is a block-mode volume on
@@ -371,6 +449,7 @@ impl EnvFile {
             Backend::Lab(_) => "lab",
             Backend::Kind(_) => "kind",
             Backend::Existing(_) => "existing",
+            Backend::Sim(_) => "sim",
         }
     }
     /// The Regional-DR settings, if replication is regional.
@@ -429,19 +508,7 @@ fn line_of(text: &str, key: &str) -> u64 {
         .unwrap_or(1)
 }
 
-/// A serde-saphyr error as (1-based line, one-line message): its rendered snippet and its own
-/// "line N column M:" prefix are dropped, since callers put `file:line:` in front.
-pub fn yaml_error(e: &serde_saphyr::Error) -> (u64, String) {
-    let line = e.location().map(|l| l.line()).unwrap_or(1).max(1);
-    let msg = e.to_string();
-    let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid YAML").trim();
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    let first = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
-        Some((loc, rest)) if loc.contains("column") => rest,
-        _ => first,
-    };
-    (line, first.to_string())
-}
+pub use crate::text::yaml_error;
 
 /// The flat forms of `backend` and `replication` that earlier versions read, named with their line so that
 /// a user's file says what to write instead. Pure.
@@ -454,7 +521,10 @@ fn old_form(text: &str) -> Option<(u64, String)> {
         }
         if let Some(v) = l.strip_prefix("backend:").map(str::trim) {
             if !v.is_empty() && !v.starts_with('{') && !v.starts_with('#') {
-                return Some((line, format!("backend: name the backend as a key with its settings under it, e.g. `backend: {{ {v}: {{}} }}` (found `backend: {v}`)")));
+                return Some((
+                    line,
+                    format!("backend: name the backend as a key with its settings under it, e.g. `backend: {{ {v}: {{}} }}` (found `backend: {v}`)"),
+                ));
             }
         }
         if in_replication && l.trim_start().starts_with("mode:") {
@@ -522,15 +592,30 @@ pub fn from_yaml(path: &Path, text: &str) -> Result<EnvConfig, ConfigError> {
     let per_site = |key: &str, keys: Vec<&String>| -> Result<(), ConfigError> {
         let got: std::collections::BTreeSet<&str> = keys.iter().map(|k| k.as_str()).collect();
         let want: std::collections::BTreeSet<&str> = sites.iter().map(String::as_str).collect();
-        check(got == want, key, &format!("must name exactly the sites ({}), found {}", want.iter().copied().collect::<Vec<_>>().join(", "), if got.is_empty() { "none".to_string() } else { got.iter().copied().collect::<Vec<_>>().join(", ") }))
+        check(
+            got == want,
+            key,
+            &format!(
+                "must name exactly the sites ({}), found {}",
+                want.iter().copied().collect::<Vec<_>>().join(", "),
+                if got.is_empty() { "none".to_string() } else { got.iter().copied().collect::<Vec<_>>().join(", ") }
+            ),
+        )
     };
     let guest = |g: &Guest| -> Result<(), ConfigError> {
         check(g.memory.0 >= 64 << 20, "memory", "the guest needs 64Mi at least")?;
         check(g.disk_size.0 >= 4 << 20 && g.disk_size.0 % 4096 == 0, "diskSize", "must be at least 4Mi and a multiple of 4Ki")?;
-        check(crate::k8s::dns_label(&g.namespace), "namespace", &format!("{:?} is not a Kubernetes namespace name", g.namespace))?;
+        check(crate::text::dns_label(&g.namespace), "namespace", &format!("{:?} is not a Kubernetes namespace name", g.namespace))?;
         check(!g.app_label.is_empty() && !g.app_label.starts_with("kubevirt.io/"), "appLabel", &format!("{:?} cannot label an application", g.app_label))
     };
     match &spec.backend {
+        Backend::Sim(x) => {
+            check(x.disk_size.0 >= 4 << 20 && x.disk_size.0 % 4096 == 0, "diskSize", "must be at least 4Mi and a multiple of 4Ki")?;
+            check(x.sync_time_min.0 <= x.sync_time_max.0, "syncTimeMax", "must be at least syncTimeMin")?;
+            if let Some(r) = spec.regional() {
+                check(r.scheduler == Scheduler::Harness, "scheduler", "the simulated storage is driven by the harness's scheduler (scheduler: harness)")?;
+            }
+        }
         Backend::Lab(l) => {
             check(l.memory.0 >= 64 << 20, "memory", "the guest needs 64Mi at least")?;
             check(l.disk_size.0 >= 4 << 20 && l.disk_size.0 % 4096 == 0, "diskSize", "must be at least 4Mi and a multiple of 4Ki")?;
@@ -541,8 +626,15 @@ pub fn from_yaml(path: &Path, text: &str) -> Result<EnvConfig, ConfigError> {
                 let ok = d.to_str().and_then(|s| s.strip_prefix("/dev/loop")).is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
                 if !ok {
                     // the line of the device itself, not of the map
-                    let line = text.lines().position(|l| l.trim_end().ends_with(&format!(": {}", d.display()))).map(|i| i as u64 + 1).unwrap_or_else(|| line_of(text, "osdDevices"));
-                    return Err(invalid(line, format!("osdDevices: {} is not a loop device (/dev/loopN): the OSDs get explicitly named loop devices only", d.display())));
+                    let line = text
+                        .lines()
+                        .position(|l| l.trim_end().ends_with(&format!(": {}", d.display())))
+                        .map(|i| i as u64 + 1)
+                        .unwrap_or_else(|| line_of(text, "osdDevices"));
+                    return Err(invalid(
+                        line,
+                        format!("osdDevices: {} is not a loop device (/dev/loopN): the OSDs get explicitly named loop devices only", d.display()),
+                    ));
                 }
             }
             let devs: std::collections::BTreeSet<&PathBuf> = k.osd_devices.values().collect();
@@ -551,8 +643,16 @@ pub fn from_yaml(path: &Path, text: &str) -> Result<EnvConfig, ConfigError> {
             if let Some(img) = &k.node_image {
                 check(img.contains("@sha256:"), "nodeImage", &format!("{img} must be pinned by digest (name:tag@sha256:...)"))?;
             }
-            check(crate::k8s::dns_label(&spec.name) && spec.name.len() <= 40, "name", &format!("{:?} names the kind clusters (<name>-<site>): a-z, 0-9 and '-', at most 40 characters", spec.name))?;
-            check(spec.regional().is_none_or(|r| r.scheduler == Scheduler::Ceph), "scheduler", "the kind clusters replicate on Ceph's own snapshot schedule (scheduler: ceph)")?;
+            check(
+                crate::text::dns_label(&spec.name) && spec.name.len() <= 40,
+                "name",
+                &format!("{:?} names the kind clusters (<name>-<site>): a-z, 0-9 and '-', at most 40 characters", spec.name),
+            )?;
+            check(
+                spec.regional().is_none_or(|r| r.scheduler == Scheduler::Ceph),
+                "scheduler",
+                "the kind clusters replicate on Ceph's own snapshot schedule (scheduler: ceph)",
+            )?;
             check(spec.metro().is_none(), "metro", "the kind environment replicates with RBD mirroring (regional); Metro-DR needs one stretched Ceph cluster (use the lab's lab-metro.yaml, or an existing environment)")?;
             guest(&k.guest)?;
         }
@@ -563,11 +663,23 @@ pub fn from_yaml(path: &Path, text: &str) -> Result<EnvConfig, ConfigError> {
                     per_site("clusters", h.clusters.keys().collect())?;
                 }
             } else {
-                check(x.volume_replication_class.is_some(), "volumeReplicationClass", "is needed when no hub is named (DR actions then flip VolumeReplication on the clusters)")?;
+                check(
+                    x.volume_replication_class.is_some(),
+                    "volumeReplicationClass",
+                    "is needed when no hub is named (DR actions then flip VolumeReplication on the clusters)",
+                )?;
             }
-            check(spec.regional().is_none_or(|r| r.scheduler != Scheduler::Harness), "scheduler", "existing clusters replicate on their own schedule (scheduler: storage, or ceph; the DRPolicy's schedulingInterval with a hub)")?;
+            check(
+                spec.regional().is_none_or(|r| r.scheduler != Scheduler::Harness),
+                "scheduler",
+                "existing clusters replicate on their own schedule (scheduler: storage, or ceph; the DRPolicy's schedulingInterval with a hub)",
+            )?;
             for (k, undo) in [("powerLoss", "restore"), ("isolate", "reconnect")] {
-                check(!x.commands.contains_key(k) || x.commands.contains_key(undo), "commands", &format!("`{k}` needs its undoing, `{undo}` (every fault is recovered when its scenario ends)"))?;
+                check(
+                    !x.commands.contains_key(k) || x.commands.contains_key(undo),
+                    "commands",
+                    &format!("`{k}` needs its undoing, `{undo}` (every fault is recovered when its scenario ends)"),
+                )?;
             }
             for k in x.commands.keys() {
                 check(EXISTING_COMMANDS.contains(&k.as_str()), "commands", &format!("unknown fault command {k:?} (known: {})", EXISTING_COMMANDS.join(", ")))?;
@@ -598,9 +710,19 @@ impl EnvConfig {
     pub fn replication_summary(&self) -> String {
         match &self.spec.replication {
             Replication::Regional(r) => match r.scheduler {
-                Scheduler::Harness => format!("regional (async RBD snapshot mirroring), mirror snapshot every {} issued by the harness, sync allowance {}", r.interval, Dur(r.allowance())),
-                Scheduler::Ceph => format!("regional (async RBD snapshot mirroring), Ceph rbd mirror snapshot schedule every {}, sync allowance {}", r.interval, Dur(r.allowance())),
-                Scheduler::Storage => format!("regional (asynchronous, the storage's own schedule), promised every {}, sync allowance {}", r.interval, Dur(r.allowance())),
+                Scheduler::Harness => format!(
+                    "regional (async RBD snapshot mirroring), mirror snapshot every {} issued by the harness, sync allowance {}",
+                    r.interval,
+                    Dur(r.allowance())
+                ),
+                Scheduler::Ceph => format!(
+                    "regional (async RBD snapshot mirroring), Ceph rbd mirror snapshot schedule every {}, sync allowance {}",
+                    r.interval,
+                    Dur(r.allowance())
+                ),
+                Scheduler::Storage => {
+                    format!("regional (asynchronous, the storage's own schedule), promised every {}, sync allowance {}", r.interval, Dur(r.allowance()))
+                }
             },
             Replication::Metro(m) => format!(
                 "metro (synchronous: one Ceph cluster stretched over sites {} with arbiter {}, a replica in each data site), sites at most {} apart",

@@ -13,78 +13,21 @@ use crate::clock::Wt;
 use crate::env::Environment;
 use crate::error::EnvError;
 use crate::fault::{Fault, Receipt};
-use crate::oracle::{self, Bound, History, RegionalBound, Verdict};
+use crate::oracle::{Bound, RegionalBound};
 use crate::ports::{Marker, Promise};
-use crate::timeline::{ActionKind, Segment, Timeline};
+use crate::timeline::{ActionKind, Segment};
 use dr_probe::ScanReport;
 use std::time::Duration;
 
-/// What the oracle needs, frozen when the DR action ends.
-#[derive(Clone, Debug)]
-pub struct Evidence {
-    pub history: History,
-    pub scan: ScanReport,
-    pub fault_at: Option<Wt>,
-    /// The STOP record of the graceful shutdown (relocate).
-    pub stop_seq: Option<u64>,
-    /// What the action promised (its bound).
-    pub bound: Bound,
-}
-
-impl Evidence {
-    pub fn judge(&self, bound: &Bound) -> Verdict {
-        oracle::judge(&self.history, &self.scan, self.fault_at, bound)
-    }
-    /// Judged against "nothing acknowledged is lost" (and the STOP record, after a graceful shutdown).
-    pub fn no_loss(&self) -> Verdict {
-        self.judge(&Bound::NoLoss { stop: self.stop_seq })
-    }
-    /// Judged against the action's own promise.
-    pub fn verdict(&self) -> Verdict {
-        self.judge(&self.bound)
-    }
-    /// The Regional-DR promise, if the action made one.
-    pub fn regional(&self) -> Option<&RegionalBound> {
-        match &self.bound {
-            Bound::Window(b) => Some(b),
-            Bound::NoLoss { .. } => None,
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Outcome {
-    pub kind: ActionKind,
-    pub vm: String,
-    pub from: String,
-    pub to: String,
-    pub timeline: Timeline,
-    pub evidence: Evidence,
-    /// The driver's own facts.
-    pub details: serde_json::Value,
-    /// Receipts of faults the action itself injected (fencing): the after hook recovers them.
-    pub receipts: Vec<Receipt>,
-    /// From when the old primary must not write any more: the fence (or, unfenced, the failover request).
-    pub fence_at: Option<Wt>,
-    /// The writer boot left running on a site the harness could not reach (frozen), by tag.
-    pub abandoned: Option<u64>,
-    /// Each site's role for the VM's disk after the action, from the storage's own view.
-    pub roles: Vec<crate::ports::SiteRole>,
-}
-
-/// A lost site come back and the pair repaired: what was undone, the repair's marks, the driver's facts.
-#[derive(Clone, Debug)]
-pub struct Repair {
-    pub site: String,
-    pub timeline: Timeline,
-    pub details: Vec<serde_json::Value>,
-}
+pub use crate::outcome::{Evidence, Outcome, Repair};
 
 /// The bound a driver's promise stands for, once the orchestration knows the write period and the STOP.
 fn bound(p: Promise, period: Duration, stop: Option<u64>) -> Bound {
     match p {
         Promise::NoLoss => Bound::NoLoss { stop },
-        Promise::Window { interval, allowance, warmup, checkpoint, syncs } => Bound::Window(RegionalBound { interval, allowance, period, checkpoint, syncs, warmup }),
+        Promise::Window { interval, allowance, warmup, checkpoint, syncs } => {
+            Bound::Window(RegionalBound { interval, allowance, period, checkpoint, syncs, warmup })
+        }
     }
 }
 
@@ -119,7 +62,19 @@ pub async fn relocate(env: &mut Environment, vm: &str, to: &str, barrier: bool, 
     let report = env.driver.relocate(vm, &to, barrier, &mut m).await?;
     let scan = serve(env, vm, &to, &mut m).await?;
     let evidence = Evidence { history, scan, fault_at: None, stop_seq: Some(stopped.seq), bound: bound(report.promise, period(rate), Some(stopped.seq)) };
-    Ok(Outcome { kind: ActionKind::Relocate, vm: vm.into(), from, to, timeline: m.timeline, evidence, details: report.details, receipts: vec![], fence_at: None, abandoned: None, roles: vec![] })
+    Ok(Outcome {
+        kind: ActionKind::Relocate,
+        vm: vm.into(),
+        from,
+        to,
+        timeline: m.timeline,
+        evidence,
+        details: report.details,
+        receipts: vec![],
+        fence_at: None,
+        abandoned: None,
+        roles: vec![],
+    })
 }
 
 /// How a failover fences the lost site: the harness cuts it off (isolation), and the DR driver fences its
@@ -173,7 +128,19 @@ pub async fn failover(env: &mut Environment, vm: &str, to: &str, fault: Option<&
     let fence_at = [Segment::Fenced, Segment::StorageFenced, Segment::FailoverRequested].into_iter().find_map(|s| m.timeline.at(s));
     let scan = serve(env, vm, &to, &mut m).await?;
     let evidence = Evidence { history, scan, fault_at: Some(fault_at), stop_seq: None, bound: bound(report.promise, period(rate), None) };
-    Ok(Outcome { kind: ActionKind::Failover, vm: vm.into(), from, to, timeline: m.timeline, evidence, details: report.details, receipts, fence_at, abandoned, roles: vec![] })
+    Ok(Outcome {
+        kind: ActionKind::Failover,
+        vm: vm.into(),
+        from,
+        to,
+        timeline: m.timeline,
+        evidence,
+        details: report.details,
+        receipts,
+        fence_at,
+        abandoned,
+        roles: vec![],
+    })
 }
 
 #[cfg(test)]

@@ -57,7 +57,9 @@ impl Caused for EnvError {
         match self {
             EnvError::Site { cause, .. } | EnvError::Timeout { cause, .. } | EnvError::Vm { cause, .. } | EnvError::Earlier { cause, .. } => *cause,
             EnvError::OutOfSpec { .. } | EnvError::Unkeepable(_) => Cause::System,
-            EnvError::MissingTool { .. } | EnvError::Io { .. } | EnvError::NotDisposable { .. } | EnvError::Usage(_) | EnvError::BringUp { .. } => Cause::Harness,
+            EnvError::MissingTool { .. } | EnvError::Io { .. } | EnvError::NotDisposable { .. } | EnvError::Usage(_) | EnvError::BringUp { .. } => {
+                Cause::Harness
+            }
         }
     }
 }
@@ -70,6 +72,27 @@ impl EnvError {
             EnvError::Timeout { site, what, after, .. } => EnvError::Timeout { site, what, after, cause: Cause::Harness },
             EnvError::Vm { vm, site, detail, .. } => EnvError::Vm { vm, site, detail, cause: Cause::Harness },
             e => e,
+        }
+    }
+}
+
+/// How a command ends, as its exit code says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exit {
+    /// 0: everything passed.
+    Passed,
+    /// 1: the system under test fell short.
+    Failed,
+    /// 2: the harness or its input broke, or a drill proved nothing either way.
+    Broken,
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Passed => 0,
+            Exit::Failed => 1,
+            Exit::Broken => 2,
         }
     }
 }

@@ -15,19 +15,69 @@ use tokio::sync::mpsc;
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
-    BootRequested { vm: String, site: String, mode: String },
-    ProbeUp { vm: String, boot: String },
-    Ack { vm: String, boot: String, seq: u64, #[serde(rename = "guestWallNs")] guest_wall_ns: u64, #[serde(rename = "latUs")] lat_us: u64 },
-    Scan { vm: String, #[serde(rename = "highestContiguous")] highest_contiguous: u64, ranges: usize, corrupt: usize, stop: Option<u64> },
-    StopRecord { vm: String, seq: u64 },
-    ProbeGone { vm: String },
-    MirrorSnapshot { vm: String, id: u64, site: String },
-    MirrorSnapshotComplete { vm: String, id: u64, site: String },
-    Fault { fault: Fault },
-    Recovered { fault: Fault },
-    Dr { vm: String, action: String, segment: String },
+    BootRequested {
+        vm: String,
+        site: String,
+        mode: String,
+    },
+    ProbeUp {
+        vm: String,
+        boot: String,
+    },
+    Ack {
+        vm: String,
+        boot: String,
+        seq: u64,
+        #[serde(rename = "guestWallNs")]
+        guest_wall_ns: u64,
+        #[serde(rename = "latUs")]
+        lat_us: u64,
+    },
+    Scan {
+        vm: String,
+        #[serde(rename = "highestContiguous")]
+        highest_contiguous: u64,
+        ranges: usize,
+        corrupt: usize,
+        stop: Option<u64>,
+    },
+    StopRecord {
+        vm: String,
+        seq: u64,
+    },
+    ProbeGone {
+        vm: String,
+    },
+    MirrorSnapshot {
+        vm: String,
+        id: u64,
+        site: String,
+    },
+    MirrorSnapshotComplete {
+        vm: String,
+        id: u64,
+        site: String,
+    },
+    Fault {
+        fault: Fault,
+    },
+    Recovered {
+        fault: Fault,
+    },
+    Dr {
+        vm: String,
+        action: String,
+        segment: String,
+    },
     /// The VM's part in the scenario is over (its history is complete).
-    VmDone { vm: String },
+    VmDone {
+        vm: String,
+    },
+    /// A line for the person watching (what a step measured or did): the console reporter prints it;
+    /// histories leave it out.
+    Note {
+        text: String,
+    },
 }
 
 impl Event {
@@ -43,7 +93,7 @@ impl Event {
             | Event::MirrorSnapshotComplete { vm, .. }
             | Event::Dr { vm, .. }
             | Event::VmDone { vm } => Some(vm),
-            Event::Fault { .. } | Event::Recovered { .. } => None,
+            Event::Fault { .. } | Event::Recovered { .. } | Event::Note { .. } => None,
         }
     }
 }
@@ -65,9 +115,14 @@ impl Stamped {
 
 /// The run's event stream: cheap to clone into every task that observes something. Each run makes its
 /// own; nothing is global.
+/// A reporter that sees each event as it is published, on the publisher's thread (the console: its lines
+/// keep their place among the step lines).
+pub type Observer = Arc<dyn Fn(&Stamped) + Send + Sync>;
+
 #[derive(Clone, Default)]
 pub struct Bus {
     subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<Stamped>>>>>,
+    observers: Arc<Mutex<Vec<Observer>>>,
 }
 
 impl std::fmt::Debug for Bus {
@@ -88,12 +143,27 @@ impl Bus {
 
     /// Publishes an event that happened at `t` (witness clock).
     pub fn publish_at(&self, t: Wt, event: Event) {
+        let observers: Vec<Observer> = self.observers.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
-        if subs.is_empty() {
+        if subs.is_empty() && observers.is_empty() {
             return;
         }
         let ev = Arc::new(Stamped { t_ms: (t.ms() * 1000.0).round() / 1000.0, event });
         subs.retain(|s| s.send(ev.clone()).is_ok());
+        drop(subs);
+        for o in &observers {
+            o(&ev);
+        }
+    }
+
+    /// A line for the person watching the run (see [`Event::Note`]).
+    pub fn note(&self, text: impl Into<String>) {
+        self.publish(Event::Note { text: text.into() })
+    }
+
+    /// Adds a reporter that sees every event as it is published.
+    pub fn observe(&self, o: Observer) {
+        self.observers.lock().unwrap_or_else(|e| e.into_inner()).push(o);
     }
 
     /// A new subscription: every event published from now on, in publication order, none dropped.
@@ -107,6 +177,15 @@ impl Bus {
     pub fn close(&self) {
         self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
+}
+
+/// The console reporter: prints the notes of the run, indented under the step lines.
+pub fn console(bus: &Bus) {
+    bus.observe(Arc::new(|s: &Stamped| {
+        if let Event::Note { text } = &s.event {
+            println!("      {text}");
+        }
+    }));
 }
 
 /// Writes `history-<vm>.jsonl` per VM as events arrive. Fault events go to every VM still in play.
@@ -129,6 +208,9 @@ impl HistoryWriter {
             let mut files: BTreeMap<String, std::io::BufWriter<std::fs::File>> = BTreeMap::new();
             let mut in_play: BTreeSet<String> = BTreeSet::new();
             while let Some(ev) = rx.recv().await {
+                if matches!(ev.event, Event::Note { .. }) {
+                    continue;
+                }
                 let line = ev.to_json().to_string();
                 match ev.event.vm() {
                     Some(vm) => {

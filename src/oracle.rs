@@ -357,7 +357,8 @@ fn judge_window(
         return;
     };
     v.warmup_allowed_ms = Some(b.warmup.as_secs_f64() * 1e3);
-    v.warmup_ms = writing_since.and_then(|w| b.syncs.iter().filter_map(|s| s.completed).filter(|c| *c >= w && *c <= fault).min().map(|c| c.since(w).as_secs_f64() * 1e3));
+    v.warmup_ms =
+        writing_since.and_then(|w| b.syncs.iter().filter_map(|s| s.completed).filter(|c| *c >= w && *c <= fault).min().map(|c| c.since(w).as_secs_f64() * 1e3));
     // Replication is judged against its declared allowance; a slow round never widens the bound.
     v.syncs_judged = b.syncs.len();
     v.longest_sync_ms = b.syncs.iter().filter_map(|s| s.sync_ms).reduce(f64::max);
@@ -384,9 +385,19 @@ fn judge_window(
         if gap <= limit {
             continue;
         }
-        let what = format!("replication lagged: no replication round completed for {} (after {}, until {}), more than one interval plus the allowance ({})", secs(gap), g.after, g.until, secs(limit));
+        let what = format!(
+            "replication lagged: no replication round completed for {} (after {}, until {}), more than one interval plus the allowance ({})",
+            secs(gap),
+            g.after,
+            g.until,
+            secs(limit)
+        );
         if gap.saturating_sub(g.late) <= limit {
-            unproven.push(format!("{what}; but the harness asked for {} {} later than planned (a loaded host), so the lag is not the system's", g.until, secs(g.late)));
+            unproven.push(format!(
+                "{what}; but the harness asked for {} {} later than planned (a loaded host), so the lag is not the system's",
+                g.until,
+                secs(g.late)
+            ));
         } else {
             failed.push(what);
         }
@@ -442,7 +453,10 @@ fn judge_window(
             // the harness's own lateness in asking for rounds is never blamed on the system
             let late = b.syncs.iter().map(SyncSample::late).max().unwrap_or_default();
             if w - late.as_secs_f64() * 1e3 <= bound_ms {
-                unproven.push(format!("{what}; but the harness asked for a round {} later than planned (a loaded host), so the excess is not the system's", secs(late)));
+                unproven.push(format!(
+                    "{what}; but the harness asked for a round {} later than planned (a loaded host), so the excess is not the system's",
+                    secs(late)
+                ));
             } else {
                 failed.push(what);
             }
@@ -520,7 +534,9 @@ pub fn judge_split_brain(h: &History, old: u64, fence_at: Wt, scan: &ScanReport,
     if v.indeterminate == 1 && scan.boot_of(in_flight) != Some(old) {
         v.lost = vec![(in_flight, in_flight)];
         v.lost_count = 1;
-        failed.push(format!("record {in_flight} of the old writer, in flight at the fence and acknowledged after it, is not on the survivor: lost, or written after the fence"));
+        failed.push(format!(
+            "record {in_flight} of the old writer, in flight at the fence and acknowledged after it, is not on the survivor: lost, or written after the fence"
+        ));
     }
     if !v.acked_after_fence.is_empty() {
         failed.push(format!("split brain: the old writer's writes were acknowledged after the fence: {}", show(&v.acked_after_fence)));
@@ -539,7 +555,12 @@ pub fn judge_split_brain(h: &History, old: u64, fence_at: Wt, scan: &ScanReport,
     if !scan.ranges.iter().any(|r| r.2 != old && r.1 > last) {
         v.why.push("the survivor holds nothing the new writer wrote: nothing shows it served".into());
     }
-    v.refused_after_fence = h.errors.iter().filter(|(b, at, _)| *b == old && *at > fence_at).min_by_key(|e| e.1).map(|e| format!("+{:.1}s after the fence: {}", e.1.since(fence_at).as_secs_f64(), e.2));
+    v.refused_after_fence = h
+        .errors
+        .iter()
+        .filter(|(b, at, _)| *b == old && *at > fence_at)
+        .min_by_key(|e| e.1)
+        .map(|e| format!("+{:.1}s after the fence: {}", e.1.since(fence_at).as_secs_f64(), e.2));
     if !old_still_running && v.refused_after_fence.is_none() {
         v.why.push("the old writer was gone when judged and reported no refused write: nothing shows it tried to write after the fence".into());
     }
@@ -612,22 +633,148 @@ mod tests {
         use Conclusion::*;
         // 100 records acked 1020..3000 ms; checkpoint at 2500 ms (seqs 1..74 acked before it).
         let cases = vec![
-            Case { name: "all there", acks: acks(100, B1), scan: scan(&[(1, 100, B1)]), fault: None, bound: NOLOSS, conclusion: Passed, lost: 0, indeterminate: 0 },
-            Case { name: "one in flight survived", acks: acks(100, B1), scan: scan(&[(1, 101, B1)]), fault: None, bound: NOLOSS, conclusion: Passed, lost: 0, indeterminate: 1 },
-            Case { name: "two unacked: evidence gap", acks: acks(100, B1), scan: scan(&[(1, 102, B1)]), fault: None, bound: NOLOSS, conclusion: Inconclusive, lost: 0, indeterminate: 2 },
-            Case { name: "tail lost", acks: acks(100, B1), scan: scan(&[(1, 90, B1)]), fault: None, bound: NOLOSS, conclusion: Failed, lost: 10, indeterminate: 0 },
-            Case { name: "hole", acks: acks(100, B1), scan: scan(&[(1, 40, B1), (42, 100, B1)]), fault: None, bound: NOLOSS, conclusion: Failed, lost: 1, indeterminate: 0 },
-            Case { name: "stale boot under the same seqs", acks: acks(100, B1), scan: scan(&[(1, 100, B2)]), fault: None, bound: NOLOSS, conclusion: Failed, lost: 100, indeterminate: 100 },
-            Case { name: "nothing acked", acks: vec![], scan: scan(&[(1, 1, B1)]), fault: None, bound: NOLOSS, conclusion: Inconclusive, lost: 0, indeterminate: 1 },
+            Case {
+                name: "all there",
+                acks: acks(100, B1),
+                scan: scan(&[(1, 100, B1)]),
+                fault: None,
+                bound: NOLOSS,
+                conclusion: Passed,
+                lost: 0,
+                indeterminate: 0,
+            },
+            Case {
+                name: "one in flight survived",
+                acks: acks(100, B1),
+                scan: scan(&[(1, 101, B1)]),
+                fault: None,
+                bound: NOLOSS,
+                conclusion: Passed,
+                lost: 0,
+                indeterminate: 1,
+            },
+            Case {
+                name: "two unacked: evidence gap",
+                acks: acks(100, B1),
+                scan: scan(&[(1, 102, B1)]),
+                fault: None,
+                bound: NOLOSS,
+                conclusion: Inconclusive,
+                lost: 0,
+                indeterminate: 2,
+            },
+            Case {
+                name: "tail lost",
+                acks: acks(100, B1),
+                scan: scan(&[(1, 90, B1)]),
+                fault: None,
+                bound: NOLOSS,
+                conclusion: Failed,
+                lost: 10,
+                indeterminate: 0,
+            },
+            Case {
+                name: "hole",
+                acks: acks(100, B1),
+                scan: scan(&[(1, 40, B1), (42, 100, B1)]),
+                fault: None,
+                bound: NOLOSS,
+                conclusion: Failed,
+                lost: 1,
+                indeterminate: 0,
+            },
+            Case {
+                name: "stale boot under the same seqs",
+                acks: acks(100, B1),
+                scan: scan(&[(1, 100, B2)]),
+                fault: None,
+                bound: NOLOSS,
+                conclusion: Failed,
+                lost: 100,
+                indeterminate: 100,
+            },
+            Case {
+                name: "nothing acked",
+                acks: vec![],
+                scan: scan(&[(1, 1, B1)]),
+                fault: None,
+                bound: NOLOSS,
+                conclusion: Inconclusive,
+                lost: 0,
+                indeterminate: 1,
+            },
             // fault at 3100 ms; newest surviving ack is seq 90 at 2800 ms: window 300 ms, bound 6020 ms
-            Case { name: "window within", acks: acks(100, B1), scan: scan(&[(1, 90, B1)]), fault: Some(Wt::from_ms(3100)), bound: window(Some(2500)), conclusion: Passed, lost: 10, indeterminate: 0 },
-            Case { name: "window exceeded", acks: acks(100, B1), scan: scan(&[(1, 90, B1)]), fault: Some(Wt::from_ms(9200)), bound: window(Some(2500)), conclusion: Failed, lost: 10, indeterminate: 0 },
-            Case { name: "window but a hole", acks: acks(100, B1), scan: scan(&[(1, 50, B1), (52, 90, B1)]), fault: Some(Wt::from_ms(3100)), bound: window(Some(2500)), conclusion: Failed, lost: 11, indeterminate: 0 },
+            Case {
+                name: "window within",
+                acks: acks(100, B1),
+                scan: scan(&[(1, 90, B1)]),
+                fault: Some(Wt::from_ms(3100)),
+                bound: window(Some(2500)),
+                conclusion: Passed,
+                lost: 10,
+                indeterminate: 0,
+            },
+            Case {
+                name: "window exceeded",
+                acks: acks(100, B1),
+                scan: scan(&[(1, 90, B1)]),
+                fault: Some(Wt::from_ms(9200)),
+                bound: window(Some(2500)),
+                conclusion: Failed,
+                lost: 10,
+                indeterminate: 0,
+            },
+            Case {
+                name: "window but a hole",
+                acks: acks(100, B1),
+                scan: scan(&[(1, 50, B1), (52, 90, B1)]),
+                fault: Some(Wt::from_ms(3100)),
+                bound: window(Some(2500)),
+                conclusion: Failed,
+                lost: 11,
+                indeterminate: 0,
+            },
             // a blank survivor never passes: after long writing it fails, after a short one it proves nothing
-            Case { name: "blank disk, wrote 8 s", acks: acks(100, B1), scan: scan(&[]), fault: Some(Wt::from_ms(9020)), bound: window(None), conclusion: Failed, lost: 100, indeterminate: 0 },
-            Case { name: "blank disk, wrote 2 s", acks: acks(100, B1), scan: scan(&[]), fault: Some(Wt::from_ms(3100)), bound: window(None), conclusion: Inconclusive, lost: 100, indeterminate: 0 },
-            Case { name: "checkpoint but nothing survived", acks: acks(100, B1), scan: scan(&[]), fault: Some(Wt::from_ms(3100)), bound: window(Some(2500)), conclusion: Failed, lost: 100, indeterminate: 0 },
-            Case { name: "checkpoint older than the writer", acks: acks(100, B1), scan: scan(&[(1, 90, B1)]), fault: Some(Wt::from_ms(3100)), bound: window(Some(500)), conclusion: Inconclusive, lost: 10, indeterminate: 0 },
+            Case {
+                name: "blank disk, wrote 8 s",
+                acks: acks(100, B1),
+                scan: scan(&[]),
+                fault: Some(Wt::from_ms(9020)),
+                bound: window(None),
+                conclusion: Failed,
+                lost: 100,
+                indeterminate: 0,
+            },
+            Case {
+                name: "blank disk, wrote 2 s",
+                acks: acks(100, B1),
+                scan: scan(&[]),
+                fault: Some(Wt::from_ms(3100)),
+                bound: window(None),
+                conclusion: Inconclusive,
+                lost: 100,
+                indeterminate: 0,
+            },
+            Case {
+                name: "checkpoint but nothing survived",
+                acks: acks(100, B1),
+                scan: scan(&[]),
+                fault: Some(Wt::from_ms(3100)),
+                bound: window(Some(2500)),
+                conclusion: Failed,
+                lost: 100,
+                indeterminate: 0,
+            },
+            Case {
+                name: "checkpoint older than the writer",
+                acks: acks(100, B1),
+                scan: scan(&[(1, 90, B1)]),
+                fault: Some(Wt::from_ms(3100)),
+                bound: window(Some(500)),
+                conclusion: Inconclusive,
+                lost: 10,
+                indeterminate: 0,
+            },
         ];
         for c in cases {
             let v = judge(&hist(c.acks), &c.scan, c.fault, &c.bound);

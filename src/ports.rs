@@ -112,52 +112,7 @@ pub enum Promise {
     Window { interval: Duration, allowance: Duration, warmup: Duration, checkpoint: Option<Checkpoint>, syncs: Vec<SyncSample> },
 }
 
-/// A site's role for a VM's disk, from the storage's own view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Role {
-    /// Its copy takes the VM's writes (Regional: the primary image; Metro: the site the VM's clients are on).
-    Primary,
-    /// Its copy follows the primary (a non-primary image, replaying).
-    Secondary,
-    /// The storage there could not be asked (the site is down or cut off), or holds no copy.
-    Unknown,
-}
-
-/// One site's role, with what the storage said.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct SiteRole {
-    pub site: String,
-    pub role: Role,
-    pub detail: String,
-}
-
-/// A role from a state a Kubernetes object reports (`Primary`, `Secondary`, anything else Unknown). Pure.
-pub fn role_of(state: Option<&str>) -> Role {
-    match state {
-        Some(s) if s.eq_ignore_ascii_case("primary") => Role::Primary,
-        Some(s) if s.eq_ignore_ascii_case("secondary") => Role::Secondary,
-        _ => Role::Unknown,
-    }
-}
-
-/// Two sites primary for one disk: a split brain, by name. Pure.
-pub fn split_brain(vm: &str, roles: &[SiteRole]) -> Option<String> {
-    let primaries: Vec<&str> = roles.iter().filter(|r| r.role == Role::Primary).map(|r| r.site.as_str()).collect();
-    (primaries.len() > 1).then(|| format!("split brain: sites {} are all primary for VM {vm}'s disk ({})", primaries.join(" and "), roles.iter().map(|r| format!("{}: {}", r.site, r.detail)).collect::<Vec<_>>().join("; ")))
-}
-
-/// `site` is the only primary of the VM's disk, or why not. Pure.
-pub fn only_primary(vm: &str, site: &str, roles: &[SiteRole]) -> Result<(), String> {
-    if let Some(sb) = split_brain(vm, roles) {
-        return Err(sb);
-    }
-    match roles.iter().find(|r| r.site == site) {
-        Some(r) if r.role == Role::Primary => Ok(()),
-        Some(r) => Err(format!("site {site} is not VM {vm}'s primary: {:?} ({})", r.role, r.detail)),
-        None => Err(format!("the storage reported no role for site {site} (roles: {roles:?})")),
-    }
-}
+pub use crate::outcome::{only_primary, role_of, split_brain, split_brain_among, Role, SiteRole};
 
 /// What a driver reports of a DR action: its promise and its own facts (for the summary).
 #[derive(Clone, Debug)]
@@ -240,5 +195,8 @@ mod tests {
         assert!(only_primary("vm0", "b", &both).unwrap_err().starts_with("split brain"));
         // a site that cannot be asked is no second primary
         assert!(only_primary("vm0", "b", &[role("a", Role::Unknown), role("b", Role::Primary)]).is_ok());
+        // nor is the stale primary of a site still cut off; once it is back, it is a split brain
+        assert_eq!(split_brain_among("vm0", &both, &["a".to_string()]), None);
+        assert!(split_brain_among("vm0", &both, &[]).unwrap().starts_with("split brain: sites a and b"));
     }
 }

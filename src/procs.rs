@@ -17,10 +17,9 @@ struct Registry {
     pids: BTreeSet<i32>,
     netns: BTreeSet<String>,
     dirs: BTreeSet<PathBuf>,
-    keep: bool,
 }
 
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry { pids: BTreeSet::new(), netns: BTreeSet::new(), dirs: BTreeSet::new(), keep: false });
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry { pids: BTreeSet::new(), netns: BTreeSet::new(), dirs: BTreeSet::new() });
 
 fn reg() -> std::sync::MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
@@ -55,15 +54,8 @@ pub fn detached() -> bool {
     DETACHED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
-/// `--keep`: leave namespaces, run directories (and daemons) in place when the harness exits.
-pub fn set_keep(keep: bool) {
-    reg().keep = keep;
-}
-pub fn keep() -> bool {
-    reg().keep
-}
-
-/// Stops tracking everything (the lab was handed over to its state file on purpose).
+/// Stops tracking everything: what the harness made is kept on purpose (`env up` hands the lab to its
+/// state file; `--keep` leaves it where it is), so no cleanup, emergency or not, removes it.
 pub fn forget_all() {
     let mut r = reg();
     r.pids.clear();
@@ -76,9 +68,6 @@ pub fn forget_all() {
 pub fn emergency_cleanup() -> Vec<String> {
     let mut r = reg();
     let mut done = vec![];
-    if r.keep {
-        return done;
-    }
     for pid in std::mem::take(&mut r.pids) {
         // SAFETY: kill(2) on a PID we started.
         if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {

@@ -4,10 +4,10 @@
 
 use crate::clock::Wt;
 use crate::config::EnvConfig;
-use crate::drill::Outcome;
 use crate::error::Cause;
 use crate::fault::Receipt;
 use crate::oracle::Verdict;
+use crate::outcome::Outcome;
 use crate::timeline::Segment;
 use serde::Serialize;
 use serde_json::json;
@@ -53,7 +53,7 @@ pub struct ScenarioRecord {
     /// Every DR action, in order.
     pub outcomes: Vec<Outcome>,
     /// Sites that came back, and how they were repaired.
-    pub repairs: Vec<crate::drill::Repair>,
+    pub repairs: Vec<crate::outcome::Repair>,
     pub verdicts: Vec<(String, Verdict)>,
     /// Round trips measured between sites.
     pub rtts: Vec<RoundTrip>,
@@ -102,17 +102,21 @@ impl RunResult {
     /// 0 every scenario passed (skipped ones say why), 1 the system under test failed a scenario, 2 the
     /// harness or its input broke, a scenario proved nothing either way (inconclusive), or the run ran
     /// nothing at all (every scenario skipped, unless `--allow-skipped`).
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit(&self) -> crate::error::Exit {
         let harness = !self.harness_errors.is_empty()
             || self.scenarios.iter().any(|s| s.cause == Some(Cause::Harness) || s.status == "inconclusive")
             || (self.ran_nothing() && !self.allow_skipped);
         if harness {
-            2
+            crate::error::Exit::Broken
         } else if self.failed > 0 {
-            1
+            crate::error::Exit::Failed
         } else {
-            0
+            crate::error::Exit::Passed
         }
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        self.exit().code()
     }
 }
 
@@ -219,7 +223,6 @@ impl ScenarioSummary {
     }
 }
 
-
 /// One DR action for the summary: what moved where, its timeline, the driver's facts, its replication
 /// rounds, its own verdict, and the roles the storage reported after it.
 fn action_json(o: &Outcome) -> serde_json::Value {
@@ -291,9 +294,9 @@ pub fn figures(scenarios: &[ScenarioSummary]) -> String {
 mod tests {
     use super::*;
     use crate::clock::Wt;
-    use crate::drill::Evidence;
     use crate::fault::Fault;
     use crate::oracle::{Ack, Bound, Checkpoint, History, RegionalBound, SyncSample};
+    use crate::outcome::Evidence;
     use crate::timeline::{ActionKind, Timeline};
     use dr_probe::ScanReport;
 

@@ -53,6 +53,8 @@ pub struct RunOptions {
     pub confirmed: bool,
     /// A run where every selected scenario is skipped may exit 0 (otherwise it ran nothing: exit 2).
     pub allow_skipped: bool,
+    /// No console output (the reports are written all the same).
+    pub quiet: bool,
 }
 
 /// Feature files under `paths` (files as given, directories walked for `*.feature`), sorted.
@@ -116,7 +118,8 @@ struct PreParsed;
 
 impl cucumber::Parser<Vec<gherkin::Feature>> for PreParsed {
     type Cli = cucumber::cli::Empty;
-    type Output = futures::stream::Iter<std::iter::Map<std::vec::IntoIter<gherkin::Feature>, fn(gherkin::Feature) -> cucumber::parser::Result<gherkin::Feature>>>;
+    type Output =
+        futures::stream::Iter<std::iter::Map<std::vec::IntoIter<gherkin::Feature>, fn(gherkin::Feature) -> cucumber::parser::Result<gherkin::Feature>>>;
     fn parse(self, input: Vec<gherkin::Feature>, _: Self::Cli) -> Self::Output {
         futures::stream::iter(input.into_iter().map(Ok as fn(_) -> _))
     }
@@ -127,11 +130,9 @@ fn all_tags<'a>(f: &'a gherkin::Feature, r: Option<&'a gherkin::Rule>, s: &'a gh
 }
 
 /// Steps that destroy or damage something (faults, forced promotion): refused on non-disposable
-/// environments. Pure.
+/// environments. What each sentence needs is declared in `capability`. Pure.
 pub fn is_destructive(step: &str) -> bool {
-    ["loses power", "replication to site", "is cut off", "is corrupted", "is failed over", "without waiting for the sync barrier", "freezes", "apart", "are lost", "Mbit/s", "are partitioned"]
-        .iter()
-        .any(|p| step.contains(p))
+    crate::capability::is_destructive(step)
 }
 
 /// Why this environment cannot run a scenario with these tags, if it cannot (the scenario is then skipped,
@@ -141,7 +142,9 @@ pub fn unsupported(cfg: &EnvConfig, tags: &[&str]) -> Option<String> {
     match &cfg.spec.replication {
         Replication::Regional(_) if tags.contains(&"metro") => Some(format!("needs Metro-DR (synchronous replication); environment {name} is {what}")),
         Replication::Metro(_) if tags.contains(&"regional") => Some(format!("needs Regional-DR (asynchronous replication); environment {name} is {what}")),
-        Replication::Metro(_) if tags.contains(&"scheduler-ceph") => Some(format!("needs Regional-DR on Ceph's own mirror snapshot schedule; environment {name} is {what}")),
+        Replication::Metro(_) if tags.contains(&"scheduler-ceph") => {
+            Some(format!("needs Regional-DR on Ceph's own mirror snapshot schedule; environment {name} is {what}"))
+        }
         Replication::Regional(r) if tags.contains(&"scheduler-ceph") && r.scheduler != Scheduler::Ceph => {
             Some(format!("needs Ceph's own mirror snapshot schedule (scheduler: ceph); environment {name} is {what}"))
         }
@@ -151,11 +154,8 @@ pub fn unsupported(cfg: &EnvConfig, tags: &[&str]) -> Option<String> {
 
 /// A tag expression ("@relocate and not @slow"); empty selects everything. Pure.
 pub fn tag_filter(expr: &str) -> Result<impl Fn(&[&str]) -> bool + Clone + 'static, RunError> {
-    let op: Option<TagOperation> = if expr.trim().is_empty() {
-        None
-    } else {
-        Some(expr.parse().map_err(|e| RunError::Tags { expr: expr.to_string(), msg: format!("{e}") })?)
-    };
+    let op: Option<TagOperation> =
+        if expr.trim().is_empty() { None } else { Some(expr.parse().map_err(|e| RunError::Tags { expr: expr.to_string(), msg: format!("{e}") })?) };
     Ok(move |tags: &[&str]| op.as_ref().is_none_or(|op| op.eval(tags.iter())))
 }
 
@@ -171,6 +171,7 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
     let features = load_features(&files)?;
     let expr = opts.tags.clone().unwrap_or_default();
     let selects = tag_filter(&expr)?;
+    let caps = crate::capability::Capabilities::of(&opts.cfg);
     let mut selected = 0;
     let mut skipped_scenarios = vec![];
     // (file, line) of scenarios skipped before the run: never started, not even up to the step they lack
@@ -181,7 +182,8 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
             let tags = all_tags(f, r, s);
             if selects(&tags) {
                 if let Some(st) = s.steps.iter().find(|st| is_destructive(&st.value)) {
-                    let (path, line, step, env) = (f.path.clone().unwrap_or_default(), st.position.line, format!("{} {}", st.keyword.trim(), st.value), opts.cfg.spec.name.clone());
+                    let (path, line, step, env) =
+                        (f.path.clone().unwrap_or_default(), st.position.line, format!("{} {}", st.keyword.trim(), st.value), opts.cfg.spec.name.clone());
                     if !opts.cfg.spec.disposable {
                         return Err(RunError::NotDisposable { path, line, step, env });
                     }
@@ -189,7 +191,7 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
                         return Err(RunError::NotConfirmed { path, line, step, env });
                     }
                 }
-                let step_why = s.steps.iter().find_map(|st| crate::env::step_unsupported(&opts.cfg, &st.value));
+                let step_why = caps.first_missing(s.steps.iter().map(|st| st.value.as_str()));
                 match unsupported(&opts.cfg, &tags).or(step_why) {
                     Some(why) => {
                         skipped_scenarios.push(skipped(f, r, s, &why));
@@ -215,6 +217,9 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
     };
     let (junit, json) = (open("junit.xml")?, open("cucumber.json")?);
     let bus = Bus::new();
+    if !opts.quiet {
+        crate::events::console(&bus);
+    }
     let session = Session::new(opts.cfg.clone(), bus.clone());
     let summaries: Arc<Mutex<Vec<ScenarioSummary>>> = Arc::default();
     let run_errors: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -228,11 +233,15 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
         .max_concurrent_scenarios(1)
         .fail_on_skipped()
         .with_writer(
-            writer::Basic::raw(std::io::stdout(), writer::Coloring::Auto, 0)
-                .summarized()
-                .tee::<DrWorld, _>(writer::JUnit::for_tee(junit, 0))
-                .tee::<DrWorld, _>(writer::Json::for_tee(json))
-                .normalized(),
+            writer::Basic::raw(
+                if opts.quiet { Box::new(std::io::sink()) as Box<dyn std::io::Write> } else { Box::new(std::io::stdout()) },
+                writer::Coloring::Auto,
+                0,
+            )
+            .summarized()
+            .tee::<DrWorld, _>(writer::JUnit::for_tee(junit, 0))
+            .tee::<DrWorld, _>(writer::Json::for_tee(json))
+            .normalized(),
         )
         .before(move |_, _, _, w| {
             let session = s_before.clone();
@@ -312,7 +321,13 @@ mod tests {
         ] {
             assert!(is_destructive(s), "{s}");
         }
-        for s in ["the VM is relocated to site b", "a VM writing 50 records per second on site a", "no acknowledged write is lost", "the VM runs for 12s", "the round-trip time between sites a and b is at most 10ms"] {
+        for s in [
+            "the VM is relocated to site b",
+            "a VM writing 50 records per second on site a",
+            "no acknowledged write is lost",
+            "the VM runs for 12s",
+            "the round-trip time between sites a and b is at most 10ms",
+        ] {
             assert!(!is_destructive(s), "{s}");
         }
     }

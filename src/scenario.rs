@@ -208,7 +208,10 @@ impl Scenario {
     pub async fn runs_for_intervals(&mut self, n: u32) -> R {
         let interval = self.session.cfg.spec.interval();
         if interval.is_zero() {
-            let r = Err(StepError::Mismatch(format!("environment {} replicates synchronously: it has no replication interval to run for", self.session.cfg.spec.name)));
+            let r = Err(StepError::Mismatch(format!(
+                "environment {} replicates synchronously: it has no replication interval to run for",
+                self.session.cfg.spec.name
+            )));
             return self.track(r);
         }
         self.runs_for(interval * n).await
@@ -271,7 +274,7 @@ impl Scenario {
         .await;
         let measured = self.track(r)?;
         for t in &measured {
-            println!("      round trip {} -> {}: median {:.2} ms, max {:.2} ms ({} samples)", t.from, t.to, t.median_ms, t.max_ms, t.samples);
+            self.session.bus.note(format!("round trip {} -> {}: median {:.2} ms, max {:.2} ms ({} samples)", t.from, t.to, t.median_ms, t.max_ms, t.samples));
         }
         let worst = measured.iter().map(|t| t.median_ms).fold(0.0, f64::max);
         self.rtts.extend(measured);
@@ -292,7 +295,7 @@ impl Scenario {
             let mut env = self.session.env().await?;
             let site = env.topology.site(site)?;
             let proof = env.driver.replicated(&vm, &site, since).await?;
-            println!("      replicated: {proof}, +{:.1}s", Wt::now().since(since).as_secs_f64());
+            self.session.bus.note(format!("replicated: {proof}, +{:.1}s", Wt::now().since(since).as_secs_f64()));
             Ok(())
         }
         .await;
@@ -318,10 +321,9 @@ impl Scenario {
         }
         .await;
         let o = self.track(r)?;
-        println!("      relocate {} -> {}: {}", o.from, o.to, o.timeline.render());
+        self.session.bus.note(format!("relocate {} -> {}: {}", o.from, o.to, o.timeline.render()));
         self.judge_action(o).await
     }
-
 
     /// Fails the VM over to `to`; `fencing` less than full is a control (see [`drill::Fencing`]).
     pub async fn failover(&mut self, to: &str, fencing: drill::Fencing) -> R {
@@ -335,7 +337,7 @@ impl Scenario {
         }
         .await;
         let mut o = self.track(r)?;
-        println!("      failover {} -> {}: {}", o.from, o.to, o.timeline.render());
+        self.session.bus.note(format!("failover {} -> {}: {}", o.from, o.to, o.timeline.render()));
         self.receipts.append(&mut o.receipts);
         self.judge_action(o).await
     }
@@ -348,8 +350,19 @@ impl Scenario {
         let what = format!("{} {} -> {}: {}", o.kind, o.from, o.to, o.evidence.bound.promise());
         let roles = async { Ok::<_, StepError>(self.session.env().await?.driver.roles(&o.vm).await?) }.await;
         let roles = self.track(roles)?;
-        println!("      roles after {} {} -> {}: {}", o.kind, o.from, o.to, roles.iter().map(|r| format!("{} {:?}", r.site, r.role)).collect::<Vec<_>>().join(", "));
-        let split = crate::ports::split_brain(&o.vm, &roles);
+        // a site still lost (its outage in force, a failover's fence included) keeps its stale primary
+        // until it comes back and is repaired: not a second writer
+        let out: Vec<String> = roles.iter().map(|r| r.site.clone()).filter(|s| outage_in_force(&self.receipts, &self.undone, s).is_some()).collect();
+        let stale =
+            |r: &crate::ports::SiteRole| if out.contains(&r.site) && r.role == crate::ports::Role::Primary { " (stale: the site is still out)" } else { "" };
+        self.session.bus.note(format!(
+            "roles after {} {} -> {}: {}",
+            o.kind,
+            o.from,
+            o.to,
+            roles.iter().map(|r| format!("{} {:?}{}", r.site, r.role, stale(r))).collect::<Vec<_>>().join(", ")
+        ));
+        let split = crate::ports::split_brain_among(&o.vm, &roles, &out);
         o.roles = roles;
         self.outcomes.push(o);
         self.conclude(&what, v)?;
@@ -391,7 +404,7 @@ impl Scenario {
         }
         .await;
         let (rep, undone) = self.track(r)?;
-        println!("      {} comes back: {}", rep.site, rep.timeline.render());
+        self.session.bus.note(format!("{} comes back: {}", rep.site, rep.timeline.render()));
         self.undone.extend(undone);
         self.repairs.push(rep);
         Ok(())
@@ -438,7 +451,8 @@ impl Scenario {
             o.evidence.scan = scan;
             // writers started after the action wrote on the disk too: their records are theirs, not judged
             let known: std::collections::BTreeSet<u64> = o.evidence.history.acks.iter().map(|a| a.boot).collect();
-            o.evidence.history.unjudged_boots = now.acks.iter().map(|a| a.boot).filter(|b| !known.contains(b)).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            o.evidence.history.unjudged_boots =
+                now.acks.iter().map(|a| a.boot).filter(|b| !known.contains(b)).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         }
         Ok(())
     }
@@ -450,9 +464,10 @@ impl Scenario {
             v.stable,
             v.lost_count,
             v.indeterminate,
-            v.loss_window_ms.map(|l| format!(", loss window {l:.0} ms")).unwrap_or_default() + &v.bound_ms.map(|b| format!(" (bound {b:.0} ms)")).unwrap_or_default()
+            v.loss_window_ms.map(|l| format!(", loss window {l:.0} ms")).unwrap_or_default()
+                + &v.bound_ms.map(|b| format!(" (bound {b:.0} ms)")).unwrap_or_default()
         );
-        println!("      {what}: {line}");
+        self.session.bus.note(format!("{what}: {line}"));
         let (conclusion, why) = (v.conclusion, v.why.join("; "));
         self.verdicts.push((what.to_string(), v));
         let r = match conclusion {
@@ -472,7 +487,10 @@ impl Scenario {
     pub fn window(&mut self) -> R {
         let r = self.outcome().and_then(|o| {
             if o.evidence.regional().is_none() {
-                return Err(StepError::Mismatch(format!("the last DR action ({}) promises no loss, not a loss window: judge it with \"no acknowledged write is lost\"", o.kind)));
+                return Err(StepError::Mismatch(format!(
+                    "the last DR action ({}) promises no loss, not a loss window: judge it with \"no acknowledged write is lost\"",
+                    o.kind
+                )));
             }
             Ok(o.evidence.verdict())
         });
@@ -535,7 +553,12 @@ impl Scenario {
             let serving = o.timeline.get(Segment::Serving).ok_or_else(|| StepError::Expectation(format!("the VM never served on site {}", o.to)))?;
             let limit = d.as_secs_f64() * 1e3;
             if serving > limit {
-                return Err(StepError::Expectation(format!("the VM served again after {:.1}s, more than {:.1}s ({})", serving / 1e3, limit / 1e3, o.timeline.render())));
+                return Err(StepError::Expectation(format!(
+                    "the VM served again after {:.1}s, more than {:.1}s ({})",
+                    serving / 1e3,
+                    limit / 1e3,
+                    o.timeline.render()
+                )));
             }
             Ok(())
         });

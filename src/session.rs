@@ -4,7 +4,7 @@
 
 use crate::config::EnvConfig;
 use crate::env::Environment;
-use crate::error::{Caused, Cause, EnvError};
+use crate::error::{Cause, Caused, EnvError};
 use crate::events::Bus;
 use std::sync::{Arc, Mutex};
 use tokio::sync::MappedMutexGuard;
@@ -37,13 +37,13 @@ impl Session {
             if let Some((e, cause)) = self.bring_up.lock().unwrap().clone() {
                 return Err(EnvError::Earlier { msg: format!("the environment could not be used, as found earlier in this run: {e}"), cause });
             }
-            println!("      bringing up {} ({}) ...", self.cfg.spec.name, self.cfg.replication_summary());
+            self.bus.note(format!("bringing up {} ({}) ...", self.cfg.spec.name, self.cfg.replication_summary()));
             for left in crate::env::reap_stale(&self.cfg) {
-                println!("      removed {left} left by an earlier run that was killed");
+                self.bus.note(format!("removed {left} left by an earlier run that was killed"));
             }
             let up = match Environment::up(&self.cfg, self.bus.clone()).await {
                 Ok(mut e) => {
-                    println!("      {}", e.faults.describe());
+                    self.bus.note(e.faults.describe());
                     match in_spec(&mut e).await {
                         Ok(matrix) => {
                             *self.round_trips.lock().unwrap() = matrix;
@@ -81,10 +81,11 @@ impl Session {
     pub async fn finish(&self, keep: bool) {
         if let Some(mut env) = self.env.lock().await.take() {
             if keep {
-                println!("kept on purpose (--keep): {}", env.faults.kept_at());
-                crate::procs::set_keep(true);
+                self.bus.note(format!("kept on purpose (--keep): {}", env.faults.kept_at()));
+                env.keep().await;
+            } else {
+                env.down().await;
             }
-            env.down().await;
         }
     }
 }
@@ -107,11 +108,14 @@ async fn in_spec(env: &mut Environment) -> Result<Vec<crate::report::RoundTrip>,
     let data = |t: &&crate::report::RoundTrip| sites.contains(&t.from) && sites.contains(&t.to);
     for t in &matrix {
         let limit = if data(&t) { format!(" (Metro-DR allows {})", metro.max_rtt) } else { String::new() };
-        println!("      round trip {} -> {}: median {:.2} ms{limit}", t.from, t.to, t.median_ms);
+        env.bus.note(format!("round trip {} -> {}: median {:.2} ms{limit}", t.from, t.to, t.median_ms));
     }
     if let Some(worst) = matrix.iter().filter(data).max_by(|x, y| x.median_ms.total_cmp(&y.median_ms)) {
         if worst.median_ms > metro.max_rtt.0.as_secs_f64() * 1e3 {
-            return Err(EnvError::OutOfSpec { env: env.cfg.spec.name.clone(), what: format!("round trip {} -> {} is {:.2} ms (median), Metro-DR allows at most {}", worst.from, worst.to, worst.median_ms, metro.max_rtt) });
+            return Err(EnvError::OutOfSpec {
+                env: env.cfg.spec.name.clone(),
+                what: format!("round trip {} -> {} is {:.2} ms (median), Metro-DR allows at most {}", worst.from, worst.to, worst.median_ms, metro.max_rtt),
+            });
         }
     }
     Ok(matrix)

@@ -53,11 +53,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn holds_after_some_observations() {
         let n = Cell::new(0);
-        let r: Result<u32, WaitError<()>> = until("three", Duration::from_secs(5), || {
-            n.set(n.get() + 1);
-            let v = n.get();
-            async move { Ok((v >= 3).then_some(v)) }
-        }, every(Duration::from_millis(100)))
+        let r: Result<u32, WaitError<()>> = until(
+            "three",
+            Duration::from_secs(5),
+            || {
+                n.set(n.get() + 1);
+                let v = n.get();
+                async move { Ok((v >= 3).then_some(v)) }
+            },
+            every(Duration::from_millis(100)),
+        )
         .await;
         assert_eq!(r, Ok(3));
     }
@@ -65,7 +70,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn times_out_at_the_deadline_naming_what() {
         let t0 = tokio::time::Instant::now();
-        let r: Result<(), WaitError<String>> = until("the peer to answer", Duration::from_secs(2), || async { Ok(None) }, every(Duration::from_millis(300))).await;
+        let r: Result<(), WaitError<String>> =
+            until("the peer to answer", Duration::from_secs(2), || async { Ok(None) }, every(Duration::from_millis(300))).await;
         assert_eq!(r.unwrap_err().to_string(), "timed out after 2s waiting for the peer to answer");
         let took = t0.elapsed();
         assert!(took >= Duration::from_secs(2) && took < Duration::from_millis(2100), "{took:?}");

@@ -4,7 +4,8 @@
 use assert_cmd::Command;
 use std::path::Path;
 
-const GOOD: &str = "name: t\nbackend:\n  lab: {}\ndisposable: true\nsites:\n  - name: a\n  - name: b\nreplication:\n  regional:\n    interval: 5s\n    scheduler: harness\n";
+const GOOD: &str =
+    "name: t\nbackend:\n  lab: {}\ndisposable: true\nsites:\n  - name: a\n  - name: b\nreplication:\n  regional:\n    interval: 5s\n    scheduler: harness\n";
 
 fn drill() -> Command {
     Command::cargo_bin("dr-drill").unwrap()
@@ -148,7 +149,17 @@ fn kind_dry_run_prints_the_plan_and_touches_nothing() {
     let out = drill().args(["env", "up", "--dry-run", "--env"]).arg(&env).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    for want in ["kindest/node:v1.31.0", "sha256:53df588e", "kubevirt-operator.yaml", "rook/v1.15.5", "csi-addons", "losetup /dev/loop20", "useAllDevices: false", "kind: VolumeReplicationClass", "rbd-peer-kind-regional-a"] {
+    for want in [
+        "kindest/node:v1.31.0",
+        "sha256:53df588e",
+        "kubevirt-operator.yaml",
+        "rook/v1.15.5",
+        "csi-addons",
+        "losetup /dev/loop20",
+        "useAllDevices: false",
+        "kind: VolumeReplicationClass",
+        "rbd-peer-kind-regional-a",
+    ] {
         assert!(text.contains(want), "{want} missing from the plan:\n{text}");
     }
     assert!(!work.exists(), "the dry run made {}", work.display());
@@ -204,7 +215,15 @@ fn existing_clusters_refuse_destructive_steps_unless_disposable_and_confirmed() 
         .replace("      west: ", "      b: ");
     let run = |text: &str, extra: &[&str]| {
         let env = cluster_env(dir.path(), text);
-        let out = drill().args(["run", "--env"]).arg(&env).arg("--report-dir").arg(dir.path().join("r")).args(extra).arg("features/failover.feature").output().unwrap();
+        let out = drill()
+            .args(["run", "--env"])
+            .arg(&env)
+            .arg("--report-dir")
+            .arg(dir.path().join("r"))
+            .args(extra)
+            .arg("features/failover.feature")
+            .output()
+            .unwrap();
         (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
     let (code, err) = run(&base, &[]);

@@ -23,7 +23,11 @@ struct Made {
 
 impl Drop for Made {
     fn drop(&mut self) {
-        let ids = Command::new("docker").args(["ps", "-aq", "--filter", &format!("label=drd-test={}", self.tag)]).output().map(|o| String::from_utf8_lossy(&o.stdout).to_string()).unwrap_or_default();
+        let ids = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &format!("label=drd-test={}", self.tag)])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
         for id in ids.split_whitespace() {
             let _ = Command::new("docker").args(["rm", "-f", id]).output();
         }
@@ -51,7 +55,21 @@ async fn kind_node_faults_land_on_one_site_and_recover() {
     docker(&["network", "create", &net]);
     let node = |cluster: &str, role: &str| {
         let name = format!("drd-{tag}-{cluster}-{role}");
-        docker(&["run", "-d", "--name", &name, "--network", &net, "--label", &format!("{CLUSTER_LABEL}=drd-{tag}-{cluster}"), "--label", &format!("io.x-k8s.kind.role={role}"), "--label", &format!("drd-test={tag}"), &image]);
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            &net,
+            "--label",
+            &format!("{CLUSTER_LABEL}=drd-{tag}-{cluster}"),
+            "--label",
+            &format!("io.x-k8s.kind.role={role}"),
+            "--label",
+            &format!("drd-test={tag}"),
+            &image,
+        ]);
         name
     };
     let east = [node("east", "control-plane"), node("east", "worker")];
@@ -86,7 +104,11 @@ async fn kind_node_faults_land_on_one_site_and_recover() {
 
     // latency goes through tc netem inside the nodes: these nodes (and this kernel) have none, so the fault
     // is refused with the reason, not faked
-    let e = f.inject(Fault::Latency { from: "a".into(), to: "b".into(), delay: "10ms".parse().unwrap(), jitter: "0s".parse().unwrap() }).await.unwrap_err().to_string();
+    let e = f
+        .inject(Fault::Latency { from: "a".into(), to: "b".into(), delay: "10ms".parse().unwrap(), jitter: "0s".parse().unwrap() })
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("tc") && e.contains("netem"), "{e}");
     assert!(east.iter().all(|n| state(n).0 == "running"));
     assert!(f.inject(Fault::Freeze { site: "c".into() }).await.unwrap_err().to_string().contains("unknown site"));
@@ -119,7 +141,8 @@ fn the_probe_kernel_image_builds_from_scratch() {
     let (ok, id, err) = docker(&["create", &tag, "/none"]);
     assert!(ok, "{err}");
     let export = std::process::Command::new("sh").args(["-c", &format!("docker export {id} | tar -t")]).output().unwrap();
-    let mut files: Vec<String> = String::from_utf8_lossy(&export.stdout).lines().filter(|l| l.starts_with("boot/") && !l.ends_with('/')).map(String::from).collect();
+    let mut files: Vec<String> =
+        String::from_utf8_lossy(&export.stdout).lines().filter(|l| l.starts_with("boot/") && !l.ends_with('/')).map(String::from).collect();
     files.sort();
     let (size_ok, size, _) = docker(&["image", "inspect", "--format", "{{.Size}}", &tag]);
     assert!(docker(&["rm", &id]).0);

@@ -2,14 +2,14 @@
 //! the Ramen DR driver through a DRPlacementControl that a test controller advances the way Ramen does,
 //! a stuck DRPC ending in a timeout that names it, and the VolumeReplication flip.
 
+#[path = "support/ramen.rs"]
+mod ramen_double;
+#[path = "support/storage.rs"]
+mod storage;
 #[path = "support/apiserver.rs"]
 mod support;
 #[path = "support/virt_api.rs"]
 mod virt_api;
-#[path = "support/storage.rs"]
-mod storage;
-#[path = "support/ramen.rs"]
-mod ramen_double;
 
 use dr_drill::clock::Wt;
 use dr_drill::env::cluster::ramen::RamenDriver;
@@ -215,7 +215,8 @@ async fn volume_replication_flips_and_a_stuck_one_times_out() {
 /// The object and rule of each finding, from `dr-drill lint --format json`.
 fn findings(out: &std::process::Output) -> Vec<(String, String)> {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
-    let mut f: Vec<(String, String)> = v["findings"].as_array().unwrap().iter().map(|x| (x["rule"].as_str().unwrap().to_string(), x["object"].as_str().unwrap().to_string())).collect();
+    let mut f: Vec<(String, String)> =
+        v["findings"].as_array().unwrap().iter().map(|x| (x["rule"].as_str().unwrap().to_string(), x["object"].as_str().unwrap().to_string())).collect();
     f.sort();
     f
 }
@@ -236,7 +237,14 @@ async fn lint_a_live_namespace_like_its_manifests() {
     apply(&client, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})).await;
     apply_manifests(&client, "tests/fixtures/lint/dr001-bad.yaml").await;
     let lint = |args: &[&str]| {
-        assert_cmd::Command::cargo_bin("dr-drill").unwrap().arg("lint").args(["--format", "json", "--kubeconfig"]).arg(&api.kubeconfig).args(args).output().unwrap()
+        assert_cmd::Command::cargo_bin("dr-drill")
+            .unwrap()
+            .arg("lint")
+            .args(["--format", "json", "--kubeconfig"])
+            .arg(&api.kubeconfig)
+            .args(args)
+            .output()
+            .unwrap()
     };
     let live = lint(&["--context", "test", "--namespace", "shop"]);
     let files = assert_cmd::Command::cargo_bin("dr-drill").unwrap().args(["lint", "--format", "json", "tests/fixtures/lint/dr001-bad.yaml"]).output().unwrap();
@@ -291,8 +299,19 @@ async fn kind_plan_manifests_pass_a_server_side_dry_run() {
     let ready = kind::Ready::Set("/status/info/rbdMirrorBootstrapPeerSecretName");
     let e = apply::wait_ready(&client, &pool, &ready.describe(), Duration::from_secs(3), |o| ready.holds(o)).await.unwrap_err().to_string();
     assert!(e.contains("CephBlockPool rook-ceph/replicapool") && e.contains("status.info.rbdMirrorBootstrapPeerSecretName set"), "{e}");
-    let pools: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), "rook-ceph", &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("ceph.rook.io", "v1", "CephBlockPool")));
-    pools.patch_status(kind::POOL, &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Ready", "info": {"rbdMirrorBootstrapPeerSecretName": "pool-peer-token-replicapool"}}}))).await.unwrap();
+    let pools: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "rook-ceph",
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("ceph.rook.io", "v1", "CephBlockPool")),
+    );
+    pools
+        .patch_status(
+            kind::POOL,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Ready", "info": {"rbdMirrorBootstrapPeerSecretName": "pool-peer-token-replicapool"}}})),
+        )
+        .await
+        .unwrap();
     apply::wait_ready(&client, &pool, &ready.describe(), Duration::from_secs(10), |o| ready.holds(o)).await.unwrap();
 }
 
@@ -307,7 +326,13 @@ async fn the_vm_is_labelled_as_a_discovered_application() {
     let client = setup(&api).await;
     apply(&client, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dr-drill"}})).await;
     // the VM exactly as the KubeVirt launcher makes it for a first boot
-    let launcher = dr_drill::env::cluster::kubevirt::KubeVirtLauncher::new(BTreeMap::new(), dr_drill::config::Guest::default(), "localhost/dr-drill/probe-kernel:v1", "rbd-mirrored", Duration::from_secs(30));
+    let launcher = dr_drill::env::cluster::kubevirt::KubeVirtLauncher::new(
+        BTreeMap::new(),
+        dr_drill::config::Guest::default(),
+        "localhost/dr-drill/probe-kernel:v1",
+        "rbd-mirrored",
+        Duration::from_secs(30),
+    );
     let volume = dr_drill::ports::Volume { name: "vm0-disk".into() };
     let vm = launcher.manifest(&Launch { vm: "vm0", site: "a", volume: &volume, mode: Mode::Write, rate: 50, scan_limit: 16383 });
     apply::apply_all(&client, &vm.resources(), false, Duration::from_secs(10)).await.unwrap();
@@ -315,14 +340,28 @@ async fn the_vm_is_labelled_as_a_discovered_application() {
     let tmpl = &vm.virtual_machine()["spec"]["template"];
     apply(&client, json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "metadata": {"name": "vm0", "namespace": "dr-drill", "labels": tmpl["metadata"]["labels"]}, "spec": tmpl["spec"]})).await;
     let lint = || {
-        assert_cmd::Command::cargo_bin("dr-drill").unwrap().args(["lint", "--format", "json", "--mode", "discovered", "--kubeconfig"]).arg(&api.kubeconfig).args(["--context", "test", "-n", "dr-drill"]).output().unwrap()
+        assert_cmd::Command::cargo_bin("dr-drill")
+            .unwrap()
+            .args(["lint", "--format", "json", "--mode", "discovered", "--kubeconfig"])
+            .arg(&api.kubeconfig)
+            .args(["--context", "test", "-n", "dr-drill"])
+            .output()
+            .unwrap()
     };
     let clean = lint();
     assert_eq!(clean.status.code(), Some(0), "{}", String::from_utf8_lossy(&clean.stdout));
-    let vmis: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), "dr-drill", &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstance")));
+    let vmis: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "dr-drill",
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstance")),
+    );
     let vmi = vmis.get("vm0").await.unwrap();
     assert!(!vmi.metadata.labels.unwrap_or_default().contains_key("app.kubernetes.io/part-of"));
-    let vms: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), "dr-drill", &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachine")));
+    let vms: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "dr-drill",
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachine")),
+    );
     assert_eq!(vms.get("vm0").await.unwrap().metadata.labels.unwrap()["app.kubernetes.io/part-of"], "dr-drill-vm0");
     // the negative: a PVC without the label is what lint reports
     let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(client.clone(), "dr-drill");
@@ -350,7 +389,13 @@ async fn the_kubevirt_workload_runs_the_probe_over_the_console() {
     let double = virt_api::VirtApi::start(client.clone(), probe).await;
     let guest = Guest::default();
     double.disk("vm0-disk", guest.disk_size.0);
-    let launcher = KubeVirtLauncher::new(BTreeMap::from([("a".to_string(), client.clone())]), guest, "localhost/dr-drill/probe-kernel:v1", "rbd-mirrored", Duration::from_secs(30));
+    let launcher = KubeVirtLauncher::new(
+        BTreeMap::from([("a".to_string(), client.clone())]),
+        guest,
+        "localhost/dr-drill/probe-kernel:v1",
+        "rbd-mirrored",
+        Duration::from_secs(30),
+    );
     let mut w = ProbeWorkload::new(Box::new(launcher), Budgets::default(), Bus::new());
     let volume = Volume { name: "vm0-disk".into() };
     w.start("vm0", "a", &volume, 100).await.unwrap_or_else(|e| panic!("{e}"));
@@ -370,7 +415,11 @@ async fn the_kubevirt_workload_runs_the_probe_over_the_console() {
     assert!(scan.corrupt.is_empty() && scan.chain_breaks.is_empty(), "{scan:?}");
     assert_eq!(*double.starts.lock().unwrap(), ["vm0", "vm0", "vm0"], "write, resume, verify: one start each");
     // the VMI (from the template) carries no application label; the VM does
-    let vmis: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), "dr-drill", &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstance")));
+    let vmis: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "dr-drill",
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstance")),
+    );
     let vmi = vmis.get("vm0").await.unwrap();
     assert_eq!(vmi.data["status"]["phase"], "Succeeded");
     assert!(!vmi.metadata.labels.unwrap_or_default().contains_key("app.kubernetes.io/part-of"));
@@ -412,9 +461,13 @@ async fn pair_with(interval: Duration, hub: bool) -> Pair {
         let h = ApiServer::start();
         let hc = setup(&h).await;
         apply(&hc, json!({"apiVersion": "ramendr.openshift.io/v1alpha1", "kind": "DRPolicy", "metadata": {"name": "dr-5s"}, "spec": {"drClusters": ["ctx-a", "ctx-b"], "schedulingInterval": "5s"}})).await;
-        apply(&hc, json!({"apiVersion": "ramendr.openshift.io/v1alpha1", "kind": "DRPlacementControl", "metadata": {"name": "vm0", "namespace": "apps"},
+        apply(
+            &hc,
+            json!({"apiVersion": "ramendr.openshift.io/v1alpha1", "kind": "DRPlacementControl", "metadata": {"name": "vm0", "namespace": "apps"},
             "spec": {"placementRef": {"kind": "Placement", "name": "vm0-placement"}, "drPolicyRef": {"name": "dr-5s"}, "preferredCluster": "ctx-a",
-                     "pvcSelector": {"matchLabels": {"app.kubernetes.io/part-of": "dr-drill-vm0"}}, "protectedNamespaces": ["dr-drill"]}})).await;
+                     "pvcSelector": {"matchLabels": {"app.kubernetes.io/part-of": "dr-drill-vm0"}}, "protectedNamespaces": ["dr-drill"]}}),
+        )
+        .await;
         let ctl = ramen_double::start(hc, "apps", BTreeMap::from([("ctx-a".to_string(), ca.clone()), ("ctx-b".to_string(), cb.clone())]));
         support::kubeconfig_of(&kc, &[("ctx-a", &a), ("ctx-b", &b), ("ctx-hub", &h)]);
         Some((h, ctl))
@@ -450,7 +503,16 @@ async fn pair_with(interval: Duration, hub: bool) -> Pair {
 
 async fn drill(p: &Pair, feature: &str) -> dr_drill::report::RunResult {
     let cfg = dr_drill::config::load(&p.env).unwrap_or_else(|e| panic!("{e}"));
-    let opts = dr_drill::runner::RunOptions { cfg, paths: vec![feature.into()], tags: None, report_dir: p.dir.path().join("reports"), keep: false, confirmed: true, allow_skipped: false };
+    let opts = dr_drill::runner::RunOptions {
+        cfg,
+        paths: vec![feature.into()],
+        tags: None,
+        report_dir: p.dir.path().join("reports"),
+        keep: false,
+        confirmed: true,
+        allow_skipped: false,
+        quiet: false,
+    };
     dr_drill::runner::run(opts).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -463,7 +525,14 @@ async fn a_failover_drill_on_two_clusters_passes_within_the_bound() {
     let p = pair(Duration::from_secs(5)).await;
     let r = drill(&p, "features/failover.feature").await;
     let s = &r.scenarios[0];
-    println!("failover on clusters: {} acked, {} lost, loss window {:?} ms (bound {:?} ms), {} replication rounds", s.records_acked.unwrap_or(0), s.records_lost.unwrap_or(0), s.loss_window_ms, s.loss_bound_ms, p.storage.syncs.lock().unwrap().len());
+    println!(
+        "failover on clusters: {} acked, {} lost, loss window {:?} ms (bound {:?} ms), {} replication rounds",
+        s.records_acked.unwrap_or(0),
+        s.records_lost.unwrap_or(0),
+        s.loss_window_ms,
+        s.loss_bound_ms,
+        p.storage.syncs.lock().unwrap().len()
+    );
     assert_eq!((r.passed, r.failed, r.skipped), (1, 0, 0), "{:?}", r.scenarios.iter().map(|s| (&s.status, &s.reason)).collect::<Vec<_>>());
     assert_eq!(r.exit_code(), 0);
     assert!(s.records_acked.unwrap() > 300, "{:?}", s.records_acked);
@@ -489,7 +558,13 @@ async fn a_failover_without_replication_fails() {
     let p = pair(Duration::from_secs(3600)).await;
     let r = drill(&p, "features/failover.feature").await;
     let s = &r.scenarios[0];
-    println!("failover without replication: {} acked, {} lost, status {} ({:?})", s.records_acked.unwrap_or(0), s.records_lost.unwrap_or(0), s.status, s.reason);
+    println!(
+        "failover without replication: {} acked, {} lost, status {} ({:?})",
+        s.records_acked.unwrap_or(0),
+        s.records_lost.unwrap_or(0),
+        s.status,
+        s.reason
+    );
     assert_eq!(r.failed, 1, "{:?}", r.scenarios.iter().map(|s| (&s.status, &s.reason)).collect::<Vec<_>>());
     assert_eq!(r.exit_code(), 1, "{:?}", s.reason);
     assert!(s.records_lost.unwrap_or(0) > 300, "{:?}", s.records_lost);
@@ -503,7 +578,13 @@ async fn a_failover_drill_through_ramen_passes_within_the_bound() {
     let p = pair_with(Duration::from_secs(5), true).await;
     let r = drill(&p, "features/failover.feature").await;
     let s = &r.scenarios[0];
-    println!("failover through Ramen: {} acked, {} lost, loss window {:?} ms (bound {:?} ms)", s.records_acked.unwrap_or(0), s.records_lost.unwrap_or(0), s.loss_window_ms, s.loss_bound_ms);
+    println!(
+        "failover through Ramen: {} acked, {} lost, loss window {:?} ms (bound {:?} ms)",
+        s.records_acked.unwrap_or(0),
+        s.records_lost.unwrap_or(0),
+        s.loss_window_ms,
+        s.loss_bound_ms
+    );
     assert_eq!((r.passed, r.failed, r.skipped), (1, 0, 0), "{:?}", r.scenarios.iter().map(|s| (&s.status, &s.reason)).collect::<Vec<_>>());
     assert!(s.loss_window_ms.unwrap() <= s.loss_bound_ms.unwrap());
     assert_eq!(s.action.as_ref().unwrap()["driver"]["phase"], "FailedOver", "{:?}", s.action);
@@ -533,7 +614,9 @@ fn failback_cycle_passes(r: &dr_drill::report::RunResult) -> &dr_drill::report::
     assert_eq!(s.actions.len(), 2);
     let steps: Vec<&str> = s.repairs[0]["steps"].as_array().unwrap().iter().map(|x| x[0].as_str().unwrap()).collect();
     assert!(["site back", "demoted", "resynced"].iter().all(|x| steps.contains(x)), "{steps:?}");
-    let primaries = |a: &serde_json::Value| a["roles"].as_array().unwrap().iter().filter(|r| r["role"] == "primary").map(|r| r["site"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let primaries = |a: &serde_json::Value| {
+        a["roles"].as_array().unwrap().iter().filter(|r| r["role"] == "primary").map(|r| r["site"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
     assert_eq!((primaries(&s.actions[0]), primaries(&s.actions[1])), (vec!["b".to_string()], vec!["a".to_string()]));
     assert_eq!(s.records_lost, Some(0));
     s
@@ -586,7 +669,9 @@ async fn a_metro_failover_through_ramen_fences_the_lost_cluster_first() {
                 let want = c.spec.cluster_fence.clone().unwrap_or_else(|| "Unfenced".into());
                 if c.status.as_ref().and_then(|s| s.phase.clone()) != Some(want.clone()) {
                     tokio::time::sleep(Duration::from_millis(300)).await;
-                    api.patch_status(c.metadata.name.as_deref().unwrap(), &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": want}}))).await.unwrap();
+                    api.patch_status(c.metadata.name.as_deref().unwrap(), &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": want}})))
+                        .await
+                        .unwrap();
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

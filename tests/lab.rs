@@ -46,6 +46,7 @@ fn env() -> config::EnvConfig {
 /// gracefully; a is demoted, b promoted; the VM boots on b in verify mode: every acknowledged record is
 /// there, the chain is intact, and the STOP record is present.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // the serial guard is held for the whole test on purpose
 async fn write_on_a_relocate_verify_on_b() {
     let _g = serial();
     let cfg = env();
@@ -185,7 +186,9 @@ fn default_drills_pass() {
     let actions = cycle["actions"].as_array().unwrap();
     assert_eq!(actions.iter().map(|a| a["kind"].as_str().unwrap()).collect::<Vec<_>>(), ["failover", "relocate"], "{cycle}");
     assert!(actions.iter().all(|a| a["conclusion"] == "passed"), "{cycle}");
-    let roles = |a: &serde_json::Value| a["roles"].as_array().unwrap().iter().filter(|r| r["role"] == "primary").map(|r| r["site"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let roles = |a: &serde_json::Value| {
+        a["roles"].as_array().unwrap().iter().filter(|r| r["role"] == "primary").map(|r| r["site"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
     assert_eq!((roles(&actions[0]), roles(&actions[1])), (vec!["b".to_string()], vec!["a".to_string()]), "{cycle}");
     let steps: Vec<&str> = cycle["repairs"][0]["steps"].as_array().unwrap().iter().map(|s| s[0].as_str().unwrap()).collect();
     assert!(["site back", "demoted", "resync requested", "resynced"].iter().all(|s| steps.contains(s)), "{steps:?}");
@@ -243,7 +246,10 @@ fn negative_controls_fail() {
     // a failback onto the stale copy (no resync): what was acknowledged on b after the failover is named
     let stale = find("Failback without the resync");
     assert_eq!((stale["status"].as_str(), stale["cause"].as_str()), (Some("failed"), Some("system")), "{stale}");
-    assert!(stale["reason"].as_str().unwrap().contains("relocate b -> a") && stale["reason"].as_str().unwrap().contains("acknowledged records lost"), "{stale}");
+    assert!(
+        stale["reason"].as_str().unwrap().contains("relocate b -> a") && stale["reason"].as_str().unwrap().contains("acknowledged records lost"),
+        "{stale}"
+    );
     // a site back unrepaired after a forced promote: the split brain named
     let twice = find("back without repair");
     assert_eq!(twice["status"], "failed", "{twice}");
@@ -381,6 +387,7 @@ fn exit_codes_follow_the_cause() {
 /// even with jitter (it never reorders); with loss, some are dropped and the rest stay in order; a
 /// partition drops everything, and healing it lets traffic through again. Its counters add up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // the serial guard is held for the whole test on purpose
 async fn the_delay_line_keeps_order_and_drops_only_when_told() {
     use dr_drill::env::lab::wan::WanLink;
     use std::sync::atomic::Ordering;
@@ -470,7 +477,12 @@ async fn the_delay_line_keeps_order_and_drops_only_when_told() {
 fn metro_dr_loses_nothing_and_flags_sites_too_far_apart() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::cargo_bin("dr-drill").unwrap().args(["run", "--env", "environments/lab-metro.yaml", "--tags", "@metro and not @negative", "--report-dir"]).arg(dir.path()).output().unwrap();
+    let out = Command::cargo_bin("dr-drill")
+        .unwrap()
+        .args(["run", "--env", "environments/lab-metro.yaml", "--tags", "@metro and not @negative", "--report-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -514,7 +526,12 @@ fn metro_dr_loses_nothing_and_flags_sites_too_far_apart() {
 
     // negative controls: sites too far apart; failover without fencing (split brain)
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::cargo_bin("dr-drill").unwrap().args(["run", "--env", "environments/lab-metro.yaml", "--tags", "@metro and @negative", "--report-dir"]).arg(dir.path()).output().unwrap();
+    let out = Command::cargo_bin("dr-drill")
+        .unwrap()
+        .args(["run", "--env", "environments/lab-metro.yaml", "--tags", "@metro and @negative", "--report-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert_eq!(out.status.code(), Some(1), "{stdout}");

@@ -59,7 +59,13 @@ fn gitops_tree_findings_point_at_file_and_line() {
 
 #[test]
 fn kustomize_output_on_stdin_is_a_discovered_app() {
-    let out = Command::cargo_bin("dr-drill").unwrap().args(["lint", "--format", "json", "-"]).pipe_stdin("tests/fixtures/discovered-kustomize-output.yaml").unwrap().output().unwrap();
+    let out = Command::cargo_bin("dr-drill")
+        .unwrap()
+        .args(["lint", "--format", "json", "-"])
+        .pipe_stdin("tests/fixtures/discovered-kustomize-output.yaml")
+        .unwrap()
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let f = v["findings"].as_array().unwrap();
@@ -129,7 +135,11 @@ fn floating_tags() {
 
 #[test]
 fn wrong_kubeconfig_is_named_with_exit_2() {
-    let out = Command::cargo_bin("dr-drill").unwrap().args(["lint", "--context", "east", "--namespace", "shop", "--kubeconfig", "/nonexistent/kubeconfig"]).output().unwrap();
+    let out = Command::cargo_bin("dr-drill")
+        .unwrap()
+        .args(["lint", "--context", "east", "--namespace", "shop", "--kubeconfig", "/nonexistent/kubeconfig"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("context east") && err.contains("/nonexistent/kubeconfig"), "{err}");

@@ -74,9 +74,7 @@ impl Corruption {
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Foreign, Self::BadKind, Self::BadPayload, Self::BadHash, Self::Misplaced]
-            .into_iter()
-            .find(|c| c.as_str() == s)
+        [Self::Foreign, Self::BadKind, Self::BadPayload, Self::BadHash, Self::Misplaced].into_iter().find(|c| c.as_str() == s)
     }
 }
 
@@ -146,20 +144,10 @@ pub fn decode(block: u64, b: &[u8]) -> Block {
     let h = fnv1a(&[&b[0..72], &b[PAYLOAD]]);
     if h != u64_at(b, 72) {
         // Tell a damaged payload from a damaged header: the payload checksum covers the payload alone.
-        return Block::Corrupt(if fnv1a(&[&b[PAYLOAD]]) != u64_at(b, 64) {
-            Corruption::BadPayload
-        } else {
-            Corruption::BadHash
-        });
+        return Block::Corrupt(if fnv1a(&[&b[PAYLOAD]]) != u64_at(b, 64) { Corruption::BadPayload } else { Corruption::BadHash });
     }
-    let record = Record {
-        kind,
-        seq: u64_at(b, 16),
-        boot: b[24..40].try_into().unwrap(),
-        wall_ns: u64_at(b, 40),
-        mono_ns: u64_at(b, 48),
-        prev_hash: u64_at(b, 56),
-    };
+    let record =
+        Record { kind, seq: u64_at(b, 16), boot: b[24..40].try_into().unwrap(), wall_ns: u64_at(b, 40), mono_ns: u64_at(b, 48), prev_hash: u64_at(b, 56) };
     let mut expect = [0u8; BLOCK - 128];
     fill_payload(record.seq, &record.boot, &mut expect);
     if expect[..] != b[PAYLOAD] {
@@ -297,26 +285,58 @@ impl Scanner {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Msg {
     /// The probe is up: mode, boot id (hex), disk size in blocks.
-    Hello { mode: String, boot: String, blocks: u64 },
+    Hello {
+        mode: String,
+        boot: String,
+        blocks: u64,
+    },
     /// Record `seq` is durable on the disk.
     /// A durable record: its sequence, its wall time, and how long its write took to become durable
     /// (pwrite + fdatasync), microseconds.
-    Ack { seq: u64, wall_ns: u64, lat_us: u64 },
+    Ack {
+        seq: u64,
+        wall_ns: u64,
+        lat_us: u64,
+    },
     /// Scan summary; `Range`, `Corrupt` and `Break` lines follow, then `ScanEnd`.
-    Scan { blocks: u64, highest_contiguous: u64, tail_hash: u64, stop: Option<u64> },
-    Range { first: u64, last: u64, boot: u64 },
-    Corrupt { block: u64, reason: Corruption },
-    Break { seq: u64 },
+    Scan {
+        blocks: u64,
+        highest_contiguous: u64,
+        tail_hash: u64,
+        stop: Option<u64>,
+    },
+    Range {
+        first: u64,
+        last: u64,
+        boot: u64,
+    },
+    Corrupt {
+        block: u64,
+        reason: Corruption,
+    },
+    Break {
+        seq: u64,
+    },
     ScanEnd,
     /// The STOP record (`seq`) is durable; the guest powers off next.
-    Stopped { seq: u64 },
+    Stopped {
+        seq: u64,
+    },
     /// A record was damaged on purpose (negative control).
-    Corrupted { seq: u64 },
+    Corrupted {
+        seq: u64,
+    },
     /// The disk is full: writing ended.
-    Full { seq: u64 },
-    Error { msg: String },
+    Full {
+        seq: u64,
+    },
+    Error {
+        msg: String,
+    },
     /// Answer to the host's "ping N" (port latency).
-    Pong { n: u64 },
+    Pong {
+        n: u64,
+    },
 }
 
 impl fmt::Display for Msg {
@@ -324,11 +344,9 @@ impl fmt::Display for Msg {
         match self {
             Msg::Hello { mode, boot, blocks } => write!(f, "HELLO {mode} {boot} {blocks}"),
             Msg::Ack { seq, wall_ns, lat_us } => write!(f, "ACK {seq} {wall_ns} {lat_us}"),
-            Msg::Scan { blocks, highest_contiguous, tail_hash, stop } => write!(
-                f,
-                "SCAN {blocks} {highest_contiguous} {tail_hash:016x} {}",
-                stop.map_or("-".to_string(), |s| s.to_string())
-            ),
+            Msg::Scan { blocks, highest_contiguous, tail_hash, stop } => {
+                write!(f, "SCAN {blocks} {highest_contiguous} {tail_hash:016x} {}", stop.map_or("-".to_string(), |s| s.to_string()))
+            }
             Msg::Range { first, last, boot } => write!(f, "RANGE {first} {last} {boot:016x}"),
             Msg::Corrupt { block, reason } => write!(f, "CORRUPT {block} {}", reason.as_str()),
             Msg::Break { seq } => write!(f, "BREAK {seq}"),
@@ -362,21 +380,15 @@ impl Msg {
     fn parse_rest(tag: &str, line: &str) -> Option<Msg> {
         let rest: Vec<&str> = line.trim_end().split(' ').skip(1).collect();
         Some(match (tag, rest.as_slice()) {
-            ("HELLO", [mode, boot, blocks]) => {
-                Msg::Hello { mode: mode.to_string(), boot: boot.to_string(), blocks: blocks.parse().ok()? }
-            }
+            ("HELLO", [mode, boot, blocks]) => Msg::Hello { mode: mode.to_string(), boot: boot.to_string(), blocks: blocks.parse().ok()? },
             ("SCAN", [blocks, hc, th, stop]) => Msg::Scan {
                 blocks: blocks.parse().ok()?,
                 highest_contiguous: hc.parse().ok()?,
                 tail_hash: u64::from_str_radix(th, 16).ok()?,
                 stop: if *stop == "-" { None } else { Some(stop.parse().ok()?) },
             },
-            ("RANGE", [first, last, boot]) => {
-                Msg::Range { first: first.parse().ok()?, last: last.parse().ok()?, boot: u64::from_str_radix(boot, 16).ok()? }
-            }
-            ("CORRUPT", [block, reason]) => {
-                Msg::Corrupt { block: block.parse().ok()?, reason: Corruption::parse(reason)? }
-            }
+            ("RANGE", [first, last, boot]) => Msg::Range { first: first.parse().ok()?, last: last.parse().ok()?, boot: u64::from_str_radix(boot, 16).ok()? },
+            ("CORRUPT", [block, reason]) => Msg::Corrupt { block: block.parse().ok()?, reason: Corruption::parse(reason)? },
             ("ERR", _) => Msg::Error { msg: rest.join(" ") },
             _ => return None,
         })
@@ -385,12 +397,7 @@ impl Msg {
 
 /// The lines that carry a scan report, in order.
 pub fn scan_lines(r: &ScanReport) -> Vec<Msg> {
-    let mut v = vec![Msg::Scan {
-        blocks: r.blocks_scanned,
-        highest_contiguous: r.highest_contiguous,
-        tail_hash: r.tail_hash,
-        stop: r.stop,
-    }];
+    let mut v = vec![Msg::Scan { blocks: r.blocks_scanned, highest_contiguous: r.highest_contiguous, tail_hash: r.tail_hash, stop: r.stop }];
     v.extend(r.ranges.iter().map(|&(first, last, boot)| Msg::Range { first, last, boot }));
     v.extend(r.corrupt.iter().map(|&(block, reason)| Msg::Corrupt { block, reason }));
     v.extend(r.chain_breaks.iter().map(|&seq| Msg::Break { seq }));

@@ -133,12 +133,7 @@ fn device_blocks(f: &File) -> u64 {
 }
 
 fn open_device(path: &str) -> Result<File, String> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(path)
-        .map_err(|e| format!("failed to open {path}: {e}"))
+    OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT).open(path).map_err(|e| format!("failed to open {path}: {e}"))
 }
 
 /// Scans blocks 0..limit with 1 MiB reads.

@@ -1,7 +1,7 @@
 //! `dr-drill bench`: the lab's figures against its speed targets (lab-only: it measures the lab's own
 //! pieces), and with `--drills` the default run and a failover scenario against theirs.
 
-use super::{default_features, run_id, DEFAULT_TAGS, EXIT_OK};
+use super::{default_features, run_id, Exit, DEFAULT_TAGS};
 use crate::config::EnvConfig;
 use crate::env::lab::{self, mirror, vm::Mode, LabParts};
 use crate::events::Bus;
@@ -13,12 +13,12 @@ use crate::wait;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub async fn bench(cfg: &EnvConfig, rounds: u32, drills: bool) -> anyhow::Result<i32> {
+pub async fn bench(cfg: &EnvConfig, rounds: u32, drills: bool) -> anyhow::Result<Exit> {
     lab_figures(cfg, rounds).await?;
     if drills {
         drill_figures(cfg).await?;
     }
-    Ok(EXIT_OK)
+    Ok(Exit::Passed)
 }
 
 /// Lab figures against the targets: bring-up (<= 30 s), boot to first ack (< 10 s), sync-barrier latency
@@ -73,10 +73,26 @@ async fn lab_figures(cfg: &EnvConfig, rounds: u32) -> anyhow::Result<()> {
 async fn drill_figures(cfg: &EnvConfig) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let report_dir = PathBuf::from("reports").join(format!("bench-{}", run_id()));
-    let res = runner::run(RunOptions { cfg: cfg.clone(), paths: default_features()?, tags: Some(DEFAULT_TAGS.into()), report_dir, keep: false, confirmed: false, allow_skipped: false }).await?;
+    let res = runner::run(RunOptions {
+        cfg: cfg.clone(),
+        paths: default_features()?,
+        tags: Some(DEFAULT_TAGS.into()),
+        report_dir,
+        keep: false,
+        confirmed: false,
+        allow_skipped: false,
+        quiet: false,
+    })
+    .await?;
     let total = t0.elapsed().as_secs_f64();
     print!("{}", crate::report::figures(&res.scenarios));
-    println!("bench: default run {total:.1}s for {} scenarios ({} passed, {} failed, {} skipped) (target <= 600s)", res.scenarios.len(), res.passed, res.failed, res.skipped);
+    println!(
+        "bench: default run {total:.1}s for {} scenarios ({} passed, {} failed, {} skipped) (target <= 600s)",
+        res.scenarios.len(),
+        res.passed,
+        res.failed,
+        res.skipped
+    );
     let target = cfg.spec.interval().as_secs_f64() + 60.0;
     for s in res.scenarios.iter().filter(|s| s.action.as_ref().is_some_and(|a| a["kind"] == serde_json::json!(ActionKind::Failover))) {
         println!("bench: failover scenario \"{}\" {:.1}s (target <= interval + 60s = {target:.0}s)", s.scenario, s.duration_s.unwrap_or(f64::NAN));
@@ -135,7 +151,10 @@ async fn bench_vm(parts: &mut LabParts, cfg: &EnvConfig) -> anyhow::Result<()> {
     }
     rtt.sort_by(|a, b| a.total_cmp(b));
     let period = 1e3 / rate as f64;
-    println!("bench: probe port round trip (ping -> PONG) over 50 pings while writing: median {:.2} ms, max {:.2} ms; one write period is {period:.0} ms", rtt[25], rtt[49]);
+    println!(
+        "bench: probe port round trip (ping -> PONG) over 50 pings while writing: median {:.2} ms, max {:.2} ms; one write period is {period:.0} ms",
+        rtt[25], rtt[49]
+    );
     let driver = parts.driver.mirror()?;
     let (primary, peer) = (driver.site(&site)?.clone(), driver.site(&peer)?.clone());
     let mut lat = vec![];
@@ -146,7 +165,10 @@ async fn bench_vm(parts: &mut LabParts, cfg: &EnvConfig) -> anyhow::Result<()> {
         lat.push(t.elapsed().as_secs_f64());
     }
     lat.sort_by(|a, b| a.total_cmp(b));
-    println!("bench: sync barrier for a small delta (mirror snapshot taken -> complete on the peer), 5 runs: min {:.2}s, median {:.2}s, max {:.2}s", lat[0], lat[2], lat[4]);
+    println!(
+        "bench: sync barrier for a small delta (mirror snapshot taken -> complete on the peer), 5 runs: min {:.2}s, median {:.2}s, max {:.2}s",
+        lat[0], lat[2], lat[4]
+    );
     Ok(())
 }
 

@@ -1,11 +1,11 @@
 //! `dr-drill lint`: DR readiness of manifests or of a live namespace.
 
-use super::{load_env, EXIT_FAILED, EXIT_OK};
+use super::{load_env, Exit};
 use crate::cli::LintArgs;
 use crate::lint::{self, live, output, rules};
 use anyhow::Context as _;
 
-pub async fn lint(a: LintArgs) -> anyhow::Result<i32> {
+pub async fn lint(a: LintArgs) -> anyhow::Result<Exit> {
     let rpo = match (a.rpo, &a.env) {
         (Some(r), _) => Some(r.0),
         (None, Some(e)) => Some(load_env(e)?.spec.interval()),
@@ -28,5 +28,5 @@ pub async fn lint(a: LintArgs) -> anyhow::Result<i32> {
     };
     let findings = rules::check(&objects, kustomized, &opts);
     print!("{}", output::render(a.format, &findings, objects.len()));
-    Ok(if findings.iter().any(|f| f.severity >= a.fail_on) { EXIT_FAILED } else { EXIT_OK })
+    Ok(if findings.iter().any(|f| f.severity >= a.fail_on) { Exit::Failed } else { Exit::Passed })
 }

@@ -11,9 +11,7 @@ use crate::config::{self, EnvConfig};
 use crate::procs;
 use std::path::{Path, PathBuf};
 
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_FAILED: i32 = 1;
-pub const EXIT_BROKEN: i32 = 2;
+pub use crate::error::Exit;
 
 /// Without tags and paths, `run` leaves out the negative controls (expected to fail), the drills across a
 /// shaped inter-site link (they need an environment that declares a larger sync allowance) and the long
@@ -57,18 +55,27 @@ impl Drop for CleanupGuard {
 }
 
 pub fn main(cli: Cli) -> i32 {
-    crate::clock::start();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    // a simulated environment runs on one thread with tokio's clock paused: simulated time
+    let sim = matches!(&cli.command, Command::Run { env, .. } if load_env(env).is_ok_and(|c| matches!(c.spec.backend, config::Backend::Sim(_))));
+    let built = if sim {
+        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+    };
+    let rt = match built {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: failed to start the async runtime: {e}");
-            return EXIT_BROKEN;
+            return Exit::Broken.code();
         }
     };
     let _guard = CleanupGuard;
     rt.block_on(async {
+        // the witness clock starts on the runtime's: on a paused one, simulated time from zero (a replay
+        // has the same figures)
+        crate::clock::start();
         tokio::spawn(async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
             let code = tokio::select! {
@@ -82,10 +89,10 @@ pub fn main(cli: Cli) -> i32 {
             std::process::exit(code);
         });
         match dispatch(cli.command).await {
-            Ok(code) => code,
+            Ok(exit) => exit.code(),
             Err(e) => {
                 eprintln!("error: {e:#}");
-                EXIT_BROKEN
+                Exit::Broken.code()
             }
         }
     })
@@ -114,9 +121,11 @@ pub fn default_features() -> anyhow::Result<Vec<PathBuf>> {
     Ok(vec![dir])
 }
 
-async fn dispatch(cmd: Command) -> anyhow::Result<i32> {
+async fn dispatch(cmd: Command) -> anyhow::Result<Exit> {
     match cmd {
-        Command::Run { env, tags, report_dir, keep, confirm, allow_skipped, paths } => run::run(&load_env(&env)?, run::RunArgs { tags, report_dir, keep, confirm, allow_skipped, paths }).await,
+        Command::Run { env, tags, report_dir, keep, confirm, allow_skipped, seed, paths } => {
+            run::run(&load_env(&env)?, run::RunArgs { tags, report_dir, keep, confirm, allow_skipped, seed, paths }).await
+        }
         Command::Env { action } => match action {
             EnvAction::Up { env, dry_run } => env::up(&load_env(&env)?, dry_run).await,
             EnvAction::Down { env } => env::down(&load_env(&env)?).await,
@@ -173,4 +182,3 @@ mod bundled_tests {
         }
     }
 }
-

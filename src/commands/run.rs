@@ -1,6 +1,6 @@
 //! `dr-drill run`: the drills.
 
-use super::{default_features, DEFAULT_TAGS};
+use super::{default_features, Exit, DEFAULT_TAGS};
 use crate::config::EnvConfig;
 use crate::runner::{self, RunOptions};
 use std::path::PathBuf;
@@ -12,11 +12,20 @@ pub struct RunArgs {
     pub keep: bool,
     pub confirm: Option<String>,
     pub allow_skipped: bool,
+    pub seed: Option<u64>,
     pub paths: Vec<PathBuf>,
 }
 
-pub async fn run(cfg: &EnvConfig, args: RunArgs) -> anyhow::Result<i32> {
-    let RunArgs { tags, report_dir, keep, confirm, allow_skipped, paths } = args;
+pub async fn run(cfg: &EnvConfig, args: RunArgs) -> anyhow::Result<Exit> {
+    let RunArgs { tags, report_dir, keep, confirm, allow_skipped, seed, paths } = args;
+    let mut cfg = cfg.clone();
+    if let Some(seed) = seed {
+        match &mut cfg.spec.backend {
+            crate::config::Backend::Sim(s) => s.seed = seed,
+            _ => anyhow::bail!("--seed is for simulated environments (backend: sim); {} is {}", cfg.path.display(), cfg.spec.backend_name()),
+        }
+    }
+    let cfg = &cfg;
     if let Some(c) = &confirm {
         if *c != cfg.spec.name {
             anyhow::bail!("--confirm {c} does not name this environment ({}, {}): destructive steps stay refused", cfg.spec.name, cfg.path.display());
@@ -28,7 +37,7 @@ pub async fn run(cfg: &EnvConfig, args: RunArgs) -> anyhow::Result<i32> {
     let report_dir = report_dir.unwrap_or_else(|| PathBuf::from("reports").join(super::run_id()));
     println!("dr-drill: environment {} ({}), {}", cfg.spec.name, cfg.path.display(), cfg.replication_summary());
     println!("dr-drill: reports in {}", report_dir.display());
-    let res = runner::run(RunOptions { cfg: cfg.clone(), paths, tags, report_dir, keep, confirmed: confirm.is_some(), allow_skipped }).await?;
+    let res = runner::run(RunOptions { cfg: cfg.clone(), paths, tags, report_dir, keep, confirmed: confirm.is_some(), allow_skipped, quiet: false }).await?;
     print!("{}", crate::report::figures(&res.scenarios));
     for e in &res.harness_errors {
         eprintln!("harness error: {e}");
@@ -43,5 +52,8 @@ pub async fn run(cfg: &EnvConfig, args: RunArgs) -> anyhow::Result<i32> {
         eprintln!("no scenario ran: all {} selected were skipped, {verdict}; why: {}", res.skipped, reasons.join("; "));
     }
     println!("scenarios: {} passed, {} failed, {} skipped", res.passed, res.failed, res.skipped);
-    Ok(res.exit_code())
+    if let (crate::config::Backend::Sim(s), true) = (&cfg.spec.backend, res.exit() != Exit::Passed) {
+        println!("simulated run, seed {}: replay it with `dr-drill run --env {} --seed {}` and the same features", s.seed, cfg.path.display(), s.seed);
+    }
+    Ok(res.exit())
 }

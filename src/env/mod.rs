@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod lab;
 pub mod probe;
+pub mod sim;
 
 use crate::config::{Backend, EnvConfig};
 use crate::error::EnvError;
@@ -40,6 +41,10 @@ impl Environment {
                 let p = cluster::up_existing(cfg, spec, bus.clone()).await?;
                 (p.workload, p.faults, p.driver)
             }
+            Backend::Sim(spec) => {
+                let p = sim::up(cfg, spec, &topology, bus.clone())?;
+                (Box::new(p.workload), Box::new(p.sites), Box::new(p.driver))
+            }
         };
         Ok(Environment { cfg: cfg.clone(), topology, bus, workload, faults, driver, vms: 0 })
     }
@@ -49,6 +54,14 @@ impl Environment {
         self.workload.shutdown().await;
         self.driver.shutdown().await;
         self.faults.down().await;
+    }
+
+    /// End of a run with `--keep`: the VMs and the schedulers stop, the sites stay as they are and are no
+    /// longer this process's to remove (said where by the caller).
+    pub async fn keep(&mut self) {
+        self.workload.shutdown().await;
+        self.driver.shutdown().await;
+        crate::procs::forget_all();
     }
 
     /// A new VM writing `rate` records per second on `site`, its disk protected as the environment says;
@@ -62,7 +75,6 @@ impl Environment {
         self.driver.serving(&vm).await?;
         Ok(vm)
     }
-
 }
 
 /// Checks that this machine has what the environment needs, before anything is started.
@@ -71,54 +83,7 @@ pub fn preflight(cfg: &EnvConfig) -> Result<(), EnvError> {
         Backend::Lab(_) => lab::Assets::locate().map(|_| ()),
         Backend::Kind(spec) => cluster::kind_up::preflight(cfg, spec),
         Backend::Existing(spec) => cluster::existing::preflight(cfg, spec),
-    }
-}
-
-/// Why this environment cannot run a step, if it cannot (its scenario is then skipped with the reason,
-/// never passed): clusters offer fewer faults than the lab. Pure.
-pub fn step_unsupported(cfg: &EnvConfig, step: &str) -> Option<String> {
-    let netem = [("apart", "inter-site latency"), ("are lost", "packet loss"), ("Mbit/s", "rate limits")];
-    let lab_only = [
-        ("replication to site", "stopping or pausing replication"),
-        ("are partitioned", "partitions"),
-        ("partition between", "partitions"),
-        ("round-trip time", "measuring the inter-site round trip"),
-        ("without waiting for the sync barrier", "a relocate without the sync barrier"),
-        ("without fencing", "a failover without fencing"),
-        ("without the storage fence", "a failover without the storage fence"),
-        ("with the storage fence alone", "a failover with the storage fence alone"),
-        ("arbiter", "an arbiter"),
-
-    ];
-    let name = cfg.spec.backend_name();
-    match &cfg.spec.backend {
-        Backend::Lab(_) => None,
-        Backend::Kind(_) | Backend::Existing(_) => {
-            if let Some((_, what)) = lab_only.iter().find(|(p, _)| step.contains(p)) {
-                return Some(format!("{what} is a lab-only fault; environment {} is {name}", cfg.spec.name));
-            }
-            // kind shapes links with tc netem in its node containers; existing clusters cannot be shaped
-            if let (Backend::Existing(_), Some((_, what))) = (&cfg.spec.backend, netem.iter().find(|(p, _)| step.contains(p))) {
-                return Some(format!("{what} cannot be caused on existing clusters; environment {} is {name}", cfg.spec.name));
-            }
-            if let Backend::Existing(x) = &cfg.spec.backend {
-                for (p, key) in [("loses power", "powerLoss"), ("is cut off", "isolate")] {
-                    if step.contains(p) && !x.commands.contains_key(key) {
-                        return Some(format!("environment {} names no `commands.{key}` for \"{p}\"", cfg.spec.name));
-                    }
-                }
-                if step.contains("is failed over") && !step.contains("without fencing") && !x.commands.contains_key("isolate") {
-                    return Some(format!("a failover fences the lost site first: environment {} names no `commands.isolate`", cfg.spec.name));
-                }
-                if x.hub.is_some() && step.contains("comes back without") {
-                    return Some(format!("Ramen always resyncs a returned cluster: \"{step}\" is a lab-only negative control; environment {} protects through a hub", cfg.spec.name));
-                }
-                if step.contains("freezes") || step.contains("thaws") {
-                    return Some(format!("freezing a site is not possible on existing clusters; environment {} is {name}", cfg.spec.name));
-                }
-            }
-            None
-        }
+        Backend::Sim(_) => Ok(()),
     }
 }
 
@@ -134,6 +99,7 @@ pub fn plan(cfg: &EnvConfig) -> Result<String, EnvError> {
             cfg.replication_summary()
         )),
         Backend::Existing(_) => Err(EnvError::Usage(format!("{}: existing clusters are not brought up by dr-drill (nothing to plan); `dr-drill env status` checks them", cfg.path.display()))),
+        Backend::Sim(_) => Ok(format!("# env up --dry-run: {} (sim); nothing was touched\n  1. [memory] simulated sites {}, storage ({}), a probe guest per VM, on a simulated clock\n", cfg.spec.name, cfg.site_names().join(", "), cfg.replication_summary())),
     }
 }
 
@@ -141,7 +107,7 @@ pub fn plan(cfg: &EnvConfig) -> Result<String, EnvError> {
 pub fn reap_stale(cfg: &EnvConfig) -> Vec<String> {
     match &cfg.spec.backend {
         Backend::Lab(_) => lab::reap_stale(),
-        Backend::Kind(_) | Backend::Existing(_) => vec![],
+        Backend::Kind(_) | Backend::Existing(_) | Backend::Sim(_) => vec![],
     }
 }
 
@@ -151,7 +117,15 @@ pub async fn up_detached(cfg: &EnvConfig) -> Result<Vec<String>, EnvError> {
         Backend::Lab(spec) => lab::state::up(cfg, spec).await,
         Backend::Kind(spec) => cluster::kind_up::up(cfg, spec).await,
         Backend::Existing(_) => Err(EnvError::Usage(format!("{}: existing clusters are not brought up or torn down by dr-drill", cfg.path.display()))),
+        Backend::Sim(_) => Err(sim_lives_in_a_run(cfg)),
     }
+}
+
+fn sim_lives_in_a_run(cfg: &EnvConfig) -> EnvError {
+    EnvError::Usage(format!(
+        "{}: a simulated environment lives in the memory of one `dr-drill run`: there is nothing to bring up, tear down or ask",
+        cfg.path.display()
+    ))
 }
 
 /// `dr-drill env down`: removes what `env up` made; says what.
@@ -160,6 +134,7 @@ pub async fn down_detached(cfg: &EnvConfig) -> Result<Vec<String>, EnvError> {
         Backend::Lab(_) => lab::state::down(cfg).await,
         Backend::Kind(spec) => cluster::kind_up::down(cfg, spec).await,
         Backend::Existing(_) => Err(EnvError::Usage(format!("{}: existing clusters are not brought up or torn down by dr-drill", cfg.path.display()))),
+        Backend::Sim(_) => Err(sim_lives_in_a_run(cfg)),
     }
 }
 
@@ -169,5 +144,6 @@ pub async fn status(cfg: &EnvConfig) -> Result<Vec<String>, EnvError> {
         Backend::Lab(_) => lab::state::status(cfg).await,
         Backend::Kind(spec) => cluster::kind_up::status(cfg, spec).await,
         Backend::Existing(spec) => cluster::existing::status(cfg, spec).await,
+        Backend::Sim(_) => Err(sim_lives_in_a_run(cfg)),
     }
 }

@@ -272,7 +272,9 @@ impl Boot {
         let tail = || self.machine.console_tail(3);
         res.map_err(|e| match e {
             wait::WaitError::Timeout { .. } => self.err(Cause::System, format!("{what} did not happen within {deadline:?} (console: {})", tail())),
-            wait::WaitError::Failed(EnvError::Vm { vm, site, detail, cause }) if detail.starts_with("the guest went away") => EnvError::Vm { vm, site, detail: format!("{detail} (console: {})", tail()), cause },
+            wait::WaitError::Failed(EnvError::Vm { vm, site, detail, cause }) if detail.starts_with("the guest went away") => {
+                EnvError::Vm { vm, site, detail: format!("{detail} (console: {})", tail()), cause }
+            }
             wait::WaitError::Failed(e) => e,
         })
     }
@@ -323,7 +325,9 @@ impl Boot {
     pub async fn drain(&mut self, deadline: Duration) -> Result<(), EnvError> {
         let log = self.log.clone();
         let check = || std::future::ready(Ok::<_, EnvError>(log.lock().unwrap().eof.map(|_| ())));
-        wait::until("the end of the probe's stream after the guest stopped", deadline, check, self.next_line()).await.map_err(|e| from_wait(&self.site, Cause::Harness, e))
+        wait::until("the end of the probe's stream after the guest stopped", deadline, check, self.next_line())
+            .await
+            .map_err(|e| from_wait(&self.site, Cause::Harness, e))
     }
 
     /// Waits until the witness has read what the guest sent before it was frozen: no new line for `quiet`
@@ -446,7 +450,13 @@ impl ProbeWorkload {
 
     /// How far a scan reads: past the newest acknowledged record, with margin, within the disk.
     fn scan_limit(&self, vm: &str) -> u64 {
-        let max = self.vms.get(vm).into_iter().flat_map(|v| v.boots.iter().flat_map(|b| b.acks.iter().map(|a| a.0)).chain(v.abandoned.iter().filter_map(|p| p.max_acked()))).max().unwrap_or(0);
+        let max = self
+            .vms
+            .get(vm)
+            .into_iter()
+            .flat_map(|v| v.boots.iter().flat_map(|b| b.acks.iter().map(|a| a.0)).chain(v.abandoned.iter().filter_map(|p| p.max_acked())))
+            .max()
+            .unwrap_or(0);
         (max + 1 + 2048).min(self.launcher.disk_records() + 1)
     }
 

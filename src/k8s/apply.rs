@@ -54,22 +54,26 @@ pub fn short(v: &Value) -> String {
 /// An API for the object's kind, resolved through discovery; kinds not served yet (a CRD just created) are
 /// looked up again until `settle` has passed.
 async fn api_for(client: &Client, o: &Obj, settle: Duration) -> Result<Api<DynamicObject>, K8sError> {
-    let t0 = std::time::Instant::now();
-    loop {
+    let last = std::sync::Mutex::new(String::new());
+    let check = || async {
         match discovery::pinned_kind(client, &o.gvk()).await {
-            Ok((ar, caps)) => {
-                return Ok(match (caps.scope, &o.namespace) {
-                    (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
-                    (Scope::Namespaced, None) => return Err(K8sError::Usage(format!("{} {} is namespaced but the manifest names no namespace", o.kind, o.name))),
-                    (Scope::Cluster, _) => Api::all_with(client.clone(), &ar),
-                })
+            Ok((ar, caps)) => Ok(Some(match (caps.scope, &o.namespace) {
+                (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
+                (Scope::Namespaced, None) => return Err(K8sError::Usage(format!("{} {} is namespaced but the manifest names no namespace", o.kind, o.name))),
+                (Scope::Cluster, _) => Api::all_with(client.clone(), &ar),
+            })),
+            Err(e) => {
+                *last.lock().unwrap() = e.to_string();
+                Ok(None)
             }
-            Err(e) if t0.elapsed() >= settle => {
-                return Err(K8sError::Usage(format!("failed to find kind {} ({}) on the API server: {e}", o.kind, o.api_version)));
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
-    }
+    };
+    crate::wait::until(format!("kind {} to be served", o.kind), settle, check, crate::wait::every(Duration::from_millis(500))).await.map_err(|e| match e {
+        crate::wait::WaitError::Timeout { .. } => {
+            K8sError::Usage(format!("failed to find kind {} ({}) on the API server: {}", o.kind, o.api_version, last.lock().unwrap()))
+        }
+        crate::wait::WaitError::Failed(e) => e,
+    })
 }
 
 /// Applies every object in order (server-side apply, forced, field manager `dr-drill`); with `dry_run`
@@ -92,14 +96,26 @@ async fn apply_one(client: &Client, manager: &str, v: &Value, dry_run: bool, set
     let api = api_for(client, &o, settle).await?;
     let mut pp = PatchParams::apply(manager).force();
     pp.dry_run = dry_run;
-    api.patch(&o.name, &pp, &Patch::Apply(v)).await.map_err(|source| K8sError::Api { what: "apply".into(), kind: o.kind.clone(), namespace: o.namespace.clone().unwrap_or_default(), name: o.name.clone(), source })?;
+    api.patch(&o.name, &pp, &Patch::Apply(v)).await.map_err(|source| K8sError::Api {
+        what: "apply".into(),
+        kind: o.kind.clone(),
+        namespace: o.namespace.clone().unwrap_or_default(),
+        name: o.name.clone(),
+        source,
+    })?;
     Ok(format!("{} {} applied{}", o.kind, o.key(), if dry_run { " (server dry run)" } else { "" }))
 }
 
 /// The object as the API server has it (None: not there).
 pub async fn get(client: &Client, o: &Obj) -> Result<Option<Value>, K8sError> {
     let api = api_for(client, o, Duration::ZERO).await?;
-    let got = api.get_opt(&o.name).await.map_err(|source| K8sError::Api { what: "read".into(), kind: o.kind.clone(), namespace: o.namespace.clone().unwrap_or_default(), name: o.name.clone(), source })?;
+    let got = api.get_opt(&o.name).await.map_err(|source| K8sError::Api {
+        what: "read".into(),
+        kind: o.kind.clone(),
+        namespace: o.namespace.clone().unwrap_or_default(),
+        name: o.name.clone(),
+        source,
+    })?;
     Ok(got.map(|d| serde_json::to_value(d).unwrap_or(Value::Null)))
 }
 
@@ -109,33 +125,54 @@ pub async fn delete(client: &Client, o: &Obj) -> Result<(), K8sError> {
     match api.delete(&o.name, &Default::default()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(source) => Err(K8sError::Api { what: "delete".into(), kind: o.kind.clone(), namespace: o.namespace.clone().unwrap_or_default(), name: o.name.clone(), source }),
+        Err(source) => {
+            Err(K8sError::Api { what: "delete".into(), kind: o.kind.clone(), namespace: o.namespace.clone().unwrap_or_default(), name: o.name.clone(), source })
+        }
     }
 }
 
 /// Polls `o` until `ready` holds, for at most `deadline`; the timeout names the object and what it showed.
 pub async fn wait_ready(client: &Client, o: &Obj, what: &str, deadline: Duration, ready: impl Fn(Option<&Value>) -> bool) -> Result<Value, K8sError> {
-    let t0 = std::time::Instant::now();
-    let mut last = None;
+    let last = std::sync::Mutex::new(None::<Value>);
     // resolved once the kind is served (a kind not served yet reads as "not there")
-    let mut api = None;
-    loop {
-        if api.is_none() {
-            api = api_for(client, o, Duration::ZERO).await.ok();
+    let api = tokio::sync::Mutex::new(None::<Api<DynamicObject>>);
+    let check = || async {
+        let mut a = api.lock().await;
+        if a.is_none() {
+            *a = api_for(client, o, Duration::ZERO).await.ok();
         }
-        if let Some(a) = &api {
-            let got = a.get_opt(&o.name).await.map_err(|source| K8sError::Api { what: "read".into(), kind: o.kind.clone(), namespace: o.namespace.clone().unwrap_or_default(), name: o.name.clone(), source })?;
-            last = got.map(|d| serde_json::to_value(d).unwrap_or(Value::Null));
+        if let Some(a) = a.as_ref() {
+            let got = a.get_opt(&o.name).await.map_err(|source| K8sError::Api {
+                what: "read".into(),
+                kind: o.kind.clone(),
+                namespace: o.namespace.clone().unwrap_or_default(),
+                name: o.name.clone(),
+                source,
+            })?;
+            *last.lock().unwrap() = got.map(|d| serde_json::to_value(d).unwrap_or(Value::Null));
         }
-        if ready(last.as_ref()) {
-            return Ok(last.unwrap_or(Value::Null));
+        let seen = last.lock().unwrap().clone();
+        Ok::<_, K8sError>(ready(seen.as_ref()).then(|| seen.unwrap_or(Value::Null)))
+    };
+    crate::wait::until(what, deadline, check, crate::wait::every(Duration::from_millis(500))).await.map_err(|e| match e {
+        crate::wait::WaitError::Timeout { .. } => {
+            let seen = last
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(|v| v.get("status").map(|s| s.to_string()).unwrap_or_else(|| "no status".into()))
+                .unwrap_or_else(|| "not found".into());
+            K8sError::Timeout {
+                kind: o.kind.clone(),
+                namespace: o.namespace.clone().unwrap_or_default(),
+                name: o.name.clone(),
+                what: what.into(),
+                after: deadline,
+                last: seen.chars().take(300).collect(),
+            }
         }
-        if t0.elapsed() >= deadline {
-            let seen = last.as_ref().map(|v| v.get("status").map(|s| s.to_string()).unwrap_or_else(|| "no status".into())).unwrap_or_else(|| "not found".into());
-            return Err(K8sError::Timeout { kind: o.kind.clone(), namespace: o.namespace.clone().unwrap_or_default(), name: o.name.clone(), what: what.into(), after: deadline, last: seen.chars().take(300).collect() });
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        crate::wait::WaitError::Failed(e) => e,
+    })
 }
 
 /// Multi-document YAML (an upstream manifest) as JSON objects; empty documents and `List` wrappers are

@@ -15,7 +15,10 @@ pub const PROTOCOL: &str = "plain.kubevirt.io";
 
 /// Opens the console at `path` (e.g. `/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachineinstances/vm0/console`).
 /// Returns (what the guest writes, what to send it). The stream ends when the socket closes.
-pub async fn connect(client: &kube::Client, path: &str) -> Result<(impl AsyncRead + Send + Unpin + 'static, impl AsyncWrite + Send + Unpin + 'static), K8sError> {
+pub async fn connect(
+    client: &kube::Client,
+    path: &str,
+) -> Result<(impl AsyncRead + Send + Unpin + 'static, impl AsyncWrite + Send + Unpin + 'static), K8sError> {
     let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
     let req = http::Request::get(path)
         .header(http::header::CONNECTION, "Upgrade")

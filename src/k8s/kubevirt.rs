@@ -193,7 +193,8 @@ mod tests {
         let yaml: String = vm().resources().iter().map(|r| format!("---\n{}", serde_saphyr::to_string(r).unwrap())).collect();
         let objs = crate::lint::parse_stream("vm.yaml", &yaml).unwrap();
         assert_eq!(objs.len(), 3);
-        let findings = crate::lint::rules::check(&objs, false, &crate::lint::rules::Options { mode: crate::lint::rules::AppMode::Discovered, ..Default::default() });
+        let findings =
+            crate::lint::rules::check(&objs, false, &crate::lint::rules::Options { mode: crate::lint::rules::AppMode::Discovered, ..Default::default() });
         assert!(findings.is_empty(), "{findings:?}");
     }
 

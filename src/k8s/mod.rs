@@ -60,7 +60,15 @@ impl From<K8sError> for crate::error::EnvError {
 /// Waits until `cond` holds on object `name` (watching it through kube-runtime's `await_condition`), for at
 /// most `deadline`. The timeout names the object, what was awaited and, through `describe`, what it last
 /// showed; a vanished object or a broken watch is an error of its own.
-pub async fn wait_for<K>(api: &kube::Api<K>, ns: &str, name: &str, what: &str, deadline: Duration, cond: impl Fn(Option<&K>) -> bool + Send + 'static, describe: fn(Option<&K>) -> String) -> Result<K, K8sError>
+pub async fn wait_for<K>(
+    api: &kube::Api<K>,
+    ns: &str,
+    name: &str,
+    what: &str,
+    deadline: Duration,
+    cond: impl Fn(Option<&K>) -> bool + Send + 'static,
+    describe: fn(Option<&K>) -> String,
+) -> Result<K, K8sError>
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
@@ -72,7 +80,14 @@ where
         Ok(Err(e)) => Err(K8sError::Usage(format!("failed to watch {kind} {ns}/{name}: {e}"))),
         Err(_) => {
             let last = api.get_opt(name).await.ok().flatten();
-            Err(K8sError::Timeout { kind: kind.to_string(), namespace: ns.into(), name: name.into(), what: what.into(), after: deadline, last: describe(last.as_ref()) })
+            Err(K8sError::Timeout {
+                kind: kind.to_string(),
+                namespace: ns.into(),
+                name: name.into(),
+                what: what.into(),
+                after: deadline,
+                last: describe(last.as_ref()),
+            })
         }
     }
 }
@@ -101,6 +116,4 @@ pub fn condition_true(conditions: &[Condition], type_: &str, generation: Option<
 }
 
 /// A DNS-1123 label (namespaces, most object names). Pure.
-pub fn dns_label(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 63 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') && !s.starts_with('-') && !s.ends_with('-')
-}
+pub use crate::text::dns_label;

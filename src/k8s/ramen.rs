@@ -26,7 +26,15 @@ pub struct ObjectRef {
 }
 
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[kube(group = "ramendr.openshift.io", version = "v1alpha1", kind = "DRPlacementControl", namespaced, status = "DrpcStatus", schema = "disabled", shortname = "drpc")]
+#[kube(
+    group = "ramendr.openshift.io",
+    version = "v1alpha1",
+    kind = "DRPlacementControl",
+    namespaced,
+    status = "DrpcStatus",
+    schema = "disabled",
+    shortname = "drpc"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct DrpcSpec {
     pub placement_ref: ObjectRef,
@@ -121,9 +129,13 @@ fn describe_cluster(c: Option<&DRCluster>) -> String {
 
 /// Asks Ramen to fence (`Fenced`) or unfence (`Unfenced`) managed cluster `name` and waits for it.
 pub async fn fence(api: &Api<DRCluster>, name: &str, state: &'static str, deadline: Duration) -> Result<DRCluster, K8sError> {
-    api.patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"clusterFence": state}})))
-        .await
-        .map_err(|source| K8sError::Api { what: format!("set clusterFence {state} on"), kind: "DRCluster".into(), namespace: String::new(), name: name.into(), source })?;
+    api.patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"clusterFence": state}}))).await.map_err(|source| K8sError::Api {
+        what: format!("set clusterFence {state} on"),
+        kind: "DRCluster".into(),
+        namespace: String::new(),
+        name: name.into(),
+        source,
+    })?;
     super::wait_for(api, "", name, &format!("be {state}"), deadline, fence_state(state), describe_cluster).await
 }
 
@@ -132,7 +144,8 @@ pub async fn fence(api: &Api<DRCluster>, name: &str, state: &'static str, deadli
 pub fn vrg_in(state: &'static str) -> impl Fn(Option<&serde_json::Value>) -> bool + Send + 'static {
     move |v| {
         let Some(v) = v else { return false };
-        v.pointer("/spec/replicationState").and_then(|s| s.as_str()).is_some_and(|s| s.eq_ignore_ascii_case(state)) && v.pointer("/status/state").and_then(|s| s.as_str()) == Some(state)
+        v.pointer("/spec/replicationState").and_then(|s| s.as_str()).is_some_and(|s| s.eq_ignore_ascii_case(state))
+            && v.pointer("/status/state").and_then(|s| s.as_str()) == Some(state)
     }
 }
 
@@ -232,12 +245,23 @@ fn api_err(what: String, ns: &str, name: &str) -> impl FnOnce(kube::Error) -> K8
 
 /// Requests `action` towards `cluster` on DRPC `name` (a merge patch of its spec).
 pub async fn request(api: &Api<DRPlacementControl>, ns: &str, name: &str, action: Action, cluster: &str) -> Result<DRPlacementControl, K8sError> {
-    api.patch(name, &PatchParams::default(), &Patch::Merge(action.patch(cluster))).await.map_err(api_err(format!("request {} to {cluster} on", action.as_str()), ns, name))
+    api.patch(name, &PatchParams::default(), &Patch::Merge(action.patch(cluster))).await.map_err(api_err(
+        format!("request {} to {cluster} on", action.as_str()),
+        ns,
+        name,
+    ))
 }
 
 /// Waits until `cond` holds on DRPC `name`, watching it, for at most `deadline`; the timeout names the
 /// DRPC, what was awaited and what it last showed.
-pub async fn wait_for(api: &Api<DRPlacementControl>, ns: &str, name: &str, what: &str, deadline: Duration, cond: impl Fn(Option<&DRPlacementControl>) -> bool + Send + 'static) -> Result<DRPlacementControl, K8sError> {
+pub async fn wait_for(
+    api: &Api<DRPlacementControl>,
+    ns: &str,
+    name: &str,
+    what: &str,
+    deadline: Duration,
+    cond: impl Fn(Option<&DRPlacementControl>) -> bool + Send + 'static,
+) -> Result<DRPlacementControl, K8sError> {
     super::wait_for(api, ns, name, what, deadline, cond, describe).await
 }
 
@@ -308,7 +332,10 @@ status:
         let s = vrg_sync(&primary).unwrap();
         assert_eq!((s.name.as_str(), s.sync_ms), ("lastGroupSyncTime 2026-11-29T05:00:00Z", Some(2000.0)));
         assert!(vrg_sync(&y("status: {state: Secondary}")).is_none());
-        let c: DRCluster = serde_saphyr::from_str("apiVersion: ramendr.openshift.io/v1alpha1\nkind: DRCluster\nmetadata: {name: east}\nspec: {clusterFence: Fenced}\nstatus: {phase: Fencing}").unwrap();
+        let c: DRCluster = serde_saphyr::from_str(
+            "apiVersion: ramendr.openshift.io/v1alpha1\nkind: DRCluster\nmetadata: {name: east}\nspec: {clusterFence: Fenced}\nstatus: {phase: Fencing}",
+        )
+        .unwrap();
         assert!(!fence_state("Fenced")(Some(&c)), "asked, still fencing");
         let mut done = c.clone();
         done.status.as_mut().unwrap().phase = Some("Fenced".into());

@@ -21,7 +21,15 @@ pub struct LocalRef {
 }
 
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[kube(group = "replication.storage.openshift.io", version = "v1alpha1", kind = "VolumeReplication", namespaced, status = "VrStatus", schema = "disabled", shortname = "vr")]
+#[kube(
+    group = "replication.storage.openshift.io",
+    version = "v1alpha1",
+    kind = "VolumeReplication",
+    namespaced,
+    status = "VrStatus",
+    schema = "disabled",
+    shortname = "vr"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct VrSpec {
     pub volume_replication_class: String,
@@ -88,7 +96,10 @@ pub fn in_role(role: Role) -> impl Fn(Option<&VolumeReplication>) -> bool + Send
         let Some(v) = v else { return false };
         let Some(s) = v.status.as_ref() else { return false };
         let generation = v.metadata.generation.unwrap_or(0);
-        v.spec.replication_state == role.spec() && s.state.as_deref() == Some(role.state()) && s.observed_generation >= generation && condition_true(&s.conditions, "Completed", Some(generation))
+        v.spec.replication_state == role.spec()
+            && s.state.as_deref() == Some(role.state())
+            && s.observed_generation >= generation
+            && condition_true(&s.conditions, "Completed", Some(generation))
     }
 }
 
@@ -102,7 +113,14 @@ fn describe(v: Option<&VolumeReplication>) -> String {
     let Some(v) = v else { return "not found".into() };
     let s = v.status.clone().unwrap_or_default();
     let conds: Vec<String> = s.conditions.iter().map(|c| format!("{}={} ({})", c.type_, c.status, c.reason)).collect();
-    format!("asked {}, state {}, observed generation {} of {}, conditions [{}]", v.spec.replication_state, s.state.as_deref().unwrap_or("-"), s.observed_generation, v.metadata.generation.unwrap_or(0), conds.join(", "))
+    format!(
+        "asked {}, state {}, observed generation {} of {}, conditions [{}]",
+        v.spec.replication_state,
+        s.state.as_deref().unwrap_or("-"),
+        s.observed_generation,
+        v.metadata.generation.unwrap_or(0),
+        conds.join(", ")
+    )
 }
 
 /// Asks VolumeReplication `name` for `role` and waits (watching, at most `deadline`) until it is in it.
@@ -111,14 +129,25 @@ pub async fn flip(api: &Api<VolumeReplication>, ns: &str, name: &str, role: Role
 }
 
 /// [`flip`], also setting `spec.autoResync` (a demoted copy that diverged is resynced from the primary).
-pub async fn flip_with(api: &Api<VolumeReplication>, ns: &str, name: &str, role: Role, auto_resync: Option<bool>, deadline: Duration) -> Result<VolumeReplication, K8sError> {
+pub async fn flip_with(
+    api: &Api<VolumeReplication>,
+    ns: &str,
+    name: &str,
+    role: Role,
+    auto_resync: Option<bool>,
+    deadline: Duration,
+) -> Result<VolumeReplication, K8sError> {
     let mut patch = serde_json::json!({"spec": {"replicationState": role.spec()}});
     if let Some(r) = auto_resync {
         patch["spec"]["autoResync"] = serde_json::json!(r);
     }
-    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
-        .await
-        .map_err(|source| K8sError::Api { what: format!("set replicationState {} on", role.spec()), kind: "VolumeReplication".into(), namespace: ns.into(), name: name.into(), source })?;
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await.map_err(|source| K8sError::Api {
+        what: format!("set replicationState {} on", role.spec()),
+        kind: "VolumeReplication".into(),
+        namespace: ns.into(),
+        name: name.into(),
+        source,
+    })?;
     super::wait_for(api, ns, name, &format!("become {}", role.spec()), deadline, in_role(role), describe).await
 }
 

@@ -91,7 +91,10 @@ mod tests {
             for (group, version, kind, namespaced) in KINDS {
                 let (req, send) = handle.next_request().await.expect("a request per kind");
                 let k = kind.to_lowercase();
-                let plural = match k.strip_suffix('y') { Some(stem) => format!("{stem}ies"), None => format!("{k}s") };
+                let plural = match k.strip_suffix('y') {
+                    Some(stem) => format!("{stem}ies"),
+                    None => format!("{k}s"),
+                };
                 let base = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
                 let path = if *namespaced { format!("{base}/namespaces/shop/{plural}") } else { format!("{base}/{plural}") };
                 assert_eq!(req.method(), http::Method::GET);

@@ -125,7 +125,7 @@ pub fn parse_stream(file: &str, text: &str) -> Result<Vec<Object>, LintError> {
             continue;
         }
         let value: Value = serde_saphyr::from_str(&doc).map_err(|e| {
-            let (line, msg) = crate::config::yaml_error(&e);
+            let (line, msg) = crate::text::yaml_error(&e);
             LintError::Parse { path: file.into(), line: first + line as usize - 1, msg }
         })?;
         let src = Source { file: file.to_string(), line: first + skip };

@@ -84,7 +84,10 @@ pub fn looks_managed(objects: &[Object], has_kustomization: bool) -> bool {
         || objects.iter().any(|o| {
             matches!(o.kind.as_str(), "Application" | "ApplicationSet" | "Subscription" | "Kustomization")
                 || o.annotations().any(|(k, _)| k.starts_with("argocd.argoproj.io/") || k.starts_with("apps.open-cluster-management.io/"))
-                || o.value.pointer("/metadata/labels").and_then(Value::as_object).is_some_and(|l| l.keys().any(|k| k.starts_with("app.kubernetes.io/instance") || k.starts_with("argocd.argoproj.io/")))
+                || o.value
+                    .pointer("/metadata/labels")
+                    .and_then(Value::as_object)
+                    .is_some_and(|l| l.keys().any(|k| k.starts_with("app.kubernetes.io/instance") || k.starts_with("argocd.argoproj.io/")))
         })
 }
 
@@ -103,7 +106,9 @@ fn vm_members(vm: &Object, objects: &[Object]) -> Vec<(String, String)> {
         if let Some(n) = str_at(vol, "/configMap/name") {
             m.push(("ConfigMap".into(), n.into()));
         }
-        for p in ["/secret/secretName", "/cloudInitNoCloud/secretRef/name", "/cloudInitNoCloud/networkDataSecretRef/name", "/cloudInitConfigDrive/secretRef/name"] {
+        for p in
+            ["/secret/secretName", "/cloudInitNoCloud/secretRef/name", "/cloudInitNoCloud/networkDataSecretRef/name", "/cloudInitConfigDrive/secretRef/name"]
+        {
             if let Some(n) = str_at(vol, p) {
                 m.push(("Secret".into(), n.into()));
             }
@@ -135,9 +140,20 @@ fn vm_members(vm: &Object, objects: &[Object]) -> Vec<(String, String)> {
 
 /// Label keys that say something other than which application a resource belongs to.
 fn is_system_label(key: &str) -> bool {
-    ["kubevirt.io/", "vm.kubevirt.io/", "instancetype.kubevirt.io/", "cdi.kubevirt.io/", "argocd.argoproj.io/", "apps.open-cluster-management.io/", "app.kubernetes.io/managed-by", "app.kubernetes.io/version", "app.kubernetes.io/component", "pod-template-hash"]
-        .iter()
-        .any(|p| key.starts_with(p))
+    [
+        "kubevirt.io/",
+        "vm.kubevirt.io/",
+        "instancetype.kubevirt.io/",
+        "cdi.kubevirt.io/",
+        "argocd.argoproj.io/",
+        "apps.open-cluster-management.io/",
+        "app.kubernetes.io/managed-by",
+        "app.kubernetes.io/version",
+        "app.kubernetes.io/component",
+        "pod-template-hash",
+    ]
+    .iter()
+    .any(|p| key.starts_with(p))
 }
 
 /// Keys users label applications with, most common first: the tie-breaker between equally shared labels.
@@ -152,14 +168,10 @@ pub fn app_label_of(vm: &Object, members: &[&Object], explicit: Option<&str>) ->
     }
     let labels = vm.value.pointer("/metadata/labels").and_then(Value::as_object)?;
     let rank = |k: &str| USUAL_KEYS.iter().position(|u| *u == k).unwrap_or(USUAL_KEYS.len());
-    labels
-        .iter()
-        .filter(|(k, _)| !is_system_label(k))
-        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-        .max_by(|(ka, va), (kb, vb)| {
-            let share = |k: &str, v: &str| members.iter().filter(|m| m.label(k) == Some(v)).count();
-            share(ka, va).cmp(&share(kb, vb)).then(rank(kb).cmp(&rank(ka))).then(kb.cmp(ka))
-        })
+    labels.iter().filter(|(k, _)| !is_system_label(k)).filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).max_by(|(ka, va), (kb, vb)| {
+        let share = |k: &str, v: &str| members.iter().filter(|m| m.label(k) == Some(v)).count();
+        share(ka, va).cmp(&share(kb, vb)).then(rank(kb).cmp(&rank(ka))).then(kb.cmp(ka))
+    })
 }
 
 /// A VirtualMachine, its application label (if it has one) and its resources.
@@ -187,7 +199,9 @@ fn discovered_labels(objects: &[Object], o: &Options, out: &mut Vec<Finding>) {
                 vm,
                 vm.line_of("metadata"),
                 format!("VirtualMachine {} has no `{key}` label: a discovered application is selected by a common label on all its resources", vm.name),
-                &format!("add metadata.labels.{key}: <application> to the VirtualMachine and to its DataVolumes, PVCs, Services, Routes, Secrets and ConfigMaps"),
+                &format!(
+                    "add metadata.labels.{key}: <application> to the VirtualMachine and to its DataVolumes, PVCs, Services, Routes, Secrets and ConfigMaps"
+                ),
             ));
             continue;
         };
@@ -319,7 +333,13 @@ fn cloned_pvcs(objects: &[Object], out: &mut Vec<Finding>) {
         }
         if str_at(spec, "/sourceRef/kind") == Some("DataSource") {
             let n = str_at(spec, "/sourceRef/name").unwrap_or("?");
-            out.push(finding("DR020", x, x.line_of("sourceRef"), format!("{what} clones from DataSource {n} (a golden PVC or snapshot): Regional-DR cannot protect cloned PVCs"), fix));
+            out.push(finding(
+                "DR020",
+                x,
+                x.line_of("sourceRef"),
+                format!("{what} clones from DataSource {n} (a golden PVC or snapshot): Regional-DR cannot protect cloned PVCs"),
+                fix,
+            ));
         }
     }
 }
@@ -351,7 +371,13 @@ fn images(objects: &[Object], out: &mut Vec<Finding>) {
             }
             if let Some(url) = str_at(reg, "/url") {
                 if floating(url) {
-                    out.push(finding("DR031", x, x.line_of("url"), format!("{what} imports {url}, a floating tag"), "pin a version tag or a digest (@sha256:...)"));
+                    out.push(finding(
+                        "DR031",
+                        x,
+                        x.line_of("url"),
+                        format!("{what} imports {url}, a floating tag"),
+                        "pin a version tag or a digest (@sha256:...)",
+                    ));
                 }
             }
         }
@@ -360,7 +386,13 @@ fn images(objects: &[Object], out: &mut Vec<Finding>) {
         for vol in arr(&vm.value, "/spec/template/spec/volumes") {
             if let Some(img) = str_at(vol, "/containerDisk/image") {
                 if floating(img) {
-                    out.push(finding("DR031", vm, vm.line_of("image"), format!("VirtualMachine {} boots containerDisk {img}, a floating tag", vm.name), "pin a version tag or a digest (@sha256:...)"));
+                    out.push(finding(
+                        "DR031",
+                        vm,
+                        vm.line_of("image"),
+                        format!("VirtualMachine {} boots containerDisk {img}, a floating tag", vm.name),
+                        "pin a version tag or a digest (@sha256:...)",
+                    ));
                 }
             }
         }
@@ -378,7 +410,12 @@ fn multi_disk(objects: &[Object], out: &mut Vec<Finding>) {
                 "DR040",
                 vm,
                 vm.line_of("volumes"),
-                format!("VirtualMachine {} has {} persistent disks ({}): Regional-DR replicates each at a slightly different point in time", vm.name, disks.len(), disks.join(", ")),
+                format!(
+                    "VirtualMachine {} has {} persistent disks ({}): Regional-DR replicates each at a slightly different point in time",
+                    vm.name,
+                    disks.len(),
+                    disks.join(", ")
+                ),
                 "make the application tolerate disks from different points in time, use one disk, or use Metro-DR",
             ));
         }
@@ -390,13 +427,15 @@ pub fn parse_interval(s: &str) -> Option<Duration> {
     let s = s.trim();
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
     let n: u64 = n.parse().ok()?;
-    Some(Duration::from_secs(n * match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return None,
-    }))
+    Some(Duration::from_secs(
+        n * match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86400,
+            _ => return None,
+        },
+    ))
 }
 
 fn drpolicies(objects: &[Object], o: &Options, out: &mut Vec<Finding>) {
@@ -421,7 +460,11 @@ fn drpolicies(objects: &[Object], o: &Options, out: &mut Vec<Finding>) {
                         "DR060",
                         p,
                         p.line_of("spec"),
-                        format!("DRPolicy {} is Metro-DR (synchronous) but the measured inter-site round trip is {:.1} ms (10 ms at most)", p.name, rtt.as_secs_f64() * 1e3),
+                        format!(
+                            "DRPolicy {} is Metro-DR (synchronous) but the measured inter-site round trip is {:.1} ms (10 ms at most)",
+                            p.name,
+                            rtt.as_secs_f64() * 1e3
+                        ),
                         "use Regional-DR between these sites, or sites at most 10 ms apart",
                     ));
                 }

@@ -80,7 +80,8 @@ impl ApiServer {
         std::fs::write(d.join("tokens.csv"), format!("{token},admin,1,system:masters\n")).unwrap();
         let certs = d.join("certs");
         std::fs::create_dir_all(&certs).unwrap();
-        let mut api = ApiServer { children, dir, kubeconfig: PathBuf::new(), context: "test".into(), port, ca: certs.join("apiserver.crt"), token: token.into() };
+        let mut api =
+            ApiServer { children, dir, kubeconfig: PathBuf::new(), context: "test".into(), port, ca: certs.join("apiserver.crt"), token: token.into() };
         let d = api.dir.path().to_path_buf();
         api.children.push(spawn(
             Command::new(&bin).args([
@@ -103,7 +104,9 @@ impl ApiServer {
             &d.join("apiserver.log"),
         ));
         let crt = certs.join("apiserver.crt");
-        wait_until("kube-apiserver to write its certificate", Duration::from_secs(60), || crt.exists() && std::fs::metadata(&crt).map(|m| m.len() > 0).unwrap_or(false));
+        wait_until("kube-apiserver to write its certificate", Duration::from_secs(60), || {
+            crt.exists() && std::fs::metadata(&crt).map(|m| m.len() > 0).unwrap_or(false)
+        });
         let kubeconfig = d.join("kubeconfig");
         let mut f = std::fs::File::create(&kubeconfig).unwrap();
         write!(
@@ -115,14 +118,20 @@ impl ApiServer {
         api.kubeconfig = kubeconfig;
         let healthz = format!("https://127.0.0.1:{port}/healthz");
         wait_until("kube-apiserver /healthz", Duration::from_secs(90), || {
-            Command::new("curl").args(["-sfk", "-H", &format!("Authorization: Bearer {token}"), &healthz]).output().map(|o| o.status.success() && o.stdout == b"ok").unwrap_or(false)
+            Command::new("curl")
+                .args(["-sfk", "-H", &format!("Authorization: Bearer {token}"), &healthz])
+                .output()
+                .map(|o| o.status.success() && o.stdout == b"ok")
+                .unwrap_or(false)
         });
         api
     }
 
     pub async fn client(&self) -> kube::Client {
         let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions { context: Some(self.context.clone()), ..Default::default() }).await.unwrap();
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions { context: Some(self.context.clone()), ..Default::default() })
+            .await
+            .unwrap();
         kube::Client::try_from(cfg).unwrap()
     }
 
@@ -137,7 +146,10 @@ impl ApiServer {
         for crd in crds.list(&Default::default()).await.unwrap() {
             let name = crd.metadata.name.clone().unwrap();
             let cond = kube::runtime::conditions::is_crd_established();
-            tokio::time::timeout(Duration::from_secs(20), kube::runtime::wait::await_condition(crds.clone(), &name, cond)).await.expect("CRD established").unwrap();
+            tokio::time::timeout(Duration::from_secs(20), kube::runtime::wait::await_condition(crds.clone(), &name, cond))
+                .await
+                .expect("CRD established")
+                .unwrap();
         }
     }
 }

@@ -39,17 +39,24 @@ fn cond(t: &str, g: i64) -> Value {
 async fn vr(c: &kube::Client, name: &str) -> Option<(String, String, bool)> {
     let v = api(c, "replication.storage.openshift.io", "v1alpha1", "VolumeReplication", Some(NS)).get_opt(name).await.ok()??;
     let g = v.metadata.generation.unwrap_or(0);
-    Some((v.data["spec"]["replicationState"].as_str().unwrap_or("").into(), v.data["status"]["state"].as_str().unwrap_or("").into(), v.data["status"]["observedGeneration"].as_i64() == Some(g)))
+    Some((
+        v.data["spec"]["replicationState"].as_str().unwrap_or("").into(),
+        v.data["status"]["state"].as_str().unwrap_or("").into(),
+        v.data["status"]["observedGeneration"].as_i64() == Some(g),
+    ))
 }
 
 async fn ask(c: &kube::Client, name: &str, role: Role) {
-    let _ = api(c, "replication.storage.openshift.io", "v1alpha1", "VolumeReplication", Some(NS)).patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicationState": role.spec()}}))).await;
+    let _ = api(c, "replication.storage.openshift.io", "v1alpha1", "VolumeReplication", Some(NS))
+        .patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicationState": role.spec()}})))
+        .await;
 }
 
 /// Demotes a diverged copy, asking the storage to resync it from the primary.
 async fn demote_resync(c: &kube::Client, name: &str) {
     let spec = json!({"spec": {"replicationState": Role::Secondary.spec(), "autoResync": true}});
-    let _ = api(c, "replication.storage.openshift.io", "v1alpha1", "VolumeReplication", Some(NS)).patch(name, &PatchParams::default(), &Patch::Merge(spec)).await;
+    let _ =
+        api(c, "replication.storage.openshift.io", "v1alpha1", "VolumeReplication", Some(NS)).patch(name, &PatchParams::default(), &Patch::Merge(spec)).await;
 }
 
 /// Runs the double: `hub` holds the DRPCs in `drpc_ns`; `clusters` maps managed cluster names to clients.
@@ -96,7 +103,8 @@ async fn step(drpcs: &Api<DynamicObject>, d: &DynamicObject, clusters: &BTreeMap
                 let _ = vrs(pc).create(&PostParams::default(), &serde_json::from_value(replication(NS, &pvc, "vrc", Role::Secondary, label)).unwrap()).await;
                 return;
             }
-            let ready = matches!(vr(c, &pvc).await, Some((_, s, true)) if s == "Primary") && matches!(vr(&clusters[&peer], &pvc).await, Some((_, s, true)) if s == "Secondary");
+            let ready = matches!(vr(c, &pvc).await, Some((_, s, true)) if s == "Primary")
+                && matches!(vr(&clusters[&peer], &pvc).await, Some((_, s, true)) if s == "Secondary");
             if ready {
                 patch["status"] = json!({"phase": "Deployed", "preferredDecision": {"clusterName": current, "clusterNamespace": current}, "conditions": [cond("Available", g), cond("PeerReady", g)]});
             }
@@ -104,7 +112,11 @@ async fn step(drpcs: &Api<DynamicObject>, d: &DynamicObject, clusters: &BTreeMap
         Some(action) => {
             let target = if action == "Failover" { spec["failoverCluster"].as_str() } else { spec["preferredCluster"].as_str() }.unwrap_or("").to_string();
             let done = if action == "Failover" { "FailedOver" } else { "Relocated" };
-            let seen = status["conditions"].as_array().and_then(|cs| cs.iter().find(|c| c["type"] == "Available")).and_then(|c| c["observedGeneration"].as_i64()).unwrap_or(0);
+            let seen = status["conditions"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "Available"))
+                .and_then(|c| c["observedGeneration"].as_i64())
+                .unwrap_or(0);
             if status["phase"] == done && current == target && seen >= g {
                 // done: keep reporting the primary's replication rounds; after a failover, the old primary's
                 // cluster, back and still primary, is made secondary with a resync
@@ -169,8 +181,11 @@ async fn own_view(c: &kube::Client, name: &str, pvc: &str, spec: &Value) {
     let Ok(Some(v)) = api(c, "replication.storage.openshift.io", "v1alpha1", "VolumeReplication", Some(NS)).get_opt(pvc).await else { return };
     let want = v.data["spec"]["replicationState"].as_str().unwrap_or("secondary").to_string();
     let vrgs = api(c, "ramendr.openshift.io", "v1alpha1", "VolumeReplicationGroup", Some(NS));
-    let vrg: DynamicObject = serde_json::from_value(json!({"apiVersion": "ramendr.openshift.io/v1alpha1", "kind": "VolumeReplicationGroup", "metadata": {"name": name, "namespace": NS},
-        "spec": {"replicationState": want, "pvcSelector": spec["pvcSelector"]}})).unwrap();
+    let vrg: DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "ramendr.openshift.io/v1alpha1", "kind": "VolumeReplicationGroup", "metadata": {"name": name, "namespace": NS},
+        "spec": {"replicationState": want, "pvcSelector": spec["pvcSelector"]}}),
+    )
+    .unwrap();
     if vrgs.create(&PostParams::default(), &vrg).await.is_err() {
         let _ = vrgs.patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicationState": want}}))).await;
     }

@@ -96,7 +96,8 @@ impl Storage {
 /// Binds pending PVCs: a new one to a new volume (its handle the PVC's name: the disk file), a staged
 /// twin to the volume it names.
 async fn binder(s: Site) {
-    let pvcs: Api<DynamicObject> = Api::namespaced_with(s.client.clone(), NS, &ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "PersistentVolumeClaim")));
+    let pvcs: Api<DynamicObject> =
+        Api::namespaced_with(s.client.clone(), NS, &ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "PersistentVolumeClaim")));
     let pvs: Api<DynamicObject> = Api::all_with(s.client.clone(), &ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "PersistentVolume")));
     loop {
         if let Ok(list) = pvcs.list(&ListParams::default()).await {

@@ -67,7 +67,24 @@ impl VirtApi {
         sh(&["ip", "-n", &netns, "link", "set", "eth0", "up"]);
         let dir = tempfile::tempdir_in("/var/tmp").unwrap();
         let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-        sh(&["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=virt-api", "-keyout", key.to_str().unwrap(), "-out", crt.to_str().unwrap(), "-addext", &format!("subjectAltName=IP:{addr}")]);
+        sh(&[
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=virt-api",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            crt.to_str().unwrap(),
+            "-addext",
+            &format!("subjectAltName=IP:{addr}"),
+        ]);
         // the listening socket is made inside the namespace: a thread joins it, binds, and leaves
         let ns_path = format!("/run/netns/{netns}");
         let bind = addr.clone();
@@ -86,7 +103,12 @@ impl VirtApi {
         let certs = vec![rustls_pki_types::CertificateDer::from_pem_file(&crt).unwrap()];
         let pkey = rustls_pki_types::PrivateKeyDer::from_pem_file(&key).unwrap();
         let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-        let tls = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions().unwrap().with_no_client_auth().with_single_cert(certs, pkey).unwrap();
+        let tls = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, pkey)
+            .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
         let disks = dir.path().join("disks");
         std::fs::create_dir_all(&disks).unwrap();
@@ -109,7 +131,8 @@ impl VirtApi {
         crate::support::apply(&client, json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "virt-api", "namespace": "default"}, "subsets": [{"addresses": [{"ip": addr}], "ports": [{"port": 8443, "protocol": "TCP"}]}]})).await;
         crate::support::apply(&client, json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "v1.subresources.kubevirt.io"},
             "spec": {"group": "subresources.kubevirt.io", "version": "v1", "groupPriorityMinimum": 1000, "versionPriority": 15, "insecureSkipTLSVerify": true, "service": {"namespace": "default", "name": "virt-api", "port": 443}}})).await;
-        let apis: Api<DynamicObject> = Api::all_with(client.clone(), &ApiResource::from_gvk(&GroupVersionKind::gvk("apiregistration.k8s.io", "v1", "APIService")));
+        let apis: Api<DynamicObject> =
+            Api::all_with(client.clone(), &ApiResource::from_gvk(&GroupVersionKind::gvk("apiregistration.k8s.io", "v1", "APIService")));
         let t0 = std::time::Instant::now();
         loop {
             let a = apis.get("v1.subresources.kubevirt.io").await.unwrap();
@@ -178,7 +201,12 @@ impl VirtApi {
 
 async fn respond(io: &mut (impl tokio::io::AsyncWrite + Unpin), code: u16, body: &str) {
     let reason = if code == 200 { "OK" } else { "Error" };
-    let _ = io.write_all(format!("HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes()).await;
+    let _ = io
+        .write_all(
+            format!("HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                .as_bytes(),
+        )
+        .await;
     let _ = io.flush().await;
 }
 
@@ -240,7 +268,8 @@ async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 
                 let vmis = vmi_api(&st.client, &ns);
                 let _ = vmis.delete(&name, &Default::default()).await;
                 let vmi: DynamicObject = serde_json::from_value(json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
-                    "metadata": {"name": name, "namespace": ns, "labels": spec["metadata"]["labels"]}, "spec": spec["spec"]})).unwrap();
+                    "metadata": {"name": name, "namespace": ns, "labels": spec["metadata"]["labels"]}, "spec": spec["spec"]}))
+                .unwrap();
                 vmis.create(&PostParams::default(), &vmi).await.unwrap();
                 vmis.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Running"}}))).await.unwrap();
                 // the VMI ends when the guest does

@@ -32,17 +32,42 @@ pub fn keys(f: &Fault) -> Option<(&'static str, &'static str, &str)> {
 }
 
 impl OperatorCommands {
-    pub fn new(env: &str, disposable: bool, commands: BTreeMap<String, String>, contexts: BTreeMap<String, String>, bus: Bus, deadline: Duration) -> OperatorCommands {
+    pub fn new(
+        env: &str,
+        disposable: bool,
+        commands: BTreeMap<String, String>,
+        contexts: BTreeMap<String, String>,
+        bus: Bus,
+        deadline: Duration,
+    ) -> OperatorCommands {
         OperatorCommands { env: env.into(), disposable, commands, contexts, bus, deadline }
     }
 
     async fn run(&self, key: &str, site: &str, fault: &Fault) -> Result<(), EnvError> {
-        let cmd = self.commands.get(key).ok_or_else(|| EnvError::Usage(format!("environment {}: no `commands.{key}` to {fault} (existing clusters: the operator's commands do what the harness cannot)", self.env)))?;
+        let cmd = self.commands.get(key).ok_or_else(|| {
+            EnvError::Usage(format!(
+                "environment {}: no `commands.{key}` to {fault} (existing clusters: the operator's commands do what the harness cannot)",
+                self.env
+            ))
+        })?;
         let mut c = tokio::process::Command::new("sh");
-        c.args(["-c", cmd]).env("DR_DRILL_SITE", site).env("DR_DRILL_CONTEXT", self.contexts.get(site).map(String::as_str).unwrap_or("")).env("DR_DRILL_FAULT", key);
-        let out = crate::procs::run(c, self.deadline, &format!("commands.{key}")).await.map_err(|e| EnvError::Site { site: site.into(), what: format!("run commands.{key}"), detail: e, cause: Cause::Harness })?;
+        c.args(["-c", cmd])
+            .env("DR_DRILL_SITE", site)
+            .env("DR_DRILL_CONTEXT", self.contexts.get(site).map(String::as_str).unwrap_or(""))
+            .env("DR_DRILL_FAULT", key);
+        let out = crate::procs::run(c, self.deadline, &format!("commands.{key}")).await.map_err(|e| EnvError::Site {
+            site: site.into(),
+            what: format!("run commands.{key}"),
+            detail: e,
+            cause: Cause::Harness,
+        })?;
         if !out.ok {
-            return Err(EnvError::Site { site: site.into(), what: format!("run commands.{key} ({cmd})"), detail: out.stderr.trim().lines().last().unwrap_or("failed").to_string(), cause: Cause::Harness });
+            return Err(EnvError::Site {
+                site: site.into(),
+                what: format!("run commands.{key} ({cmd})"),
+                detail: out.stderr.trim().lines().last().unwrap_or("failed").to_string(),
+                cause: Cause::Harness,
+            });
         }
         Ok(())
     }
@@ -54,7 +79,9 @@ impl Faults for OperatorCommands {
         if !self.disposable {
             return Err(EnvError::NotDisposable { what: fault.to_string(), env: self.env.clone() });
         }
-        let (k, _, site) = keys(&fault).ok_or_else(|| EnvError::Usage(format!("\"{fault}\" cannot be caused on existing clusters (power loss and isolation can, through the operator's commands)")))?;
+        let (k, _, site) = keys(&fault).ok_or_else(|| {
+            EnvError::Usage(format!("\"{fault}\" cannot be caused on existing clusters (power loss and isolation can, through the operator's commands)"))
+        })?;
         let site = site.to_string();
         self.run(k, &site, &fault).await?;
         // the fault counts from when the operator's command says it is done (it may take minutes)

@@ -24,7 +24,12 @@ pub fn preflight(cfg: &EnvConfig, spec: &ExistingSpec) -> Result<(), EnvError> {
     let named = spec.contexts.iter().map(|(site, c)| (format!("contexts.{site}"), c)).chain(spec.hub.iter().map(|h| ("hub.context".to_string(), &h.context)));
     for (field, ctx) in named {
         if !known.contains(&ctx.as_str()) {
-            return Err(EnvError::Usage(format!("{}: {field}: context {ctx:?} is not in kubeconfig {} (it has: {})", cfg.path.display(), kubeconfig_path(spec), known.join(", "))));
+            return Err(EnvError::Usage(format!(
+                "{}: {field}: context {ctx:?} is not in kubeconfig {} (it has: {})",
+                cfg.path.display(),
+                kubeconfig_path(spec),
+                known.join(", ")
+            )));
         }
     }
     Ok(())
@@ -33,7 +38,11 @@ pub fn preflight(cfg: &EnvConfig, spec: &ExistingSpec) -> Result<(), EnvError> {
 /// `env status`: each context answering, and whether the pieces a drill needs are installed there.
 pub async fn status(cfg: &EnvConfig, spec: &ExistingSpec) -> Result<Vec<String>, EnvError> {
     preflight(cfg, spec)?;
-    let mut out = vec![format!("environment {} (existing clusters, {})", cfg.spec.name, if cfg.spec.disposable { "disposable: destructive steps need --confirm" } else { "read-only" })];
+    let mut out = vec![format!(
+        "environment {} (existing clusters, {})",
+        cfg.spec.name,
+        if cfg.spec.disposable { "disposable: destructive steps need --confirm" } else { "read-only" }
+    )];
     let kcp = spec.kubeconfig.as_deref();
     let mut places: Vec<(String, String)> = spec.contexts.iter().map(|(s, c)| (format!("site {s}"), c.clone())).collect();
     if let Some(h) = &spec.hub {

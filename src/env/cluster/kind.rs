@@ -37,17 +37,77 @@ pub const CSI_ADDONS: &str = "v0.9.1";
 /// Every pinned version, in install order.
 pub fn pins() -> Vec<Pin> {
     vec![
-        Pin { component: "kind", version: KIND_VERSION, artifact: "kind (binary on PATH; `kind version` checked)", digest: None, source: "https://github.com/kubernetes-sigs/kind/releases/tag/v0.24.0" },
-        Pin { component: "kind node image", version: "v1.31.0", artifact: "kindest/node:v1.31.0", digest: Some("sha256:53df588e04085fd41ae12de0c3fe4c72f7013bba32a20e7325357a1ac94ba865"), source: "kind v0.24.0 release notes (images built for this release)" },
-        Pin { component: "KubeVirt operator", version: KUBEVIRT, artifact: "https://github.com/kubevirt/kubevirt/releases/download/v1.3.1/kubevirt-operator.yaml", digest: None, source: "https://github.com/kubevirt/kubevirt/releases/tag/v1.3.1" },
-        Pin { component: "CDI operator", version: CDI, artifact: "https://github.com/kubevirt/containerized-data-importer/releases/download/v1.60.3/cdi-operator.yaml", digest: None, source: "https://github.com/kubevirt/containerized-data-importer/releases/tag/v1.60.3" },
-        Pin { component: "Rook CRDs", version: ROOK, artifact: "https://raw.githubusercontent.com/rook/rook/v1.15.5/deploy/examples/crds.yaml", digest: None, source: "https://github.com/rook/rook/tree/v1.15.5/deploy/examples" },
-        Pin { component: "Rook common", version: ROOK, artifact: "https://raw.githubusercontent.com/rook/rook/v1.15.5/deploy/examples/common.yaml", digest: None, source: "https://github.com/rook/rook/tree/v1.15.5/deploy/examples" },
-        Pin { component: "Rook operator", version: ROOK, artifact: "https://raw.githubusercontent.com/rook/rook/v1.15.5/deploy/examples/operator.yaml", digest: None, source: "https://github.com/rook/rook/tree/v1.15.5/deploy/examples" },
+        Pin {
+            component: "kind",
+            version: KIND_VERSION,
+            artifact: "kind (binary on PATH; `kind version` checked)",
+            digest: None,
+            source: "https://github.com/kubernetes-sigs/kind/releases/tag/v0.24.0",
+        },
+        Pin {
+            component: "kind node image",
+            version: "v1.31.0",
+            artifact: "kindest/node:v1.31.0",
+            digest: Some("sha256:53df588e04085fd41ae12de0c3fe4c72f7013bba32a20e7325357a1ac94ba865"),
+            source: "kind v0.24.0 release notes (images built for this release)",
+        },
+        Pin {
+            component: "KubeVirt operator",
+            version: KUBEVIRT,
+            artifact: "https://github.com/kubevirt/kubevirt/releases/download/v1.3.1/kubevirt-operator.yaml",
+            digest: None,
+            source: "https://github.com/kubevirt/kubevirt/releases/tag/v1.3.1",
+        },
+        Pin {
+            component: "CDI operator",
+            version: CDI,
+            artifact: "https://github.com/kubevirt/containerized-data-importer/releases/download/v1.60.3/cdi-operator.yaml",
+            digest: None,
+            source: "https://github.com/kubevirt/containerized-data-importer/releases/tag/v1.60.3",
+        },
+        Pin {
+            component: "Rook CRDs",
+            version: ROOK,
+            artifact: "https://raw.githubusercontent.com/rook/rook/v1.15.5/deploy/examples/crds.yaml",
+            digest: None,
+            source: "https://github.com/rook/rook/tree/v1.15.5/deploy/examples",
+        },
+        Pin {
+            component: "Rook common",
+            version: ROOK,
+            artifact: "https://raw.githubusercontent.com/rook/rook/v1.15.5/deploy/examples/common.yaml",
+            digest: None,
+            source: "https://github.com/rook/rook/tree/v1.15.5/deploy/examples",
+        },
+        Pin {
+            component: "Rook operator",
+            version: ROOK,
+            artifact: "https://raw.githubusercontent.com/rook/rook/v1.15.5/deploy/examples/operator.yaml",
+            digest: None,
+            source: "https://github.com/rook/rook/tree/v1.15.5/deploy/examples",
+        },
         Pin { component: "Ceph", version: "v18.2.4", artifact: CEPH_IMAGE, digest: None, source: "Rook v1.15 supported Ceph releases (Reef 18.2)" },
-        Pin { component: "csi-addons CRDs", version: CSI_ADDONS, artifact: "https://github.com/csi-addons/kubernetes-csi-addons/releases/download/v0.9.1/crds.yaml", digest: None, source: "https://github.com/csi-addons/kubernetes-csi-addons/releases/tag/v0.9.1" },
-        Pin { component: "csi-addons RBAC", version: CSI_ADDONS, artifact: "https://github.com/csi-addons/kubernetes-csi-addons/releases/download/v0.9.1/rbac.yaml", digest: None, source: "https://github.com/csi-addons/kubernetes-csi-addons/releases/tag/v0.9.1" },
-        Pin { component: "csi-addons controller", version: CSI_ADDONS, artifact: "https://github.com/csi-addons/kubernetes-csi-addons/releases/download/v0.9.1/setup-controller.yaml", digest: None, source: "https://github.com/csi-addons/kubernetes-csi-addons/releases/tag/v0.9.1" },
+        Pin {
+            component: "csi-addons CRDs",
+            version: CSI_ADDONS,
+            artifact: "https://github.com/csi-addons/kubernetes-csi-addons/releases/download/v0.9.1/crds.yaml",
+            digest: None,
+            source: "https://github.com/csi-addons/kubernetes-csi-addons/releases/tag/v0.9.1",
+        },
+        Pin {
+            component: "csi-addons RBAC",
+            version: CSI_ADDONS,
+            artifact: "https://github.com/csi-addons/kubernetes-csi-addons/releases/download/v0.9.1/rbac.yaml",
+            digest: None,
+            source: "https://github.com/csi-addons/kubernetes-csi-addons/releases/tag/v0.9.1",
+        },
+        Pin {
+            component: "csi-addons controller",
+            version: CSI_ADDONS,
+            artifact: "https://github.com/csi-addons/kubernetes-csi-addons/releases/download/v0.9.1/setup-controller.yaml",
+            digest: None,
+            source: "https://github.com/csi-addons/kubernetes-csi-addons/releases/tag/v0.9.1",
+        },
     ]
 }
 
@@ -88,7 +148,9 @@ impl Ready {
         let Some(o) = obj else { return false };
         match self {
             Ready::Phase(p) => o.pointer("/status/phase").and_then(Value::as_str) == Some(p),
-            Ready::Condition(t) => o.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|cs| cs.iter().any(|c| c["type"] == *t && c["status"] == "True")),
+            Ready::Condition(t) => {
+                o.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|cs| cs.iter().any(|c| c["type"] == *t && c["status"] == "True"))
+            }
             Ready::Replicas => o.pointer("/status/readyReplicas").and_then(Value::as_i64).unwrap_or(0) >= 1,
             Ready::Set(ptr) => o.pointer(ptr).is_some_and(|v| !(v.is_null() || v.as_str() == Some("") || v.as_array().is_some_and(|a| a.is_empty()))),
         }
@@ -174,7 +236,9 @@ pub fn kind_config(cluster: &str, node_image: &str, device: &std::path::Path, fa
     if facts.kvm {
         mounts.push_str("  - hostPath: /dev/kvm\n    containerPath: /dev/kvm\n");
     }
-    format!("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: {cluster}\nnodes:\n- role: control-plane\n  image: {node_image}\n  extraMounts:\n{mounts}")
+    format!(
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: {cluster}\nnodes:\n- role: control-plane\n  image: {node_image}\n  extraMounts:\n{mounts}"
+    )
 }
 
 /// The manifests the harness generates for one cluster, in order. Pure.
@@ -185,96 +249,117 @@ pub fn cluster_manifests(cluster: &str, device: &std::path::Path, r: &Regional, 
         kv_cfg["developerConfiguration"]["useEmulation"] = json!(true);
     }
     vec![
-        ("KubeVirt (software emulation when there is no /dev/kvm)".into(), vec![json!({
-            "apiVersion": "kubevirt.io/v1", "kind": "KubeVirt",
-            "metadata": { "name": "kubevirt", "namespace": "kubevirt" },
-            "spec": { "configuration": kv_cfg, "imagePullPolicy": "IfNotPresent" }
-        })]),
-        ("CDI".into(), vec![json!({
-            "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "CDI",
-            "metadata": { "name": "cdi" },
-            "spec": { "imagePullPolicy": "IfNotPresent", "config": { "featureGates": ["HonorWaitForFirstConsumer"] } }
-        })]),
-        ("Rook operator settings: csi-addons sidecar, OMAP generator (mirroring), loop devices allowed".into(), vec![json!({
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": { "name": "rook-ceph-operator-config", "namespace": ROOK_NS },
-            "data": {
-                "CSI_ENABLE_CSIADDONS": "true",
-                "CSI_ENABLE_OMAP_GENERATOR": "true",
-                "ROOK_CEPH_ALLOW_LOOP_DEVICES": "true",
-                "ROOK_CSI_ENABLE_CEPHFS": "false",
-                "CSI_ENABLE_HOST_NETWORK": "true"
-            }
-        })]),
-        (format!("Ceph cluster: 1 mon, 1 mgr, one OSD on {} only (useAllDevices: false), host network so the other cluster's rbd-mirror reaches it", device.display()), vec![json!({
-            "apiVersion": "ceph.rook.io/v1", "kind": "CephCluster",
-            "metadata": { "name": ROOK_NS, "namespace": ROOK_NS },
-            "spec": {
-                "cephVersion": { "image": CEPH_IMAGE, "allowUnsupported": false },
-                "dataDirHostPath": "/var/lib/rook",
-                "mon": { "count": 1, "allowMultiplePerNode": true },
-                "mgr": { "count": 1, "allowMultiplePerNode": true, "modules": [{ "name": "rbd_support", "enabled": true }] },
-                "dashboard": { "enabled": false },
-                "network": { "provider": "host" },
-                "crashCollector": { "disable": true },
-                "storage": {
-                    "useAllNodes": false,
-                    "useAllDevices": false,
-                    "nodes": [{ "name": node, "devices": [{ "name": device.display().to_string() }] }]
-                },
-                "healthCheck": { "daemonHealth": { "mon": { "interval": "45s" } } }
-            }
-        })]),
-        (format!("mirrored pool (image mode, snapshot schedule every {}) and the rbd-mirror daemon", schedule(r)), vec![
-            json!({
-                "apiVersion": "ceph.rook.io/v1", "kind": "CephBlockPool",
-                "metadata": { "name": POOL, "namespace": ROOK_NS },
-                "spec": {
-                    "failureDomain": "osd",
-                    "replicated": { "size": 1, "requireSafeReplicaSize": false },
-                    "mirroring": { "enabled": true, "mode": "image", "snapshotSchedules": [{ "interval": schedule(r) }] },
-                    "statusCheck": { "mirror": { "disabled": false, "interval": "30s" } }
+        (
+            "KubeVirt (software emulation when there is no /dev/kvm)".into(),
+            vec![json!({
+                "apiVersion": "kubevirt.io/v1", "kind": "KubeVirt",
+                "metadata": { "name": "kubevirt", "namespace": "kubevirt" },
+                "spec": { "configuration": kv_cfg, "imagePullPolicy": "IfNotPresent" }
+            })],
+        ),
+        (
+            "CDI".into(),
+            vec![json!({
+                "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "CDI",
+                "metadata": { "name": "cdi" },
+                "spec": { "imagePullPolicy": "IfNotPresent", "config": { "featureGates": ["HonorWaitForFirstConsumer"] } }
+            })],
+        ),
+        (
+            "Rook operator settings: csi-addons sidecar, OMAP generator (mirroring), loop devices allowed".into(),
+            vec![json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": { "name": "rook-ceph-operator-config", "namespace": ROOK_NS },
+                "data": {
+                    "CSI_ENABLE_CSIADDONS": "true",
+                    "CSI_ENABLE_OMAP_GENERATOR": "true",
+                    "ROOK_CEPH_ALLOW_LOOP_DEVICES": "true",
+                    "ROOK_CSI_ENABLE_CEPHFS": "false",
+                    "CSI_ENABLE_HOST_NETWORK": "true"
                 }
-            }),
-            json!({
-                "apiVersion": "ceph.rook.io/v1", "kind": "CephRBDMirror",
-                "metadata": { "name": "rbd-mirror", "namespace": ROOK_NS },
-                "spec": { "count": 1 }
-            }),
-        ]),
-        ("storage class of the VM disks (block, exclusive-lock for mirroring) and the VolumeReplicationClass carrying the interval".into(), vec![
-            json!({
-                "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-                "metadata": { "name": STORAGE_CLASS },
-                "provisioner": "rook-ceph.rbd.csi.ceph.com",
-                "parameters": {
-                    "clusterID": ROOK_NS, "pool": POOL, "imageFormat": "2",
-                    "imageFeatures": "layering,exclusive-lock,object-map,fast-diff",
-                    "csi.storage.k8s.io/provisioner-secret-name": "rook-csi-rbd-provisioner",
-                    "csi.storage.k8s.io/provisioner-secret-namespace": ROOK_NS,
-                    "csi.storage.k8s.io/controller-expand-secret-name": "rook-csi-rbd-provisioner",
-                    "csi.storage.k8s.io/controller-expand-secret-namespace": ROOK_NS,
-                    "csi.storage.k8s.io/node-stage-secret-name": "rook-csi-rbd-node",
-                    "csi.storage.k8s.io/node-stage-secret-namespace": ROOK_NS
-                },
-                "reclaimPolicy": "Delete",
-                "allowVolumeExpansion": true,
-                "volumeBindingMode": "Immediate"
-            }),
-            json!({
-                "apiVersion": "replication.storage.openshift.io/v1alpha1", "kind": "VolumeReplicationClass",
-                "metadata": { "name": VRC },
+            })],
+        ),
+        (
+            format!(
+                "Ceph cluster: 1 mon, 1 mgr, one OSD on {} only (useAllDevices: false), host network so the other cluster's rbd-mirror reaches it",
+                device.display()
+            ),
+            vec![json!({
+                "apiVersion": "ceph.rook.io/v1", "kind": "CephCluster",
+                "metadata": { "name": ROOK_NS, "namespace": ROOK_NS },
                 "spec": {
+                    "cephVersion": { "image": CEPH_IMAGE, "allowUnsupported": false },
+                    "dataDirHostPath": "/var/lib/rook",
+                    "mon": { "count": 1, "allowMultiplePerNode": true },
+                    "mgr": { "count": 1, "allowMultiplePerNode": true, "modules": [{ "name": "rbd_support", "enabled": true }] },
+                    "dashboard": { "enabled": false },
+                    "network": { "provider": "host" },
+                    "crashCollector": { "disable": true },
+                    "storage": {
+                        "useAllNodes": false,
+                        "useAllDevices": false,
+                        "nodes": [{ "name": node, "devices": [{ "name": device.display().to_string() }] }]
+                    },
+                    "healthCheck": { "daemonHealth": { "mon": { "interval": "45s" } } }
+                }
+            })],
+        ),
+        (
+            format!("mirrored pool (image mode, snapshot schedule every {}) and the rbd-mirror daemon", schedule(r)),
+            vec![
+                json!({
+                    "apiVersion": "ceph.rook.io/v1", "kind": "CephBlockPool",
+                    "metadata": { "name": POOL, "namespace": ROOK_NS },
+                    "spec": {
+                        "failureDomain": "osd",
+                        "replicated": { "size": 1, "requireSafeReplicaSize": false },
+                        "mirroring": { "enabled": true, "mode": "image", "snapshotSchedules": [{ "interval": schedule(r) }] },
+                        "statusCheck": { "mirror": { "disabled": false, "interval": "30s" } }
+                    }
+                }),
+                json!({
+                    "apiVersion": "ceph.rook.io/v1", "kind": "CephRBDMirror",
+                    "metadata": { "name": "rbd-mirror", "namespace": ROOK_NS },
+                    "spec": { "count": 1 }
+                }),
+            ],
+        ),
+        (
+            "storage class of the VM disks (block, exclusive-lock for mirroring) and the VolumeReplicationClass carrying the interval".into(),
+            vec![
+                json!({
+                    "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                    "metadata": { "name": STORAGE_CLASS },
                     "provisioner": "rook-ceph.rbd.csi.ceph.com",
                     "parameters": {
-                        "mirroringMode": "snapshot",
-                        "schedulingInterval": schedule(r),
-                        "replication.storage.openshift.io/replication-secret-name": "rook-csi-rbd-provisioner",
-                        "replication.storage.openshift.io/replication-secret-namespace": ROOK_NS
+                        "clusterID": ROOK_NS, "pool": POOL, "imageFormat": "2",
+                        "imageFeatures": "layering,exclusive-lock,object-map,fast-diff",
+                        "csi.storage.k8s.io/provisioner-secret-name": "rook-csi-rbd-provisioner",
+                        "csi.storage.k8s.io/provisioner-secret-namespace": ROOK_NS,
+                        "csi.storage.k8s.io/controller-expand-secret-name": "rook-csi-rbd-provisioner",
+                        "csi.storage.k8s.io/controller-expand-secret-namespace": ROOK_NS,
+                        "csi.storage.k8s.io/node-stage-secret-name": "rook-csi-rbd-node",
+                        "csi.storage.k8s.io/node-stage-secret-namespace": ROOK_NS
+                    },
+                    "reclaimPolicy": "Delete",
+                    "allowVolumeExpansion": true,
+                    "volumeBindingMode": "Immediate"
+                }),
+                json!({
+                    "apiVersion": "replication.storage.openshift.io/v1alpha1", "kind": "VolumeReplicationClass",
+                    "metadata": { "name": VRC },
+                    "spec": {
+                        "provisioner": "rook-ceph.rbd.csi.ceph.com",
+                        "parameters": {
+                            "mirroringMode": "snapshot",
+                            "schedulingInterval": schedule(r),
+                            "replication.storage.openshift.io/replication-secret-name": "rook-csi-rbd-provisioner",
+                            "replication.storage.openshift.io/replication-secret-namespace": ROOK_NS
+                        }
                     }
-                }
-            }),
-        ]),
+                }),
+            ],
+        ),
     ]
 }
 
@@ -283,17 +368,42 @@ pub fn plan(cfg: &EnvConfig, spec: &KindSpec, facts: &HostFacts) -> Plan {
     let r = cfg.spec.regional().expect("the kind environment is validated to be regional");
     let clusters = cluster_names(cfg);
     let node_image = spec.node_image.clone().unwrap_or_else(|| NODE_IMAGE.to_string());
-    let mut steps = vec![Step::Run { why: "the working directory (OSD files, kind configs, state)".into(), argv: vec!["mkdir".into(), "-p".into(), spec.work_dir.display().to_string()] }];
+    let mut steps = vec![Step::Run {
+        why: "the working directory (OSD files, kind configs, state)".into(),
+        argv: vec!["mkdir".into(), "-p".into(), spec.work_dir.display().to_string()],
+    }];
     let minutes = |m: u64| m * 60;
     for (site, cluster) in &clusters {
         let dev = &spec.osd_devices[site];
         let file = spec.work_dir.join(format!("{cluster}-osd.img"));
         let conf = spec.work_dir.join(format!("{cluster}.kind.yaml"));
-        steps.push(Step::Run { why: format!("sparse file backing site {site}'s OSD"), argv: vec!["truncate".into(), "-s".into(), spec.osd_size.0.to_string(), file.display().to_string()] });
-        steps.push(Step::Run { why: format!("site {site}'s OSD device, at exactly the name the environment file gives (refused if in use)"), argv: vec!["losetup".into(), dev.display().to_string(), file.display().to_string()] });
+        steps.push(Step::Run {
+            why: format!("sparse file backing site {site}'s OSD"),
+            argv: vec!["truncate".into(), "-s".into(), spec.osd_size.0.to_string(), file.display().to_string()],
+        });
+        steps.push(Step::Run {
+            why: format!("site {site}'s OSD device, at exactly the name the environment file gives (refused if in use)"),
+            argv: vec!["losetup".into(), dev.display().to_string(), file.display().to_string()],
+        });
         steps.push(Step::Write { why: format!("kind config of {cluster}"), path: conf.clone(), content: kind_config(cluster, &node_image, dev, facts) });
-        steps.push(Step::Run { why: format!("cluster {cluster} (site {site})"), argv: vec!["kind".into(), "create".into(), "cluster".into(), "--name".into(), cluster.clone(), "--config".into(), conf.display().to_string(), "--wait".into(), "5m".into()] });
-        steps.push(Step::Run { why: "the probe's kernel-boot image, built locally, into the cluster's node".into(), argv: vec!["kind".into(), "load".into(), "docker-image".into(), PROBE_IMAGE.into(), "--name".into(), cluster.clone()] });
+        steps.push(Step::Run {
+            why: format!("cluster {cluster} (site {site})"),
+            argv: vec![
+                "kind".into(),
+                "create".into(),
+                "cluster".into(),
+                "--name".into(),
+                cluster.clone(),
+                "--config".into(),
+                conf.display().to_string(),
+                "--wait".into(),
+                "5m".into(),
+            ],
+        });
+        steps.push(Step::Run {
+            why: "the probe's kernel-boot image, built locally, into the cluster's node".into(),
+            argv: vec!["kind".into(), "load".into(), "docker-image".into(), PROBE_IMAGE.into(), "--name".into(), cluster.clone()],
+        });
     }
     for cluster in clusters.values() {
         let ctx = cluster.clone();
@@ -305,23 +415,53 @@ pub fn plan(cfg: &EnvConfig, spec: &KindSpec, facts: &HostFacts) -> Plan {
         };
         steps.push(Step::ApplyUrl { cluster: ctx.clone(), pin: pin("kubevirt-operator.yaml") });
         apply(&mut steps);
-        steps.push(Step::Wait { cluster: ctx.clone(), obj: Obj::new("kubevirt.io/v1", "KubeVirt", Some("kubevirt"), "kubevirt"), ready: Ready::Phase("Deployed"), deadline_s: minutes(10) });
+        steps.push(Step::Wait {
+            cluster: ctx.clone(),
+            obj: Obj::new("kubevirt.io/v1", "KubeVirt", Some("kubevirt"), "kubevirt"),
+            ready: Ready::Phase("Deployed"),
+            deadline_s: minutes(10),
+        });
         steps.push(Step::ApplyUrl { cluster: ctx.clone(), pin: pin("cdi-operator.yaml") });
         apply(&mut steps);
-        steps.push(Step::Wait { cluster: ctx.clone(), obj: Obj::new("cdi.kubevirt.io/v1beta1", "CDI", None, "cdi"), ready: Ready::Phase("Deployed"), deadline_s: minutes(10) });
+        steps.push(Step::Wait {
+            cluster: ctx.clone(),
+            obj: Obj::new("cdi.kubevirt.io/v1beta1", "CDI", None, "cdi"),
+            ready: Ready::Phase("Deployed"),
+            deadline_s: minutes(10),
+        });
         steps.push(Step::ApplyUrl { cluster: ctx.clone(), pin: pin("deploy/examples/crds.yaml") });
         steps.push(Step::ApplyUrl { cluster: ctx.clone(), pin: pin("examples/common.yaml") });
         steps.push(Step::ApplyUrl { cluster: ctx.clone(), pin: pin("examples/operator.yaml") });
         apply(&mut steps);
-        steps.push(Step::Wait { cluster: ctx.clone(), obj: Obj::new("apps/v1", "Deployment", Some(ROOK_NS), "rook-ceph-operator"), ready: Ready::Replicas, deadline_s: minutes(5) });
+        steps.push(Step::Wait {
+            cluster: ctx.clone(),
+            obj: Obj::new("apps/v1", "Deployment", Some(ROOK_NS), "rook-ceph-operator"),
+            ready: Ready::Replicas,
+            deadline_s: minutes(5),
+        });
         steps.push(Step::ApplyUrl { cluster: ctx.clone(), pin: pin("v0.9.1/crds.yaml") });
         steps.push(Step::ApplyUrl { cluster: ctx.clone(), pin: pin("rbac.yaml") });
         steps.push(Step::ApplyUrl { cluster: ctx.clone(), pin: pin("setup-controller.yaml") });
-        steps.push(Step::Wait { cluster: ctx.clone(), obj: Obj::new("apps/v1", "Deployment", Some("csi-addons-system"), "csi-addons-controller-manager"), ready: Ready::Replicas, deadline_s: minutes(5) });
+        steps.push(Step::Wait {
+            cluster: ctx.clone(),
+            obj: Obj::new("apps/v1", "Deployment", Some("csi-addons-system"), "csi-addons-controller-manager"),
+            ready: Ready::Replicas,
+            deadline_s: minutes(5),
+        });
         apply(&mut steps);
-        steps.push(Step::Wait { cluster: ctx.clone(), obj: Obj::new("ceph.rook.io/v1", "CephCluster", Some(ROOK_NS), ROOK_NS), ready: Ready::Phase("Ready"), deadline_s: minutes(15) });
+        steps.push(Step::Wait {
+            cluster: ctx.clone(),
+            obj: Obj::new("ceph.rook.io/v1", "CephCluster", Some(ROOK_NS), ROOK_NS),
+            ready: Ready::Phase("Ready"),
+            deadline_s: minutes(15),
+        });
         apply(&mut steps);
-        steps.push(Step::Wait { cluster: ctx.clone(), obj: Obj::new("ceph.rook.io/v1", "CephBlockPool", Some(ROOK_NS), POOL), ready: Ready::Set("/status/info/rbdMirrorBootstrapPeerSecretName"), deadline_s: minutes(5) });
+        steps.push(Step::Wait {
+            cluster: ctx.clone(),
+            obj: Obj::new("ceph.rook.io/v1", "CephBlockPool", Some(ROOK_NS), POOL),
+            ready: Ready::Set("/status/info/rbdMirrorBootstrapPeerSecretName"),
+            deadline_s: minutes(5),
+        });
         apply(&mut steps);
     }
     let names: Vec<&String> = clusters.values().collect();
@@ -329,7 +469,12 @@ pub fn plan(cfg: &EnvConfig, spec: &KindSpec, facts: &HostFacts) -> Plan {
         steps.push(Step::ExchangePeer { from: from.clone(), to: to.clone(), pool: POOL.into() });
     }
     for c in clusters.values() {
-        steps.push(Step::Wait { cluster: c.clone(), obj: Obj::new("ceph.rook.io/v1", "CephBlockPool", Some(ROOK_NS), POOL), ready: Ready::Set("/status/mirroringInfo/peers"), deadline_s: minutes(5) });
+        steps.push(Step::Wait {
+            cluster: c.clone(),
+            obj: Obj::new("ceph.rook.io/v1", "CephBlockPool", Some(ROOK_NS), POOL),
+            ready: Ready::Set("/status/mirroringInfo/peers"),
+            deadline_s: minutes(5),
+        });
     }
     Plan { env: cfg.spec.name.clone(), clusters, pins: pins(), steps }
 }
@@ -337,7 +482,12 @@ pub fn plan(cfg: &EnvConfig, spec: &KindSpec, facts: &HostFacts) -> Plan {
 /// The plan as `env up --dry-run` prints it: the pins, then each step numbered with where it acts, the
 /// command or the manifests (as YAML) in full.
 pub fn render(plan: &Plan) -> String {
-    let mut s = format!("# env up --dry-run: {} (kind, {} clusters: {}); nothing was touched\n# pinned versions\n", plan.env, plan.clusters.len(), plan.clusters.iter().map(|(s, c)| format!("site {s} = {c} (context {})", context_of(c))).collect::<Vec<_>>().join(", "));
+    let mut s = format!(
+        "# env up --dry-run: {} (kind, {} clusters: {}); nothing was touched\n# pinned versions\n",
+        plan.env,
+        plan.clusters.len(),
+        plan.clusters.iter().map(|(s, c)| format!("site {s} = {c} (context {})", context_of(c))).collect::<Vec<_>>().join(", ")
+    );
     for p in &plan.pins {
         let digest = match p.digest {
             Some(d) => d,
@@ -357,7 +507,13 @@ pub fn render(plan: &Plan) -> String {
                     s.push_str(&format!("       | {l}\n"));
                 }
             }
-            Step::ApplyUrl { cluster, pin } => s.push_str(&format!("{n:>3}. [{cluster}] apply --server-side {}    # {} {}, digest {}\n", pin.artifact, pin.component, pin.version, pin.digest.unwrap_or("recorded at first fetch"))),
+            Step::ApplyUrl { cluster, pin } => s.push_str(&format!(
+                "{n:>3}. [{cluster}] apply --server-side {}    # {} {}, digest {}\n",
+                pin.artifact,
+                pin.component,
+                pin.version,
+                pin.digest.unwrap_or("recorded at first fetch")
+            )),
             Step::Apply { cluster, why, objects } => {
                 s.push_str(&format!("{n:>3}. [{cluster}] apply --server-side    # {why}\n"));
                 for o in objects {
@@ -368,8 +524,12 @@ pub fn render(plan: &Plan) -> String {
                     }
                 }
             }
-            Step::Wait { cluster, obj, ready, deadline_s } => s.push_str(&format!("{n:>3}. [{cluster}] wait for {} {} ({}), at most {}s\n", obj.kind, obj.key(), ready.describe(), deadline_s)),
-            Step::ExchangePeer { from, to, pool } => s.push_str(&format!("{n:>3}. [{to}] import {from}'s RBD mirror bootstrap peer token as secret rbd-peer-{from} and add it to pool {pool}'s peers\n")),
+            Step::Wait { cluster, obj, ready, deadline_s } => {
+                s.push_str(&format!("{n:>3}. [{cluster}] wait for {} {} ({}), at most {}s\n", obj.kind, obj.key(), ready.describe(), deadline_s))
+            }
+            Step::ExchangePeer { from, to, pool } => s.push_str(&format!(
+                "{n:>3}. [{to}] import {from}'s RBD mirror bootstrap peer token as secret rbd-peer-{from} and add it to pool {pool}'s peers\n"
+            )),
         }
     }
     s
@@ -422,7 +582,8 @@ mod tests {
             assert!(devs.len() == 1 && devs[0].starts_with("/dev/loop"), "{devs:?}");
             assert!(!st.to_string().contains("deviceFilter"), "{st}");
         }
-        let losetup: Vec<&Vec<String>> = p.steps.iter().filter_map(|s| if let Step::Run { argv, .. } = s { (argv[0] == "losetup").then_some(argv) } else { None }).collect();
+        let losetup: Vec<&Vec<String>> =
+            p.steps.iter().filter_map(|s| if let Step::Run { argv, .. } = s { (argv[0] == "losetup").then_some(argv) } else { None }).collect();
         assert_eq!(losetup.iter().map(|a| a[1].as_str()).collect::<Vec<_>>(), ["/dev/loop20", "/dev/loop21"]);
     }
 

@@ -46,7 +46,8 @@ fn load_state(spec: &KindSpec, env: &str) -> State {
 fn save_state(spec: &KindSpec, env: &str, st: &State) -> Result<(), EnvError> {
     std::fs::create_dir_all(&spec.work_dir).map_err(|source| EnvError::Io { what: format!("create {}", spec.work_dir.display()), source })?;
     let p = state_path(spec, env);
-    std::fs::write(&p, serde_json::to_string_pretty(st).expect("state serializes")).map_err(|source| EnvError::Io { what: format!("write {}", p.display()), source })
+    std::fs::write(&p, serde_json::to_string_pretty(st).expect("state serializes"))
+        .map_err(|source| EnvError::Io { what: format!("write {}", p.display()), source })
 }
 
 /// Has `env up` made this environment (and not `env down` removed it)?
@@ -77,12 +78,19 @@ pub fn preflight(cfg: &EnvConfig, spec: &KindSpec) -> Result<(), EnvError> {
     }
     let v = std::process::Command::new("kind").arg("version").output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
     if !v.split_whitespace().any(|w| w == kind::KIND_VERSION) {
-        return Err(EnvError::MissingTool { tool: format!("kind {}", kind::KIND_VERSION), hint: format!("found `{}`; the pinned node image is built for kind {}", v.trim(), kind::KIND_VERSION) });
+        return Err(EnvError::MissingTool {
+            tool: format!("kind {}", kind::KIND_VERSION),
+            hint: format!("found `{}`; the pinned node image is built for kind {}", v.trim(), kind::KIND_VERSION),
+        });
     }
     for (site, dev) in &spec.osd_devices {
         let busy = std::process::Command::new("losetup").arg(dev).output().map(|o| o.status.success()).unwrap_or(false);
         if busy {
-            return Err(EnvError::Usage(format!("{}: osdDevices.{site}: {} is already in use (losetup shows it attached); name a free loop device", cfg.path.display(), dev.display())));
+            return Err(EnvError::Usage(format!(
+                "{}: osdDevices.{site}: {} is already in use (losetup shows it attached); name a free loop device",
+                cfg.path.display(),
+                dev.display()
+            )));
         }
     }
     crate::env::lab::Assets::locate().map(|_| ())
@@ -93,11 +101,21 @@ async fn run(argv: &[String], deadline: Duration) -> Result<String, EnvError> {
     c.args(&argv[1..]).kill_on_drop(true);
     let out = tokio::time::timeout(deadline, c.output())
         .await
-        .map_err(|_| EnvError::Site { site: "host".into(), what: format!("run `{}`", argv.join(" ")), detail: format!("no answer within {deadline:?}"), cause: Cause::Harness })?
+        .map_err(|_| EnvError::Site {
+            site: "host".into(),
+            what: format!("run `{}`", argv.join(" ")),
+            detail: format!("no answer within {deadline:?}"),
+            cause: Cause::Harness,
+        })?
         .map_err(|source| EnvError::Io { what: format!("run `{}`", argv.join(" ")), source })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(EnvError::Site { site: "host".into(), what: format!("run `{}`", argv.join(" ")), detail: err.trim().lines().last().unwrap_or("failed").to_string(), cause: Cause::Harness });
+        return Err(EnvError::Site {
+            site: "host".into(),
+            what: format!("run `{}`", argv.join(" ")),
+            detail: err.trim().lines().last().unwrap_or("failed").to_string(),
+            cause: Cause::Harness,
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -123,8 +141,11 @@ pub async fn client_for(context: &str, kubeconfig: Option<&Path>) -> Result<kube
 pub async fn build_probe_image(tag: &str) -> Result<(), EnvError> {
     let a = crate::env::lab::Assets::locate()?;
     let ctx = tempfile::tempdir().map_err(|source| EnvError::Io { what: "make the probe image's build context".into(), source })?;
-    let img = crate::env::lab::initramfs::build(&a.probe, &a.modules, a.busybox.as_deref()).map_err(|source| EnvError::Io { what: "build the probe's initramfs".into(), source })?;
-    let w = |name: &str, data: &[u8]| std::fs::write(ctx.path().join(name), data).map_err(|source| EnvError::Io { what: format!("write {name} into the probe image's context"), source });
+    let img = crate::env::lab::initramfs::build(&a.probe, &a.modules, a.busybox.as_deref())
+        .map_err(|source| EnvError::Io { what: "build the probe's initramfs".into(), source })?;
+    let w = |name: &str, data: &[u8]| {
+        std::fs::write(ctx.path().join(name), data).map_err(|source| EnvError::Io { what: format!("write {name} into the probe image's context"), source })
+    };
     w("initramfs.img", &img)?;
     w("vmlinuz", &std::fs::read(&a.kernel).map_err(|source| EnvError::Io { what: format!("read {}", a.kernel.display()), source })?)?;
     w("Dockerfile", b"FROM scratch\nCOPY vmlinuz initramfs.img /boot/\n")?;
@@ -137,7 +158,12 @@ pub async fn probe_image(cfg: &EnvConfig, push: bool) -> Result<Vec<String>, Env
     let tag = match &cfg.spec.backend {
         crate::config::Backend::Kind(_) => PROBE_IMAGE.to_string(),
         crate::config::Backend::Existing(x) => x.probe_image.clone(),
-        crate::config::Backend::Lab(_) => return Err(EnvError::Usage(format!("{}: the lab boots the probe from its initramfs directly; the image is for kind and existing clusters", cfg.path.display()))),
+        crate::config::Backend::Lab(_) | crate::config::Backend::Sim(_) => {
+            return Err(EnvError::Usage(format!(
+                "{}: the lab boots the probe from its initramfs directly and the simulation runs none; the image is for kind and existing clusters",
+                cfg.path.display()
+            )))
+        }
     };
     if !on_path("docker") {
         return Err(EnvError::MissingTool { tool: "docker".into(), hint: "builds the probe's image".into() });
@@ -154,7 +180,10 @@ pub async fn probe_image(cfg: &EnvConfig, push: bool) -> Result<Vec<String>, Env
 async fn exchange_peer(from: &kube::Client, to: &kube::Client, from_name: &str, pool: &str) -> Result<String, EnvError> {
     let pool_obj = Obj::new("ceph.rook.io/v1", "CephBlockPool", Some(ROOK_NS), pool);
     let p = apply::get(from, &pool_obj).await?.ok_or_else(|| EnvError::Usage(format!("CephBlockPool {ROOK_NS}/{pool} is missing on {from_name}")))?;
-    let secret_name = p.pointer("/status/info/rbdMirrorBootstrapPeerSecretName").and_then(|v| v.as_str()).ok_or_else(|| EnvError::Usage(format!("CephBlockPool {ROOK_NS}/{pool} on {from_name} names no bootstrap peer secret yet")))?;
+    let secret_name = p
+        .pointer("/status/info/rbdMirrorBootstrapPeerSecretName")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| EnvError::Usage(format!("CephBlockPool {ROOK_NS}/{pool} on {from_name} names no bootstrap peer secret yet")))?;
     let sec = Obj::new("v1", "Secret", Some(ROOK_NS), secret_name);
     let s = apply::get(from, &sec).await?.ok_or_else(|| EnvError::Usage(format!("Secret {ROOK_NS}/{secret_name} is missing on {from_name}")))?;
     let peer = format!("rbd-peer-{from_name}");
@@ -180,7 +209,12 @@ pub async fn up(cfg: &EnvConfig, spec: &KindSpec) -> Result<Vec<String>, EnvErro
     let plan = kind::plan(cfg, spec, &HostFacts::probe(spec));
     let mut st = load_state(spec, &cfg.spec.name);
     if !st.made.is_empty() {
-        return Err(EnvError::Usage(format!("environment {} is already up (state in {}); `dr-drill env down --env {}` first", cfg.spec.name, state_path(spec, &cfg.spec.name).display(), cfg.path.display())));
+        return Err(EnvError::Usage(format!(
+            "environment {} is already up (state in {}); `dr-drill env down --env {}` first",
+            cfg.spec.name,
+            state_path(spec, &cfg.spec.name).display(),
+            cfg.path.display()
+        )));
     }
     if let Ok(t) = std::fs::read_to_string(lock_path(spec)) {
         st.pinned = serde_json::from_str(&t).unwrap_or_default();
@@ -188,7 +222,11 @@ pub async fn up(cfg: &EnvConfig, spec: &KindSpec) -> Result<Vec<String>, EnvErro
     let mut lines = vec![];
     match carry_out(cfg, spec, &plan, &mut st, &mut lines).await {
         Ok(()) => {
-            lines.push(format!("environment {} is up: {}", cfg.spec.name, plan.clusters.iter().map(|(s, c)| format!("site {s} = context {}", kind::context_of(c))).collect::<Vec<_>>().join(", ")));
+            lines.push(format!(
+                "environment {} is up: {}",
+                cfg.spec.name,
+                plan.clusters.iter().map(|(s, c)| format!("site {s} = context {}", kind::context_of(c))).collect::<Vec<_>>().join(", ")
+            ));
             Ok(lines)
         }
         Err(e) => {
@@ -235,7 +273,10 @@ async fn carry_out(cfg: &EnvConfig, spec: &KindSpec, plan: &Plan, st: &mut State
                 let want = pin.digest.map(str::to_string).or_else(|| st.pinned.get(pin.artifact).cloned());
                 if let Some(w) = want {
                     if w != digest {
-                        return Err(EnvError::Usage(format!("{} {}: fetched {} has digest {digest}, pinned {w}; refusing to apply it", pin.component, pin.version, pin.artifact)));
+                        return Err(EnvError::Usage(format!(
+                            "{} {}: fetched {} has digest {digest}, pinned {w}; refusing to apply it",
+                            pin.component, pin.version, pin.artifact
+                        )));
                     }
                 }
                 st.pinned.insert(pin.artifact.into(), digest);

@@ -58,10 +58,15 @@ impl KubeVirtLauncher {
 
 /// Asks KubeVirt to `start` or `stop` a VM through its subresource.
 async fn vm_action(client: &kube::Client, m: &VmManifest, action: &str, body: &str) -> Result<(), K8sError> {
-    let req = http::Request::put(m.action_path(action)).header(http::header::CONTENT_TYPE, "application/json").body(body.as_bytes().to_vec()).expect("a valid request");
+    let req = http::Request::put(m.action_path(action))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body.as_bytes().to_vec())
+        .expect("a valid request");
     match tokio::time::timeout(REQUEST, client.request_text(req)).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(source)) => Err(K8sError::Api { what: action.into(), kind: "VirtualMachine".into(), namespace: m.namespace.clone(), name: m.name.clone(), source }),
+        Ok(Err(source)) => {
+            Err(K8sError::Api { what: action.into(), kind: "VirtualMachine".into(), namespace: m.namespace.clone(), name: m.name.clone(), source })
+        }
         Err(_) => Err(K8sError::Usage(format!("failed to {action} VirtualMachine {}/{}: no answer within {REQUEST:?}", m.namespace, m.name))),
     }
 }

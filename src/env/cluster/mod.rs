@@ -41,7 +41,8 @@ impl Disk {
         let claim = crate::k8s::kubevirt::pvc_manifest(&self.namespace, &pvc, &self.storage_class, self.bytes, (&self.app_label, &label));
         crate::k8s::apply::apply_all(c, &[claim], false, Duration::from_secs(10)).await.map_err(at_site(site, "create the VM's PVC"))?;
         let o = crate::k8s::apply::Obj::new("v1", "PersistentVolumeClaim", Some(&self.namespace), &pvc);
-        let bound = crate::k8s::apply::wait_ready(c, &o, "bind", self.bind, crate::k8s::kubevirt::pvc_bound).await.map_err(at_site(site, "bind the VM's PVC"))?;
+        let bound =
+            crate::k8s::apply::wait_ready(c, &o, "bind", self.bind, crate::k8s::kubevirt::pvc_bound).await.map_err(at_site(site, "bind the VM's PVC"))?;
         Ok((pvc, bound))
     }
 }
@@ -64,7 +65,12 @@ pub struct ClusterParts {
 }
 
 /// Each site's client, checked to answer; the VM's namespace made where it is missing.
-async fn clients(cfg: &EnvConfig, contexts: &BTreeMap<String, String>, kubeconfig: Option<&std::path::Path>, guest: &Guest) -> Result<BTreeMap<String, kube::Client>, EnvError> {
+async fn clients(
+    cfg: &EnvConfig,
+    contexts: &BTreeMap<String, String>,
+    kubeconfig: Option<&std::path::Path>,
+    guest: &Guest,
+) -> Result<BTreeMap<String, kube::Client>, EnvError> {
     let mut out = BTreeMap::new();
     for (site, ctx) in contexts {
         let c = kind_up::client_for(ctx, kubeconfig).await?;
@@ -74,22 +80,40 @@ async fn clients(cfg: &EnvConfig, contexts: &BTreeMap<String, String>, kubeconfi
             Err(_) => return Err(EnvError::Usage(format!("{}: site {site}: context {ctx} does not answer within 15s", cfg.path.display()))),
         }
         let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": guest.namespace}});
-        crate::k8s::apply::apply_all(&c, &[ns], false, Duration::from_secs(10)).await.map_err(|e| EnvError::Site { site: site.clone(), what: format!("make namespace {}", guest.namespace), detail: e.to_string(), cause: crate::error::Cause::Harness })?;
+        crate::k8s::apply::apply_all(&c, &[ns], false, Duration::from_secs(10)).await.map_err(|e| EnvError::Site {
+            site: site.clone(),
+            what: format!("make namespace {}", guest.namespace),
+            detail: e.to_string(),
+            cause: crate::error::Cause::Harness,
+        })?;
         out.insert(site.clone(), c);
     }
     Ok(out)
 }
 
 fn volrep_settings(cfg: &EnvConfig, guest: &Guest, storage_class: &str, class: &str) -> Result<volrep::VolRepSettings, EnvError> {
-    let r = cfg.spec.regional().ok_or_else(|| EnvError::Usage(format!("{}: VolumeReplication protects Regional-DR environments; Metro-DR on clusters goes through Ramen (a hub)", cfg.path.display())))?;
+    let r = cfg.spec.regional().ok_or_else(|| {
+        EnvError::Usage(format!("{}: VolumeReplication protects Regional-DR environments; Metro-DR on clusters goes through Ramen (a hub)", cfg.path.display()))
+    })?;
     let b = &cfg.spec.budgets;
-    Ok(volrep::VolRepSettings { disk: disk_of(guest, storage_class, b.boot.0), replication_class: class.into(), interval: r.interval.0, allowance: r.allowance(), promote: b.promote.0, resync: b.resync.0 })
+    Ok(volrep::VolRepSettings {
+        disk: disk_of(guest, storage_class, b.boot.0),
+        replication_class: class.into(),
+        interval: r.interval.0,
+        allowance: r.allowance(),
+        promote: b.promote.0,
+        resync: b.resync.0,
+    })
 }
 
 /// The kind pair made by `env up`: KubeVirt VMs, faults on the node containers, VolumeReplication.
 pub async fn up_kind(cfg: &EnvConfig, spec: &KindSpec, bus: Bus) -> Result<ClusterParts, EnvError> {
     if !kind_up::is_up(cfg, spec) {
-        return Err(EnvError::Usage(format!("environment {} is not up: `dr-drill env up --env {}` first (drills use the kind clusters, they do not make them)", cfg.spec.name, cfg.path.display())));
+        return Err(EnvError::Usage(format!(
+            "environment {} is not up: `dr-drill env up --env {}` first (drills use the kind clusters, they do not make them)",
+            cfg.spec.name,
+            cfg.path.display()
+        )));
     }
     let clusters = kind::cluster_names(cfg);
     let contexts = clusters.iter().map(|(s, c)| (s.clone(), kind::context_of(c))).collect();
@@ -112,13 +136,21 @@ pub async fn up_existing(cfg: &EnvConfig, spec: &ExistingSpec, bus: Bus) -> Resu
         // the VM's PVC and its VM, Ramen protects and moves them
         Some(hub) => {
             let hc = kind_up::client_for(&hub.context, spec.kubeconfig.as_deref()).await?;
-            let managed = cfg.site_names().into_iter().map(|s| (s.clone(), hub.clusters.get(&s).cloned().unwrap_or_else(|| spec.contexts[&s].clone()))).collect();
+            let managed =
+                cfg.site_names().into_iter().map(|s| (s.clone(), hub.clusters.get(&s).cloned().unwrap_or_else(|| spec.contexts[&s].clone()))).collect();
             let declared = cfg.spec.regional().map(|r| (r.interval.0, r.allowance()));
             let vrgs = hub.vrg_namespace.clone().unwrap_or_else(|| spec.guest.namespace.clone());
-            Box::new(ramen::RamenDriver::new(hc, &hub.namespace, managed, b.promote.0, declared).resync_within(b.resync.0).making_disks(clients.clone(), disk_of(&spec.guest, &spec.storage_class, b.boot.0), &vrgs))
+            Box::new(ramen::RamenDriver::new(hc, &hub.namespace, managed, b.promote.0, declared).resync_within(b.resync.0).making_disks(
+                clients.clone(),
+                disk_of(&spec.guest, &spec.storage_class, b.boot.0),
+                &vrgs,
+            ))
         }
         None => {
-            let class = spec.volume_replication_class.clone().ok_or_else(|| EnvError::Usage(format!("{}: volumeReplicationClass: needed without a hub", cfg.path.display())))?;
+            let class = spec
+                .volume_replication_class
+                .clone()
+                .ok_or_else(|| EnvError::Usage(format!("{}: volumeReplicationClass: needed without a hub", cfg.path.display())))?;
             Box::new(volrep::VolRepDriver::new(clients.clone(), volrep_settings(cfg, &spec.guest, &spec.storage_class, &class)?))
         }
     };

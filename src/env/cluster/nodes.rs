@@ -85,7 +85,13 @@ impl DockerNodes {
     }
 
     fn cluster(&self, site: &str) -> Result<&str, EnvError> {
-        self.clusters.get(site).map(String::as_str).ok_or_else(|| EnvError::Usage(format!("unknown site {site:?}: environment {} has sites {}", self.env, self.clusters.keys().cloned().collect::<Vec<_>>().join(", "))))
+        self.clusters.get(site).map(String::as_str).ok_or_else(|| {
+            EnvError::Usage(format!(
+                "unknown site {site:?}: environment {} has sites {}",
+                self.env,
+                self.clusters.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })
     }
 
     async fn docker(&self, site: &str, args: &[&str]) -> Result<crate::procs::Output, EnvError> {
@@ -93,9 +99,19 @@ impl DockerNodes {
         c.args(args);
         let what = format!("docker {}", args.first().copied().unwrap_or(""));
         // a docker CLI that cannot start, or an engine that does not answer in time, is the harness's
-        let out = crate::procs::run(c, self.deadline, &what).await.map_err(|e| EnvError::Site { site: site.into(), what: what.clone(), detail: e, cause: Cause::Harness })?;
+        let out = crate::procs::run(c, self.deadline, &what).await.map_err(|e| EnvError::Site {
+            site: site.into(),
+            what: what.clone(),
+            detail: e,
+            cause: Cause::Harness,
+        })?;
         if !out.ok {
-            return Err(EnvError::Site { site: site.into(), what: format!("run `docker {}`", args.join(" ")), detail: out.stderr.trim().to_string(), cause: Cause::Harness });
+            return Err(EnvError::Site {
+                site: site.into(),
+                what: format!("run `docker {}`", args.join(" ")),
+                detail: out.stderr.trim().to_string(),
+                cause: Cause::Harness,
+            });
         }
         Ok(out)
     }
@@ -106,7 +122,12 @@ impl DockerNodes {
         let ids = self.docker(site, &["ps", "-aq", "--filter", &filter]).await?.stdout;
         let ids: Vec<&str> = ids.split_whitespace().collect();
         if ids.is_empty() {
-            return Err(EnvError::Site { site: site.into(), what: format!("find the nodes of kind cluster {}", self.cluster(site)?), detail: format!("no container labelled {filter}"), cause: Cause::Harness });
+            return Err(EnvError::Site {
+                site: site.into(),
+                what: format!("find the nodes of kind cluster {}", self.cluster(site)?),
+                detail: format!("no container labelled {filter}"),
+                cause: Cause::Harness,
+            });
         }
         let mut args = vec!["inspect"];
         args.extend(ids);
@@ -118,16 +139,27 @@ impl DockerNodes {
     async fn exec(&self, site: &str, node: &str, cmd: &[&str]) -> Result<crate::procs::Output, EnvError> {
         let mut c = tokio::process::Command::new("docker");
         c.arg("exec").arg(node).args(cmd);
-        crate::procs::run(c, self.deadline, &format!("docker exec {node} {}", cmd.join(" "))).await.map_err(|e| EnvError::Site { site: site.into(), what: format!("run `{}` on node {node}", cmd.join(" ")), detail: e, cause: Cause::Harness })
+        crate::procs::run(c, self.deadline, &format!("docker exec {node} {}", cmd.join(" "))).await.map_err(|e| EnvError::Site {
+            site: site.into(),
+            what: format!("run `{}` on node {node}", cmd.join(" ")),
+            detail: e,
+            cause: Cause::Harness,
+        })
     }
 
     /// A link fault with `tc netem` inside the sending site's node containers, scoped to the peer site's
     /// node addresses (traffic inside a cluster is not shaped); confirmed from `tc qdisc show`. A kernel
     /// without netem refuses it: the fault is reported as not injected, never faked.
     async fn shape(&mut self, fault: &Fault, from: &str, to: &str, netem: &[String]) -> Result<Receipt, EnvError> {
-        let peers: Vec<String> = self.nodes(to).await?.into_iter().flat_map(|n| n.addresses.into_iter().filter(|(net, _)| *net == self.network).map(|(_, a)| a)).collect();
+        let peers: Vec<String> =
+            self.nodes(to).await?.into_iter().flat_map(|n| n.addresses.into_iter().filter(|(net, _)| *net == self.network).map(|(_, a)| a)).collect();
         if peers.is_empty() {
-            return Err(EnvError::Site { site: to.into(), what: format!("find the addresses of site {to}'s nodes on network {}", self.network), detail: "none".into(), cause: Cause::Harness });
+            return Err(EnvError::Site {
+                site: to.into(),
+                what: format!("find the addresses of site {to}'s nodes on network {}", self.network),
+                detail: "none".into(),
+                cause: Cause::Harness,
+            });
         }
         for n in self.nodes(from).await? {
             for cmd in shape_commands("eth0", &peers, netem) {
@@ -136,15 +168,29 @@ impl DockerNodes {
                 if !out.ok {
                     // docker exec reports a command it cannot start on stdout
                     let said = format!("{} {}", out.stderr.trim(), out.stdout.trim()).trim().to_string();
-                    let hint = if said.contains("unknown") || said.contains("not found") || said.contains("No such file") { " (this kernel or node image has no tc netem: the fault cannot be injected here)" } else { "" };
+                    let hint = if said.contains("unknown") || said.contains("not found") || said.contains("No such file") {
+                        " (this kernel or node image has no tc netem: the fault cannot be injected here)"
+                    } else {
+                        ""
+                    };
                     // what was set up on this node so far is undone
                     let _ = self.exec(from, &n.name, &["tc", "qdisc", "del", "dev", "eth0", "root"]).await;
-                    return Err(EnvError::Site { site: from.into(), what: format!("{fault} on node {}", n.name), detail: format!("{said}{hint}"), cause: Cause::Harness });
+                    return Err(EnvError::Site {
+                        site: from.into(),
+                        what: format!("{fault} on node {}", n.name),
+                        detail: format!("{said}{hint}"),
+                        cause: Cause::Harness,
+                    });
                 }
             }
             let shown = self.exec(from, &n.name, &["tc", "qdisc", "show", "dev", "eth0"]).await?;
             if !shown.stdout.contains("netem") {
-                return Err(EnvError::Site { site: from.into(), what: format!("confirm {fault} on node {}", n.name), detail: format!("tc shows no netem: {}", shown.stdout.trim()), cause: Cause::Harness });
+                return Err(EnvError::Site {
+                    site: from.into(),
+                    what: format!("confirm {fault} on node {}", n.name),
+                    detail: format!("tc shows no netem: {}", shown.stdout.trim()),
+                    cause: Cause::Harness,
+                });
             }
         }
         // in effect once every node shows it
@@ -156,7 +202,9 @@ impl DockerNodes {
     /// Waits until `done` holds on the site's nodes as the engine reports them.
     async fn confirm(&self, site: &str, what: &str, done: impl Fn(&[NodeState]) -> bool) -> Result<(), EnvError> {
         let check = || async { Ok::<_, EnvError>(done(&self.nodes(site).await?).then_some(())) };
-        crate::wait::until(format!("{what} on every node of site {site}"), self.deadline, check, crate::wait::every(Duration::from_millis(200))).await.map_err(|e| crate::error::from_wait(site, Cause::Harness, e))
+        crate::wait::until(format!("{what} on every node of site {site}"), self.deadline, check, crate::wait::every(Duration::from_millis(200)))
+            .await
+            .map_err(|e| crate::error::from_wait(site, Cause::Harness, e))
     }
 }
 
@@ -181,7 +229,26 @@ pub fn shape_commands(dev: &str, peers: &[String], netem: &[String]) -> Vec<Vec<
     q.extend(netem.iter().cloned());
     cmds.push(q);
     for p in peers {
-        cmds.push(s(&["tc", "filter", "replace", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32", "match", "ip", "dst", &format!("{p}/32"), "flowid", "1:4"]));
+        cmds.push(s(&[
+            "tc",
+            "filter",
+            "replace",
+            "dev",
+            dev,
+            "parent",
+            "1:",
+            "protocol",
+            "ip",
+            "prio",
+            "1",
+            "u32",
+            "match",
+            "ip",
+            "dst",
+            &format!("{p}/32"),
+            "flowid",
+            "1:4",
+        ]));
     }
     cmds
 }
@@ -214,7 +281,13 @@ impl Faults for DockerNodes {
         if let (Some((from, to)), Some(args)) = (link_of(&fault), netem_args(&fault)) {
             return self.shape(&fault, from, to, &args).await;
         }
-        let site = site_of(&fault).ok_or_else(|| EnvError::Usage(format!("\"{fault}\" is not available on kind nodes (power loss, freeze, isolation, and latency, loss and rate through netem are)")))?.to_string();
+        let site = site_of(&fault)
+            .ok_or_else(|| {
+                EnvError::Usage(format!(
+                    "\"{fault}\" is not available on kind nodes (power loss, freeze, isolation, and latency, loss and rate through netem are)"
+                ))
+            })?
+            .to_string();
         let names: Vec<String> = self.nodes(&site).await?.into_iter().map(|n| n.name).collect();
         for n in &names {
             match &fault {
@@ -238,7 +311,12 @@ impl Faults for DockerNodes {
                 let out = self.exec(&from, &n.name, &["tc", "qdisc", "del", "dev", "eth0", "root"]).await?;
                 let said = format!("{} {}", out.stderr.trim(), out.stdout.trim());
                 if !out.ok && !already_unshaped(&said) {
-                    return Err(EnvError::Site { site: from.clone(), what: format!("undo \"{}\" on node {}", r.fault, n.name), detail: said.trim().to_string(), cause: Cause::Harness });
+                    return Err(EnvError::Site {
+                        site: from.clone(),
+                        what: format!("undo \"{}\" on node {}", r.fault, n.name),
+                        detail: said.trim().to_string(),
+                        cause: Cause::Harness,
+                    });
                 }
             }
             self.bus.publish(Event::Recovered { fault: r.fault.clone() });
@@ -322,7 +400,8 @@ mod tests {
         assert_eq!(cmds.len(), 4);
         assert!(already_unshaped("Error: Cannot delete qdisc with handle of zero."));
         assert!(!already_unshaped("Error: Operation not permitted"));
-        let n = parse_inspect(r#"[{"Name": "/x", "State": {"Running": true}, "NetworkSettings": {"Networks": {"kind": {"IPAddress": "172.18.0.3"}}}}]"#).unwrap();
+        let n =
+            parse_inspect(r#"[{"Name": "/x", "State": {"Running": true}, "NetworkSettings": {"Networks": {"kind": {"IPAddress": "172.18.0.3"}}}}]"#).unwrap();
         assert_eq!(n[0].addresses, [("kind".to_string(), "172.18.0.3".to_string())]);
     }
 }

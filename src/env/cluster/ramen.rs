@@ -114,7 +114,9 @@ impl RamenDriver {
     }
 
     fn cluster(&self, site: &str) -> Result<&str, EnvError> {
-        self.clusters.get(site).map(String::as_str).ok_or_else(|| EnvError::Usage(format!("site {site} names no managed cluster (sites: {})", self.clusters.keys().cloned().collect::<Vec<_>>().join(", "))))
+        self.clusters.get(site).map(String::as_str).ok_or_else(|| {
+            EnvError::Usage(format!("site {site} names no managed cluster (sites: {})", self.clusters.keys().cloned().collect::<Vec<_>>().join(", ")))
+        })
     }
 
     fn app(&self, vm: &str) -> Result<&App, EnvError> {
@@ -186,18 +188,38 @@ impl DrDriver for RamenDriver {
     /// and PeerReady. Its DRPolicy gives the schedule.
     async fn provision(&mut self, vm: &str, site: &str) -> Result<Volume, EnvError> {
         let cluster = self.cluster(site)?.to_string();
-        let d = self.drpcs.get_opt(vm).await.map_err(|source| K8sError::Api { what: "read".into(), kind: "DRPlacementControl".into(), namespace: self.namespace.clone(), name: vm.into(), source })?;
+        let d = self.drpcs.get_opt(vm).await.map_err(|source| K8sError::Api {
+            what: "read".into(),
+            kind: "DRPlacementControl".into(),
+            namespace: self.namespace.clone(),
+            name: vm.into(),
+            source,
+        })?;
         let d = d.ok_or_else(|| EnvError::Usage(format!("no DRPlacementControl {}/{vm}: protect the VM's application with Ramen first", self.namespace)))?;
         let placed = d.status.as_ref().and_then(|s| s.preferred_decision.as_ref()).map(|p| p.cluster_name.clone()).or(d.spec.preferred_cluster.clone());
         if placed.as_deref() != Some(cluster.as_str()) {
-            return Err(EnvError::Usage(format!("DRPlacementControl {}/{vm} places the application on {}, the scenario starts it on site {site} ({cluster})", self.namespace, placed.as_deref().unwrap_or("no cluster"))));
+            return Err(EnvError::Usage(format!(
+                "DRPlacementControl {}/{vm} places the application on {}, the scenario starts it on site {site} ({cluster})",
+                self.namespace,
+                placed.as_deref().unwrap_or("no cluster")
+            )));
         }
         let volume = self.make_disk(vm, site).await?;
         // protection of a new PVC takes Ramen a round: PeerReady within the action deadline
         let d = ramen::wait_for(&self.drpcs, &self.namespace, vm, "be PeerReady (the application protected)", self.deadline, ramen::peer_ready).await?;
-        let policy = self.policies.get(&d.spec.dr_policy_ref.name).await.map_err(|source| K8sError::Api { what: "read".into(), kind: "DRPolicy".into(), namespace: String::new(), name: d.spec.dr_policy_ref.name.clone(), source })?;
+        let policy = self.policies.get(&d.spec.dr_policy_ref.name).await.map_err(|source| K8sError::Api {
+            what: "read".into(),
+            kind: "DRPolicy".into(),
+            namespace: String::new(),
+            name: d.spec.dr_policy_ref.name.clone(),
+            source,
+        })?;
         let interval = policy.spec.scheduling_interval.trim();
-        self.interval = if interval.is_empty() { None } else { Some(interval.parse::<Dur>().map_err(|e| EnvError::Usage(format!("DRPolicy {}: schedulingInterval: {e}", d.spec.dr_policy_ref.name)))?.0) };
+        self.interval = if interval.is_empty() {
+            None
+        } else {
+            Some(interval.parse::<Dur>().map_err(|e| EnvError::Usage(format!("DRPolicy {}: schedulingInterval: {e}", d.spec.dr_policy_ref.name)))?.0)
+        };
         self.peers = policy.spec.dr_clusters.clone();
         check_policy(&d.spec.dr_policy_ref.name, self.interval, self.declared)?;
         self.apps.insert(vm.to_string(), App { drpc: vm.to_string(), primary: site.to_string(), volume: volume.clone(), rounds: Default::default() });
@@ -215,7 +237,9 @@ impl DrDriver for RamenDriver {
 
     async fn relocate(&mut self, vm: &str, to: &str, barrier: bool, m: &mut Marker) -> Result<DriverReport, EnvError> {
         if !barrier {
-            return Err(EnvError::Usage("Ramen always runs its final sync before a relocate: \"without waiting for the sync barrier\" is a lab-only negative control".into()));
+            return Err(EnvError::Usage(
+                "Ramen always runs its final sync before a relocate: \"without waiting for the sync barrier\" is a lab-only negative control".into(),
+            ));
         }
         let d = self.act(vm, to, Action::Relocate, m).await?;
         Ok(DriverReport { promise: Promise::NoLoss, details: Self::details(&d) })
@@ -245,7 +269,13 @@ impl DrDriver for RamenDriver {
                 let (hub, hub_syncs) = checkpoint(&d);
                 let (checkpoint, syncs) = merge_views(hub, hub_syncs, &own, fault_at);
                 let (interval, allowance) = self.declared.unwrap_or((interval, interval));
-                Promise::Window { interval, allowance, warmup: crate::config::warmup(crate::config::Scheduler::Storage, interval, allowance), checkpoint, syncs }
+                Promise::Window {
+                    interval,
+                    allowance,
+                    warmup: crate::config::warmup(crate::config::Scheduler::Storage, interval, allowance),
+                    checkpoint,
+                    syncs,
+                }
             }
             None => Promise::NoLoss,
         };
@@ -279,7 +309,8 @@ impl DrDriver for RamenDriver {
         if a.rounds.watching() {
             return a.rounds.wait_since(since, deadline, &a.primary).await.map(|n| format!("{n} (the primary cluster's VRG)"));
         }
-        let d = ramen::wait_for(&self.drpcs, &self.namespace, &drpc, "report a group sync taken since the VM wrote", deadline, ramen::synced_since(since)).await?;
+        let d =
+            ramen::wait_for(&self.drpcs, &self.namespace, &drpc, "report a group sync taken since the VM wrote", deadline, ramen::synced_since(since)).await?;
         Ok(format!("lastGroupSyncTime {}", d.status.and_then(|s| s.last_group_sync_time).unwrap_or_default()))
     }
 
@@ -291,7 +322,11 @@ impl DrDriver for RamenDriver {
     /// managed clusters; else Unknown, saying so.
     async fn roles(&mut self, vm: &str) -> Result<Vec<SiteRole>, EnvError> {
         let (Some(o), Some((clients, _, _))) = (self.vrg(vm), self.disks.as_ref()) else {
-            return Ok(self.clusters.keys().map(|s| SiteRole { site: s.clone(), role: Role::Unknown, detail: "the managed clusters are not reachable from this environment".into() }).collect());
+            return Ok(self
+                .clusters
+                .keys()
+                .map(|s| SiteRole { site: s.clone(), role: Role::Unknown, detail: "the managed clusters are not reachable from this environment".into() })
+                .collect());
         };
         let mut out = vec![];
         for (site, c) in clients {
@@ -315,7 +350,9 @@ impl DrDriver for RamenDriver {
     /// skip it are the lab's.
     async fn repair(&mut self, vm: &str, site: &str, resync: bool, m: &mut Marker) -> Result<serde_json::Value, EnvError> {
         if !resync {
-            return Err(EnvError::Usage("Ramen resyncs a returned cluster itself: coming back without the resync (or without repair) is a lab-only negative control".into()));
+            return Err(EnvError::Usage(
+                "Ramen resyncs a returned cluster itself: coming back without the resync (or without repair) is a lab-only negative control".into(),
+            ));
         }
         let (drpc, primary) = {
             let a = self.app(vm)?;
@@ -361,7 +398,9 @@ pub fn check_policy(name: &str, scheduled: Option<Duration>, declared: Option<(D
             Dur(s),
             Dur(d)
         ))),
-        (Some(s), None) => Err(EnvError::Usage(format!("DRPolicy {name} is Regional-DR (schedulingInterval {}), the environment file declares Metro-DR", Dur(s)))),
+        (Some(s), None) => {
+            Err(EnvError::Usage(format!("DRPolicy {name} is Regional-DR (schedulingInterval {}), the environment file declares Metro-DR", Dur(s))))
+        }
         (None, Some(_)) => Err(EnvError::Usage(format!("DRPolicy {name} is Metro-DR (no schedulingInterval), the environment file declares Regional-DR"))),
         _ => Ok(()),
     }

@@ -78,8 +78,11 @@ impl Rounds {
     /// replicating within `deadline` is the system's failure.
     pub async fn wait_since(&self, since: Wt, deadline: Duration, site: &str) -> Result<String, EnvError> {
         let seen = self.seen.clone();
-        let check = || std::future::ready(Ok::<_, EnvError>(seen.lock().unwrap().iter().find(|s| s.started >= since && s.completed.is_some()).map(|s| s.name.clone())));
-        crate::wait::until("a replication round taken since the VM wrote", deadline, check, crate::wait::every(Duration::from_millis(500))).await.map_err(|e| from_wait(site, Cause::System, e))
+        let check =
+            || std::future::ready(Ok::<_, EnvError>(seen.lock().unwrap().iter().find(|s| s.started >= since && s.completed.is_some()).map(|s| s.name.clone())));
+        crate::wait::until("a replication round taken since the VM wrote", deadline, check, crate::wait::every(Duration::from_millis(500)))
+            .await
+            .map_err(|e| from_wait(site, Cause::System, e))
     }
 }
 

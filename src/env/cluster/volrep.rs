@@ -5,12 +5,12 @@
 //! the primary VolumeReplication's `lastSyncTime` / `lastSyncDuration`, read by a poller while the VM runs;
 //! the Regional-DR bound is the environment's declared interval and allowance, never what was seen.
 
+use super::at_site;
+use super::rounds::{checkpoint_before, Rounds};
 use crate::clock::Wt;
 use crate::error::{Cause, EnvError};
 use crate::k8s::apply::{self, Obj};
 use crate::k8s::volrep::{self, Role, VolumeReplication};
-use super::at_site;
-use super::rounds::{checkpoint_before, Rounds};
 use crate::oracle::SyncSample;
 use crate::ports::{self, role_of, DrDriver, DriverReport, Marker, Promise, SiteRole, Volume};
 use crate::timeline::Segment;
@@ -85,7 +85,11 @@ pub fn sync_of(v: &VolumeReplication) -> Option<SyncSample> {
     let started = volrep::last_sync(Some(v))?;
     let s = v.status.as_ref()?;
     let took = s.last_sync_duration.as_deref().and_then(|d| d.parse::<Dur>().ok());
-    Some(SyncSample::new(format!("lastSyncTime {}", s.last_sync_time.clone().unwrap_or_default()), started, took.map(|t| Wt(started.0 + t.0.as_nanos() as u64))))
+    Some(SyncSample::new(
+        format!("lastSyncTime {}", s.last_sync_time.clone().unwrap_or_default()),
+        started,
+        took.map(|t| Wt(started.0 + t.0.as_nanos() as u64)),
+    ))
 }
 
 impl VolRepDriver {
@@ -142,18 +146,41 @@ impl DrDriver for VolRepDriver {
         let (c, pc) = (self.client(site)?, self.client(&peer)?);
         let (lk, lv) = self.label(vm);
         let (pvc, bound) = self.s.disk.make(&c, site, vm).await?;
-        let pv_name = bound.pointer("/spec/volumeName").and_then(Value::as_str).ok_or_else(|| EnvError::Site { site: site.into(), what: "read the VM's volume".into(), detail: format!("PVC {ns}/{pvc} is bound but names no volume"), cause: Cause::System })?.to_string();
-        let pv = apply::get(&c, &Obj::new("v1", "PersistentVolume", None, &pv_name)).await.map_err(at_site(site, "read the VM's volume"))?.ok_or_else(|| EnvError::Site { site: site.into(), what: "read the VM's volume".into(), detail: format!("PersistentVolume {pv_name} is missing"), cause: Cause::System })?;
+        let pv_name = bound
+            .pointer("/spec/volumeName")
+            .and_then(Value::as_str)
+            .ok_or_else(|| EnvError::Site {
+                site: site.into(),
+                what: "read the VM's volume".into(),
+                detail: format!("PVC {ns}/{pvc} is bound but names no volume"),
+                cause: Cause::System,
+            })?
+            .to_string();
+        let pv =
+            apply::get(&c, &Obj::new("v1", "PersistentVolume", None, &pv_name)).await.map_err(at_site(site, "read the VM's volume"))?.ok_or_else(|| {
+                EnvError::Site {
+                    site: site.into(),
+                    what: "read the VM's volume".into(),
+                    detail: format!("PersistentVolume {pv_name} is missing"),
+                    cause: Cause::System,
+                }
+            })?;
         let (pvc_twin, pv_twin) = twin(&bound, &pv);
         apply::apply_all(&pc, &[pv_twin, pvc_twin], false, Duration::from_secs(10)).await.map_err(at_site(&peer, "stage the VM's volume"))?;
         let class = self.s.replication_class.clone();
-        apply::apply_all(&c, &[replication(&ns, &pvc, &class, Role::Primary, (&lk, &lv))], false, Duration::from_secs(10)).await.map_err(at_site(site, "protect the VM's PVC"))?;
-        apply::apply_all(&pc, &[replication(&ns, &pvc, &class, Role::Secondary, (&lk, &lv))], false, Duration::from_secs(10)).await.map_err(at_site(&peer, "protect the VM's PVC"))?;
+        apply::apply_all(&c, &[replication(&ns, &pvc, &class, Role::Primary, (&lk, &lv))], false, Duration::from_secs(10))
+            .await
+            .map_err(at_site(site, "protect the VM's PVC"))?;
+        apply::apply_all(&pc, &[replication(&ns, &pvc, &class, Role::Secondary, (&lk, &lv))], false, Duration::from_secs(10))
+            .await
+            .map_err(at_site(&peer, "protect the VM's PVC"))?;
         for (s, role) in [(site.to_string(), Role::Primary), (peer.clone(), Role::Secondary)] {
             let api = self.vrs(&s)?;
-            crate::k8s::wait_for(&api, &ns, &pvc, &format!("become {}", role.spec()), self.s.promote, volrep::in_role(role), |v| format!("{:?}", v.and_then(|v| v.status.clone())))
-                .await
-                .map_err(at_site(&s, "protect the VM's PVC"))?;
+            crate::k8s::wait_for(&api, &ns, &pvc, &format!("become {}", role.spec()), self.s.promote, volrep::in_role(role), |v| {
+                format!("{:?}", v.and_then(|v| v.status.clone()))
+            })
+            .await
+            .map_err(at_site(&s, "protect the VM's PVC"))?;
         }
         self.apps.insert(vm.into(), App { pvc: pvc.clone(), primary: site.into(), rounds: Rounds::default() });
         self.watch(vm, site)?;
@@ -171,7 +198,9 @@ impl DrDriver for VolRepDriver {
     /// Demote (the storage takes the final snapshot and syncs it), then promote the peer.
     async fn relocate(&mut self, vm: &str, to: &str, barrier: bool, m: &mut Marker) -> Result<DriverReport, EnvError> {
         if !barrier {
-            return Err(EnvError::Usage("a relocate without the sync barrier is a lab-only negative control: VolumeReplication always syncs on demotion".into()));
+            return Err(EnvError::Usage(
+                "a relocate without the sync barrier is a lab-only negative control: VolumeReplication always syncs on demotion".into(),
+            ));
         }
         let (pvc, from) = (self.app(vm)?.pvc.clone(), self.app(vm)?.primary.clone());
         let demoted = self.flip(&from, &pvc, Role::Secondary).await?;
@@ -199,7 +228,16 @@ impl DrDriver for VolRepDriver {
         // the newest round the primary reported complete before the fault
         let checkpoint = checkpoint_before(&syncs, fault_at);
         let details = json!({ "promoted": { "site": to, "status": promoted.status }, "roundsSeen": syncs.len(), "primaryClockOffsetS": offset });
-        Ok(DriverReport { promise: Promise::Window { interval: self.s.interval, allowance: self.s.allowance, warmup: crate::config::warmup(crate::config::Scheduler::Storage, self.s.interval, self.s.allowance), checkpoint, syncs }, details })
+        Ok(DriverReport {
+            promise: Promise::Window {
+                interval: self.s.interval,
+                allowance: self.s.allowance,
+                warmup: crate::config::warmup(crate::config::Scheduler::Storage, self.s.interval, self.s.allowance),
+                checkpoint,
+                syncs,
+            },
+            details,
+        })
     }
 
     /// Each site's VolumeReplication as its cluster reports it (`status.state`).
@@ -212,7 +250,11 @@ impl DrDriver for VolRepDriver {
             out.push(match r {
                 Ok(Ok(Some(v))) => {
                     let state = v.status.as_ref().and_then(|s| s.state.clone());
-                    SiteRole { site, role: role_of(state.as_deref()), detail: format!("VolumeReplication {pvc}: asked {}, state {}", v.spec.replication_state, state.as_deref().unwrap_or("-")) }
+                    SiteRole {
+                        site,
+                        role: role_of(state.as_deref()),
+                        detail: format!("VolumeReplication {pvc}: asked {}, state {}", v.spec.replication_state, state.as_deref().unwrap_or("-")),
+                    }
                 }
                 Ok(Ok(None)) => SiteRole { site, role: ports::Role::Unknown, detail: format!("no VolumeReplication {pvc}") },
                 Ok(Err(e)) => SiteRole { site, role: ports::Role::Unknown, detail: e.to_string() },
@@ -236,7 +278,8 @@ impl DrDriver for VolRepDriver {
         let since = Wt::now();
         let api = self.vrs(site)?;
         let what = format!("make VolumeReplication {}/{pvc} secondary", self.s.disk.namespace);
-        let demoted = volrep::flip_with(&api, &self.s.disk.namespace, &pvc, Role::Secondary, Some(resync), self.s.resync).await.map_err(at_site(site, &what))?;
+        let demoted =
+            volrep::flip_with(&api, &self.s.disk.namespace, &pvc, Role::Secondary, Some(resync), self.s.resync).await.map_err(at_site(site, &what))?;
         m.mark(Segment::Demoted);
         if !resync {
             return Ok(json!({ "demoted": demoted.status, "resync": false }));
@@ -273,7 +316,8 @@ impl DrDriver for VolRepDriver {
             let vrs: Api<VolumeReplication> = Api::namespaced(c.clone(), ns);
             let _ = tokio::time::timeout(REQUEST, vrs.delete(&a.pvc, &DeleteParams::default())).await;
             let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(c.clone(), ns);
-            let pv = tokio::time::timeout(REQUEST, pvcs.get_opt(&a.pvc)).await.ok().and_then(|r| r.ok()).flatten().and_then(|p| p.spec.and_then(|s| s.volume_name));
+            let pv =
+                tokio::time::timeout(REQUEST, pvcs.get_opt(&a.pvc)).await.ok().and_then(|r| r.ok()).flatten().and_then(|p| p.spec.and_then(|s| s.volume_name));
             let _ = tokio::time::timeout(REQUEST, pvcs.delete(&a.pvc, &DeleteParams::default())).await;
             // the staged twin's volume is Retain: removed here (the provisioner's own goes with its claim)
             if let Some(pv) = pv {

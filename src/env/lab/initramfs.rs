@@ -47,8 +47,7 @@ impl Cpio {
     }
 }
 
-pub const MODULES: [&str; 7] =
-    ["virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci", "virtio_blk", "virtio_console"];
+pub const MODULES: [&str; 7] = ["virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci", "virtio_blk", "virtio_console"];
 
 /// Builds the archive from the probe binary, the kernel modules directory and (optionally) busybox.
 pub fn build(probe: &Path, modules: &Path, busybox: Option<&Path>) -> std::io::Result<Vec<u8>> {

@@ -40,8 +40,11 @@ pub async fn setup(sites: &mut [Site], cfg: &EnvConfig) -> Result<(), EnvError> 
     let token = a.cli("rbd", &["mirror", "pool", "peer", "bootstrap", "create", "--site-name", &a.name.clone(), "rbd"]).await?;
     let token_file = b.dir.join("peer-token");
     std::fs::write(&token_file, token.trim()).map_err(|e| b.err("write the peer token", e.to_string()))?;
-    b.cli("rbd", &["mirror", "pool", "peer", "bootstrap", "import", "--site-name", &b.name.clone(), "--direction", "rx-tx", "rbd", &token_file.display().to_string()])
-        .await?;
+    b.cli(
+        "rbd",
+        &["mirror", "pool", "peer", "bootstrap", "import", "--site-name", &b.name.clone(), "--direction", "rx-tx", "rbd", &token_file.display().to_string()],
+    )
+    .await?;
     a.start_rbd_mirror()?;
     b.start_rbd_mirror()?;
     if regional.scheduler == Scheduler::Ceph {
@@ -203,7 +206,7 @@ impl SnapLog {
         self.snaps.iter().find(|s| s.site == site && s.id == id)
     }
 
-    fn record(&mut self, r: SnapRecord) -> bool {
+    pub fn record(&mut self, r: SnapRecord) -> bool {
         if self.get(&r.site, r.id).is_some() {
             return false;
         }
@@ -283,7 +286,15 @@ pub fn parse_ceph_timestamp(ts: &str) -> Option<f64> {
 /// primary, its start being the moment it asked; with `scheduler: ceph` Ceph takes them and this task only
 /// records them (start from Ceph's timestamp, truncated to the second, so never later than the truth).
 /// Either way it records when each snapshot of this primary completes on the peer.
-pub fn spawn_scheduler(regional: &Regional, bus: Bus, vm: String, primary: SiteRef, peer: SiteRef, image: String, log: Arc<Mutex<SnapLog>>) -> tokio::task::JoinHandle<()> {
+pub fn spawn_scheduler(
+    regional: &Regional,
+    bus: Bus,
+    vm: String,
+    primary: SiteRef,
+    peer: SiteRef,
+    image: String,
+    log: Arc<Mutex<SnapLog>>,
+) -> tokio::task::JoinHandle<()> {
     let interval = regional.interval.0;
     let kind = regional.scheduler;
     let completions = bus.clone();
@@ -307,7 +318,8 @@ pub fn spawn_scheduler(regional: &Regional, bus: Bus, vm: String, primary: SiteR
             first_poll = false;
         }
         loop {
-            let rec = |id, started, preexisting, late| SnapRecord { id, site: primary.name.clone(), started, completed: None, preexisting, untimed: false, late };
+            let rec =
+                |id, started, preexisting, late| SnapRecord { id, site: primary.name.clone(), started, completed: None, preexisting, untimed: false, late };
             if kind == Scheduler::Harness && tokio::time::Instant::now() >= next {
                 // how late the harness asks (a loaded host): reported, never blamed on the system
                 let late = Some(tokio::time::Instant::now().saturating_duration_since(next));
@@ -357,7 +369,11 @@ pub fn spawn_scheduler(regional: &Regional, bus: Bus, vm: String, primary: SiteR
                 }
             }
             let wait = if pending { Duration::from_millis(200) } else { Duration::from_millis(500) };
-            let until = if kind == Scheduler::Harness { next.min(tokio::time::Instant::now() + wait) } else { tokio::time::Instant::now() + wait.max(Duration::from_secs(1)) };
+            let until = if kind == Scheduler::Harness {
+                next.min(tokio::time::Instant::now() + wait)
+            } else {
+                tokio::time::Instant::now() + wait.max(Duration::from_secs(1))
+            };
             tokio::time::sleep_until(until).await;
         }
     })
@@ -389,7 +405,9 @@ pub async fn promote(s: &SiteRef, image: &str, force: bool, deadline: Duration) 
             Err(e) => Err(e),
         }
     };
-    wait::until(format!("{image} to be promoted"), deadline, check, wait::every(Duration::from_millis(250))).await.map_err(|e| from_wait(&s.name, Cause::System, e))
+    wait::until(format!("{image} to be promoted"), deadline, check, wait::every(Duration::from_millis(250)))
+        .await
+        .map_err(|e| from_wait(&s.name, Cause::System, e))
 }
 
 /// One protected VM disk: its image, where it is primary (and since when), its snapshots as the witness
@@ -466,29 +484,37 @@ impl RbdMirrorDriver {
         let check = || async {
             let seen = match (is_primary(to, image, Duration::from_secs(10)).await, mirror_state(to, image, Duration::from_secs(10)).await) {
                 (Ok(true), _) => "its image is still primary (it came back without being demoted: split brain)".to_string(),
-                (Ok(false), Ok((st, d))) if st.contains("error") || d.contains("split-brain") => format!("its mirroring is in error: {st} ({d}): resync it from the primary"),
+                (Ok(false), Ok((st, d))) if st.contains("error") || d.contains("split-brain") => {
+                    format!("its mirroring is in error: {st} ({d}): resync it from the primary")
+                }
                 (Ok(false), Ok(_)) => return Ok::<_, EnvError>(Some(())),
                 (Err(e), _) | (_, Err(e)) => format!("its storage does not answer: {e}"),
             };
             *last.lock().unwrap() = seen;
             Ok(None)
         };
-        wait::until(format!("site {} to be ready to take over {image}", to.name), self.budgets.resync.0, check, wait::every(Duration::from_millis(500))).await.map_err(|e| match e {
-            wait::WaitError::Timeout { after, .. } => EnvError::Site {
-                site: to.name.clone(),
-                what: format!("take VM {image} over"),
-                detail: format!("site {} is not ready after {after:?} (budget `budgets.resync`): {}", to.name, last.lock().unwrap()),
-                cause: Cause::System,
-            },
-            wait::WaitError::Failed(e) => e,
-        })
+        wait::until(format!("site {} to be ready to take over {image}", to.name), self.budgets.resync.0, check, wait::every(Duration::from_millis(500)))
+            .await
+            .map_err(|e| match e {
+                wait::WaitError::Timeout { after, .. } => EnvError::Site {
+                    site: to.name.clone(),
+                    what: format!("take VM {image} over"),
+                    detail: format!("site {} is not ready after {after:?} (budget `budgets.resync`): {}", to.name, last.lock().unwrap()),
+                    cause: Cause::System,
+                },
+                wait::WaitError::Failed(e) => e,
+            })
     }
 
     fn details(&self, vm: &str, sync: Option<Duration>, attempts: u32) -> serde_json::Value {
-        let (completed, errors) = self.vms.get(vm).map(|p| {
-            let g = p.snaps.lock().unwrap();
-            (g.snaps.iter().filter(|s| s.completed.is_some()).count(), g.errors.clone())
-        }).unwrap_or_default();
+        let (completed, errors) = self
+            .vms
+            .get(vm)
+            .map(|p| {
+                let g = p.snaps.lock().unwrap();
+                (g.snaps.iter().filter(|s| s.completed.is_some()).count(), g.errors.clone())
+            })
+            .unwrap_or_default();
         json!({
             "syncBarrierMs": sync.map(|d| d.as_secs_f64() * 1e3),
             "promoteAttempts": attempts,
@@ -570,7 +596,8 @@ impl DrDriver for RbdMirrorDriver {
             let g = log.lock().unwrap();
             (newest.and_then(|id| g.checkpoint(&from, id)), g.syncs(&from, since))
         };
-        let promise = Promise::Window { interval: self.regional.interval.0, allowance: self.regional.allowance(), warmup: self.regional.warmup(), checkpoint, syncs };
+        let promise =
+            Promise::Window { interval: self.regional.interval.0, allowance: self.regional.allowance(), warmup: self.regional.warmup(), checkpoint, syncs };
         let p = self.vm(vm)?;
         p.primary = to.to_string();
         p.since = Wt::now();
@@ -634,12 +661,21 @@ impl DrDriver for RbdMirrorDriver {
             if replicated.is_some() {
                 snapshot_at.lock().unwrap().get_or_insert_with(Wt::now);
             }
-            *last.lock().unwrap() = format!("{} ({})", state.as_ref().map(|(st, d)| format!("{st}: {d}")).unwrap_or_else(|e| e.to_string()), replicated.as_deref().unwrap_or("no snapshot since the resync complete there"));
+            *last.lock().unwrap() = format!(
+                "{} ({})",
+                state.as_ref().map(|(st, d)| format!("{st}: {d}")).unwrap_or_else(|e| e.to_string()),
+                replicated.as_deref().unwrap_or("no snapshot since the resync complete there")
+            );
             Ok::<_, EnvError>(replicated.filter(|_| replaying))
         };
         let what = format!("site {site} to replay VM {vm}'s image again after the resync");
         let snap = wait::until(what, budget, check, wait::every(Duration::from_millis(500))).await.map_err(|e| match e {
-            wait::WaitError::Timeout { what, after } => EnvError::Timeout { site: site.into(), what: format!("{what} (last seen: {}; budget `budgets.resync`)", last.lock().unwrap()), after, cause: Cause::System },
+            wait::WaitError::Timeout { what, after } => EnvError::Timeout {
+                site: site.into(),
+                what: format!("{what} (last seen: {}; budget `budgets.resync`)", last.lock().unwrap()),
+                after,
+                cause: Cause::System,
+            },
             wait::WaitError::Failed(e) => e,
         })?;
         m.mark(Segment::Resynced);
@@ -731,7 +767,15 @@ mod tests {
 
     #[test]
     fn syncs_leave_out_unmeasured_snapshots_and_other_sites() {
-        let log = SnapLog { snaps: vec![rec("a", 1, 0, Some(9000), true), rec("a", 2, 10_000, Some(11_500), false), rec("a", 3, 15_000, None, false), rec("b", 4, 20_000, Some(21_000), false)], ..Default::default() };
+        let log = SnapLog {
+            snaps: vec![
+                rec("a", 1, 0, Some(9000), true),
+                rec("a", 2, 10_000, Some(11_500), false),
+                rec("a", 3, 15_000, None, false),
+                rec("b", 4, 20_000, Some(21_000), false),
+            ],
+            ..Default::default()
+        };
         let s = log.syncs("a", Wt::from_ms(0));
         assert_eq!(s.iter().map(|x| (x.name.as_str(), x.sync_ms)).collect::<Vec<_>>(), [("a/2", Some(1500.0)), ("a/3", None)]);
         assert_eq!(log.syncs("b", Wt::from_ms(0)).len(), 1);
@@ -740,7 +784,15 @@ mod tests {
 
     #[test]
     fn replicated_since_needs_a_snapshot_taken_after_and_complete_on_the_peer() {
-        let log = SnapLog { snaps: vec![rec("a", 1, 0, Some(900), true), rec("a", 2, 4_000, Some(5_000), false), rec("a", 3, 10_000, None, false), rec("b", 4, 12_000, Some(13_000), false)], ..Default::default() };
+        let log = SnapLog {
+            snaps: vec![
+                rec("a", 1, 0, Some(900), true),
+                rec("a", 2, 4_000, Some(5_000), false),
+                rec("a", 3, 10_000, None, false),
+                rec("b", 4, 12_000, Some(13_000), false),
+            ],
+            ..Default::default()
+        };
         assert_eq!(log.replicated_since("a", Wt::from_ms(3_000)).map(|r| r.name()), Some("a/2".into()));
         assert_eq!(log.replicated_since("a", Wt::from_ms(4_001)).map(|r| r.name()), None, "taken before: not proof of later writes");
         assert_eq!(log.replicated_since("a", Wt::from_ms(0)).map(|r| r.name()), Some("a/2".into()), "the baseline proves nothing the VM wrote");
@@ -761,7 +813,10 @@ mod tests {
 
     #[test]
     fn a_checkpoint_missing_from_the_log_falls_back_to_an_earlier_start_and_says_so() {
-        let mut log = SnapLog { snaps: vec![rec("a", 3, 1_000, Some(2_000), true), rec("a", 4, 6_000, Some(7_000), false), rec("b", 9, 8_000, None, false)], ..Default::default() };
+        let mut log = SnapLog {
+            snaps: vec![rec("a", 3, 1_000, Some(2_000), true), rec("a", 4, 6_000, Some(7_000), false), rec("b", 9, 8_000, None, false)],
+            ..Default::default()
+        };
         let c = log.checkpoint("a", 6).unwrap();
         assert_eq!(c.started, Wt::from_ms(6_000));
         assert_eq!(c.name, "a/6 (not logged; start of a/4 used)");

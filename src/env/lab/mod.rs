@@ -151,7 +151,16 @@ pub async fn up(cfg: &EnvConfig, spec: &LabSpec, topology: &Topology, bus: Bus) 
             Site::new(n, &format!("drd-{id}-{n}"), &addr, root.join(n), deadline)
         })
         .collect();
-    let mut lab = LabSites { env: cfg.spec.name.clone(), disposable: cfg.spec.disposable, id, root: root.clone(), sites, links: vec![], up_time: Duration::ZERO, bus: bus.clone() };
+    let mut lab = LabSites {
+        env: cfg.spec.name.clone(),
+        disposable: cfg.spec.disposable,
+        id,
+        root: root.clone(),
+        sites,
+        links: vec![],
+        up_time: Duration::ZERO,
+        bus: bus.clone(),
+    };
     let initramfs = root.join("initramfs.cpio");
     let budget = cfg.spec.budgets.up.0;
     let res = match tokio::time::timeout(budget, lab.build(cfg, &assets, &initramfs)).await {
@@ -197,7 +206,9 @@ impl LabSites {
         std::fs::write(initramfs, img).map_err(io("write the guest initramfs"))?;
         if cfg.spec.metro().is_some() {
             if procs::detached() {
-                return Err(EnvError::Usage("a Metro-DR lab's sites are joined by the harness's delay line: it lives only as long as a run (use `dr-drill run`)".into()));
+                return Err(EnvError::Usage(
+                    "a Metro-DR lab's sites are joined by the harness's delay line: it lives only as long as a run (use `dr-drill run`)".into(),
+                ));
             }
             stretched::network(&self.sites, &mut self.links).await?;
             let placement = cfg.spec.metro().map(|m| m.placement).unwrap_or_default();
@@ -225,7 +236,10 @@ impl LabSites {
     pub fn site_mut(&mut self, name: &str) -> Result<&mut Site, EnvError> {
         let env = self.env.clone();
         let known: Vec<String> = self.sites.iter().map(|s| s.name.clone()).collect();
-        self.sites.iter_mut().find(|s| s.name == name).ok_or_else(|| EnvError::Usage(format!("unknown site {name:?}: environment {env} has sites {}", known.join(", "))))
+        self.sites
+            .iter_mut()
+            .find(|s| s.name == name)
+            .ok_or_else(|| EnvError::Usage(format!("unknown site {name:?}: environment {env} has sites {}", known.join(", "))))
     }
 
     /// The delay line's direction from `from` to `to`; an error names what is missing.
@@ -233,7 +247,9 @@ impl LabSites {
         self.site_mut(from)?;
         self.site_mut(to)?;
         if self.links.is_empty() {
-            return Err(EnvError::Usage(format!("the link between sites {from} and {to} is a plain veth pair (a lab made by `env up`): latency, loss and partitions need a run's delay line")));
+            return Err(EnvError::Usage(format!(
+                "the link between sites {from} and {to} is a plain veth pair (a lab made by `env up`): latency, loss and partitions need a run's delay line"
+            )));
         }
         self.links.iter().find_map(|l| l.direction(from, to)).cloned().ok_or_else(|| EnvError::Usage(format!("no link joins sites {from} and {to}")))
     }
@@ -424,11 +440,9 @@ impl Infrastructure for LabSites {
         r.map_err(|e| EnvError::Site { site: from.into(), what, detail: e.to_string(), cause: Cause::System })
     }
 
-    /// Tears everything down: daemons, namespaces, the run directory (unless kept on purpose).
+    /// Tears everything down: daemons, namespaces, the run directory (a lab kept on purpose is never
+    /// brought down: see `Environment::keep`).
     async fn down(&mut self) {
-        if procs::keep() {
-            return;
-        }
         for s in &mut self.sites {
             s.stop_all().await;
         }

@@ -82,7 +82,6 @@ impl SiteRef {
         }
         Ok(out.stdout)
     }
-
 }
 
 /// A monitor's address as ceph.conf and monmaps write it.

@@ -65,14 +65,19 @@ pub async fn up(cfg: &EnvConfig, spec: &LabSpec) -> Result<Vec<String>, EnvError
     let text = serde_json::to_string_pretty(&state).map_err(|e| EnvError::Usage(e.to_string()))?;
     std::fs::write(state_file(cfg), text).map_err(io(format!("write {}", state_file(cfg).display())))?;
     // The lab now outlives this command on purpose; `env down` removes it.
-    procs::set_keep(true);
     procs::forget_all();
     let mut out = vec![
         format!("environment {} up in {:.1}s: lab {} in {}", cfg.spec.name, lab.up_time.as_secs_f64(), lab.id, lab.root.display()),
         format!("replication: {}", cfg.replication_summary()),
     ];
     for s in &lab.sites {
-        out.push(format!("site {}: namespace {}, address {}, daemons {}", s.name, s.ns, s.ip, s.daemons.iter().map(|d| format!("{}({})", d.name, d.pid)).collect::<Vec<_>>().join(" ")));
+        out.push(format!(
+            "site {}: namespace {}, address {}, daemons {}",
+            s.name,
+            s.ns,
+            s.ip,
+            s.daemons.iter().map(|d| format!("{}({})", d.name, d.pid)).collect::<Vec<_>>().join(" ")
+        ));
     }
     out.push(format!("tear down with: dr-drill env down --env {}", cfg.path.display()));
     Ok(out)
@@ -122,8 +127,15 @@ pub async fn status(cfg: &EnvConfig) -> Result<Vec<String>, EnvError> {
             .filter(|d| &d.0 == name)
             .map(|(_, d, pid)| format!("{d}({pid}, {})", if procs::pid_is(*pid, daemon_comm(d)) { "running" } else { "gone" }))
             .collect();
-        let site = super::site::SiteRef { name: name.clone(), ns: s.netns[i].clone(), ip: String::new(), dir: s.root.join(name), cmd_deadline: Duration::from_secs(5) };
-        let health = site.cli_within("ceph", &["health"], Duration::from_secs(5)).await.map(|h| h.trim().to_string()).unwrap_or_else(|e| format!("unreachable ({e})"));
+        let site = super::site::SiteRef {
+            name: name.clone(),
+            ns: s.netns[i].clone(),
+            ip: String::new(),
+            dir: s.root.join(name),
+            cmd_deadline: Duration::from_secs(5),
+        };
+        let health =
+            site.cli_within("ceph", &["health"], Duration::from_secs(5)).await.map(|h| h.trim().to_string()).unwrap_or_else(|e| format!("unreachable ({e})"));
         let mirror = site
             .cli_within("rbd", &["mirror", "pool", "status", "rbd"], Duration::from_secs(5))
             .await

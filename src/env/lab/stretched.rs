@@ -8,9 +8,9 @@
 //! blocklisted, so a site that comes back cannot write) and the VM restarts on the survivor against the
 //! same image; relocate is a graceful stop and a start on the other site.
 
+use super::ip;
 use super::site::{mon_addr, ConfShape, Site, SiteRef};
 use super::wan::WanLink;
-use super::ip;
 use crate::clock::Wt;
 use crate::config::{Budgets, EnvConfig, LabSpec, Placement};
 use crate::error::{Cause, EnvError};
@@ -90,7 +90,11 @@ pub async fn bootstrap(sites: &mut [Site], placement: Placement) -> Result<(), E
     let (monk, admk, monmap) = (p("mon.keyring"), p("admin.keyring"), p("monmap"));
     let s0 = &sites[0];
     s0.local("ceph-authtool", &["--create-keyring", &monk, "--gen-key", "-n", "mon.", "--cap", "mon", "allow *"]).await?;
-    s0.local("ceph-authtool", &["--create-keyring", &admk, "--gen-key", "-n", "client.admin", "--cap", "mon", "allow *", "--cap", "osd", "allow *", "--cap", "mgr", "allow *"]).await?;
+    s0.local(
+        "ceph-authtool",
+        &["--create-keyring", &admk, "--gen-key", "-n", "client.admin", "--cap", "mon", "allow *", "--cap", "osd", "allow *", "--cap", "mgr", "allow *"],
+    )
+    .await?;
     s0.local("ceph-authtool", &[&monk, "--import-keyring", &admk]).await?;
     let mut args = vec!["--create".to_string()];
     for s in sites.iter() {
@@ -288,7 +292,12 @@ impl DrDriver for StretchedDriver {
         }
         let candidates = to_fence(&clients, &lost);
         if candidates.is_empty() {
-            return Err(EnvError::Site { site: from, what: format!("find the Ceph clients of {image} to fence"), detail: "none was ever seen".into(), cause: Cause::Harness });
+            return Err(EnvError::Site {
+                site: from,
+                what: format!("find the Ceph clients of {image} to fence"),
+                detail: "none was ever seen".into(),
+                cause: Cause::Harness,
+            });
         }
         // without fencing (a negative control) the lost site's clients are left as they are
         let fence = if fence { candidates } else { vec![] };
@@ -345,7 +354,11 @@ impl DrDriver for StretchedDriver {
             }
         }
         let Some(clients) = asked else {
-            return Ok(self.topology.sites().map(|s| SiteRole { site: s.to_string(), role: Role::Unknown, detail: "no site answered rbd status".into() }).collect());
+            return Ok(self
+                .topology
+                .sites()
+                .map(|s| SiteRole { site: s.to_string(), role: Role::Unknown, detail: "no site answered rbd status".into() })
+                .collect());
         };
         Ok(self
             .topology
@@ -398,7 +411,8 @@ impl StretchedDriver {
     async fn wait_clean(&mut self, vm: &str, from: &str, to: &str, deadline: Duration) -> Result<String, EnvError> {
         let s = self.site(to)?.clone();
         let last = std::sync::Mutex::new(Vec::<String>::new());
-        let unreadable = |e: String| EnvError::Site { site: s.name.clone(), what: "read where the placement groups are".into(), detail: e, cause: Cause::Harness };
+        let unreadable =
+            |e: String| EnvError::Site { site: s.name.clone(), what: "read where the placement groups are".into(), detail: e, cause: Cause::Harness };
         let check = || async {
             let tree = s.cli("ceph", &["osd", "tree", "--format", "json"]).await?;
             let pgs = s.cli("ceph", &["pg", "ls-by-pool", "rbd", "--format", "json"]).await?;
@@ -413,7 +427,10 @@ impl StretchedDriver {
                 crate::wait::WaitError::Timeout { .. } => {
                     let gaps = last.lock().unwrap().clone();
                     let shown = gaps.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
-                    s.err(&format!("see {vm}'s writes replicated within {deadline:?}"), format!("{shown}{}", if gaps.len() > 3 { format!(" (and {} more)", gaps.len() - 3) } else { String::new() }))
+                    s.err(
+                        &format!("see {vm}'s writes replicated within {deadline:?}"),
+                        format!("{shown}{}", if gaps.len() > 3 { format!(" (and {} more)", gaps.len() - 3) } else { String::new() }),
+                    )
                 }
                 crate::wait::WaitError::Failed(e) => e,
             })
@@ -426,7 +443,9 @@ mod tests {
 
     #[test]
     fn the_lost_sites_clients_are_the_ones_fenced() {
-        let w = watchers(r#"{"watchers":[{"address":"10.78.0.1:0/2851230001","client":4171,"cookie":1},{"address":"10.78.0.2:0/77","client":4200,"cookie":2}]}"#).unwrap();
+        let w =
+            watchers(r#"{"watchers":[{"address":"10.78.0.1:0/2851230001","client":4171,"cookie":1},{"address":"10.78.0.2:0/77","client":4200,"cookie":2}]}"#)
+                .unwrap();
         assert_eq!(w, ["10.78.0.1:0/2851230001", "10.78.0.2:0/77"]);
         assert_eq!(to_fence(&w, "10.78.0.1"), ["10.78.0.1:0/2851230001"]);
         assert_eq!(to_fence(&w, "10.78.0.11"), Vec::<String>::new(), "an address is matched whole, not by prefix");
@@ -441,11 +460,15 @@ mod tests {
             {"id":0,"name":"osd.0","type":"osd"},{"id":1,"name":"osd.1","type":"osd"}],"stray":[]}"#;
         let sites = osd_sites(tree).unwrap();
         assert_eq!(sites, BTreeMap::from([(0, "a".to_string()), (1, "b".to_string())]));
-        let good = r#"{"pg_ready":true,"pg_stats":[{"pgid":"1.0","state":"active+clean","acting":[0,1]},{"pgid":"1.1","state":"active+clean","acting":[1,0]}]}"#;
+        let good =
+            r#"{"pg_ready":true,"pg_stats":[{"pgid":"1.0","state":"active+clean","acting":[0,1]},{"pgid":"1.1","state":"active+clean","acting":[1,0]}]}"#;
         assert_eq!(placement_gaps(good, &sites, &["a", "b"]).unwrap(), Vec::<String>::new());
         // a CRUSH rule rooted in site a: both replicas wanted there, one OSD: undersized, nothing on b
         let one_site = r#"{"pg_stats":[{"pgid":"1.0","state":"active+undersized","acting":[0]}]}"#;
-        assert_eq!(placement_gaps(one_site, &sites, &["a", "b"]).unwrap(), ["placement group 1.0 has no replica on site b (acting [0])", "placement group 1.0 is active+undersized"]);
+        assert_eq!(
+            placement_gaps(one_site, &sites, &["a", "b"]).unwrap(),
+            ["placement group 1.0 has no replica on site b (acting [0])", "placement group 1.0 is active+undersized"]
+        );
         // site b down: degraded
         let degraded = r#"[{"pgid":"1.0","state":"active+undersized+degraded","acting":[0]}]"#;
         assert_eq!(placement_gaps(degraded, &sites, &["a", "b"]).unwrap().len(), 2);

@@ -7,10 +7,10 @@ use super::site::SiteRef;
 use super::Assets;
 use crate::clock::Wt;
 use crate::config::{Budgets, LabSpec};
-use crate::error::{Cause, EnvError};
-use crate::events::Bus;
 pub use crate::env::probe::{history, BootLog, Mode};
 use crate::env::probe::{Launch, Launched, Launcher, Machine, ProbeWorkload};
+use crate::error::{Cause, EnvError};
+use crate::events::Bus;
 use crate::procs::{self, Daemon};
 use crate::wait;
 use async_trait::async_trait;
@@ -24,7 +24,15 @@ use tokio::net::UnixStream;
 pub type QemuWorkload = ProbeWorkload;
 
 /// The lab's workload over `sites`.
-pub fn qemu_workload(assets: Assets, initramfs: PathBuf, dir: PathBuf, spec: LabSpec, budgets: Budgets, sites: BTreeMap<String, SiteRef>, bus: Bus) -> QemuWorkload {
+pub fn qemu_workload(
+    assets: Assets,
+    initramfs: PathBuf,
+    dir: PathBuf,
+    spec: LabSpec,
+    budgets: Budgets,
+    sites: BTreeMap<String, SiteRef>,
+    bus: Bus,
+) -> QemuWorkload {
     ProbeWorkload::new(Box::new(QemuLauncher { assets, initramfs, dir, spec, sites }), budgets, bus)
 }
 
@@ -78,7 +86,17 @@ impl Launcher for QemuLauncher {
         std::fs::create_dir_all(&self.dir).map_err(|source| EnvError::Io { what: "create the VM directory".into(), source })?;
         let conf = site.conf();
         let (a, initramfs, mode) = (&self.assets, &self.initramfs, l.mode);
-        let s = Spec { vm: l.vm, site: &site.name, ns: &site.ns, conf: &conf, image: &l.volume.name, dir: &self.dir, memory_mib: self.spec.memory.0 >> 20, rate: l.rate, scan_limit: l.scan_limit };
+        let s = Spec {
+            vm: l.vm,
+            site: &site.name,
+            ns: &site.ns,
+            conf: &conf,
+            image: &l.volume.name,
+            dir: &self.dir,
+            memory_mib: self.spec.memory.0 >> 20,
+            rate: l.rate,
+            scan_limit: l.scan_limit,
+        };
         let tag = mode.name();
         let n = std::fs::read_dir(s.dir).map(|d| d.count()).unwrap_or(0);
         let base = s.dir.join(format!("{}-{}-{n}-{tag}", s.vm, s.site));
@@ -88,12 +106,7 @@ impl Launcher for QemuLauncher {
         let q = &a.qemu_root;
         let mut c = procs::in_netns(s.ns, &a.qemu_bin.display().to_string());
         c.env("QEMU_MODULE_DIR", a.qemu_modules());
-        let append = format!(
-            "console=ttyS0 panic=-1 quiet {} drprobe.rate={} drprobe.limit={}",
-            mode.cmdline(),
-            s.rate,
-            s.scan_limit
-        );
+        let append = format!("console=ttyS0 panic=-1 quiet {} drprobe.rate={} drprobe.limit={}", mode.cmdline(), s.rate, s.scan_limit);
         let drive = format!("file=rbd:rbd/{}:conf={}:id=admin,format=raw,if=none,id=disk0,cache=none", s.image, s.conf.display());
         c.args(["-L", &q.join("usr/share/qemu").display().to_string(), "-L", &q.join("usr/share/seabios").display().to_string()]);
         c.args(["-machine", "pc", "-accel", "tcg,tb-size=32", "-cpu", "qemu64", "-smp", "1", "-m", &format!("{}M", s.memory_mib)]);

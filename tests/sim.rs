@@ -1,0 +1,237 @@
+//! The simulated environment (`backend: sim`): the bundled features, the drill engine, the oracle and the
+//! reports run unchanged over every port in memory, on a simulated clock. What is proven here:
+//! - the bundled drills pass on sim-regional and sim-metro, and the bundled negative controls fail;
+//! - storage that lies on purpose is caught by the drills it concerns, naming what it saw (the table);
+//! - seeded campaigns: random scenarios over the step vocabulary with random rates and intervals always
+//!   pass on honest storage, and always fail with a lie switched on (`DR_DRILL_SIM_BATCHES` runs longer);
+//! - a run replays from its seed.
+//!
+//! The debug binary is run as a user would (`dr-drill run --env environments/sim-*.yaml`).
+
+use assert_cmd::Command;
+use dr_drill::config::Misbehaviour;
+use dr_drill::env::sim::campaign;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+struct Run {
+    code: i32,
+    summary: Value,
+    stdout: String,
+    secs: f64,
+}
+
+impl Run {
+    fn scenarios(&self) -> Vec<&Value> {
+        self.summary["scenarios"].as_array().unwrap().iter().filter(|s| s["status"] != "skipped").collect()
+    }
+    fn status_of(&self, scenario: &str) -> (String, String) {
+        let s = self
+            .scenarios()
+            .into_iter()
+            .find(|s| s["scenario"].as_str().unwrap().starts_with(scenario))
+            .unwrap_or_else(|| panic!("no scenario {scenario:?} ran:\n{}", self.stdout));
+        (s["status"].as_str().unwrap().to_string(), s["reason"].as_str().unwrap_or("").to_string())
+    }
+}
+
+fn drill(env: &Path, paths: &[PathBuf], extra: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    let out =
+        Command::cargo_bin("dr-drill").unwrap().args(["run", "--env"]).arg(env).arg("--report-dir").arg(dir.path()).args(extra).args(paths).output().unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let summary: Value = std::fs::read_to_string(dir.path().join("summary.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_else(|| panic!("no summary.json:\n{stdout}"));
+    Run { code: out.status.code().unwrap_or(-1), summary, stdout, secs }
+}
+
+fn env(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("environments").join(name)
+}
+
+fn feature(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("features").join(name)
+}
+
+/// An environment file: `base` with `misbehave: [lie]` and/or another seed.
+fn env_with(dir: &Path, base: &str, lie: Option<Misbehaviour>, seed: Option<u64>) -> PathBuf {
+    let mut text = std::fs::read_to_string(env(base)).unwrap();
+    if let Some(seed) = seed {
+        text = text.replace("    seed: 1\n", &format!("    seed: {seed}\n"));
+    }
+    if let Some(l) = lie {
+        let name = serde_json::to_value(l).unwrap();
+        text = text.replace("  sim:\n", &format!("  sim:\n    misbehave: [{}]\n", name.as_str().unwrap()));
+    }
+    let p = dir.join(format!("{base}-{lie:?}-{seed:?}.yaml"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn the_bundled_drills_pass_on_sim_and_each_runs_in_well_under_a_second() {
+    for (e, least) in [("sim-regional.yaml", 4), ("sim-metro.yaml", 9)] {
+        let r = drill(&env(e), &[], &[]);
+        assert_eq!(r.code, 0, "{e}:\n{}", r.stdout);
+        let ran = r.scenarios();
+        assert!(ran.len() >= least && ran.iter().all(|s| s["status"] == "passed"), "{e}:\n{}", r.stdout);
+        let simulated: f64 = ran.iter().map(|s| s["durationS"].as_f64().unwrap_or(0.0)).sum::<f64>();
+        println!(
+            "{e}: {} drills passed in {:.2} s of real time ({:.0} s simulated; {:.3} s per drill)",
+            ran.len(),
+            r.secs,
+            simulated,
+            r.secs / ran.len() as f64
+        );
+        assert!(r.secs / (ran.len() as f64) < 1.0, "a simulated drill takes {:.2} s", r.secs / ran.len() as f64);
+    }
+}
+
+#[test]
+fn the_bundled_negative_controls_fail_on_sim_for_the_system() {
+    for (e, least) in [("sim-regional.yaml", 7), ("sim-metro.yaml", 3)] {
+        let r = drill(&env(e), &[feature("negative")], &["--tags", "@negative"]);
+        assert_eq!(r.code, 1, "{e}:\n{}", r.stdout);
+        let ran = r.scenarios();
+        assert!(ran.len() >= least, "{e}: {} ran\n{}", ran.len(), r.stdout);
+        for s in ran {
+            assert_eq!((s["status"].as_str(), s["cause"].as_str()), (Some("failed"), Some("system")), "{e}: {}", s["scenario"]);
+        }
+    }
+}
+
+/// Misbehaviour x drill -> expected verdict, with what the failure must name. A lie a drill cannot see
+/// (a forced promote's rollback in a relocate that never forces) leaves it passing: the lie is targeted.
+#[test]
+fn storage_that_lies_is_caught_by_the_drills_it_concerns() {
+    use Misbehaviour::*;
+    let dir = tempfile::tempdir().unwrap();
+    let relocate = "Relocate a writing VM from site a to site b";
+    let failover = "Regional-DR failover after a power loss on site a";
+    let failback = "Regional-DR: fail over to b, site a comes back";
+    // (lie, environment, features, scenario, expected status, what the failure names)
+    type Row<'a> = (Misbehaviour, &'a str, &'a [&'a str], &'a str, &'a str, &'a str);
+    let table: &[Row] = &[
+        (AckUnpersisted, "sim-regional.yaml", &["relocate.feature"], relocate, "failed", "acknowledged records lost"),
+        (AckUnpersisted, "sim-metro.yaml", &["metro.feature"], "Metro-DR failover after a power loss", "failed", "acknowledged records lost"),
+        (SnapshotCompleteEarly, "sim-regional.yaml", &["failover.feature"], failover, "failed", "(complete on the survivor) started are lost"),
+        (SnapshotCompleteEarly, "sim-regional.yaml", &["relocate.feature"], relocate, "failed", "the STOP record"),
+        (PromoteRollsBack, "sim-regional.yaml", &["failover.feature"], failover, "failed", "(complete on the survivor) started are lost"),
+        (PromoteRollsBack, "sim-regional.yaml", &["relocate.feature"], relocate, "passed", ""),
+        (CloneLosesParent, "sim-regional.yaml", &["failover.feature"], failover, "failed", "lost: 1-32"),
+        (CloneLosesParent, "sim-regional.yaml", &["relocate.feature"], relocate, "failed", "lost: 1-32"),
+        (StatusAhead, "sim-regional.yaml", &["failover.feature"], failover, "failed", "(complete on the survivor) started are lost"),
+        (StatusAhead, "sim-regional.yaml", &["relocate.feature"], relocate, "failed", "acknowledged records lost"),
+        (TwoPrimaries, "sim-regional.yaml", &["failback.feature"], failback, "failed", "split brain: sites a and b are all primary"),
+        (TwoPrimaries, "sim-regional.yaml", &["failover.feature"], failover, "passed", ""),
+        (FencedClientWrites, "sim-metro.yaml", &["metro.feature"], "Failover with the storage fence alone", "failed", "acknowledged after the fence"),
+        (FencedClientWrites, "sim-metro.yaml", &["metro.feature"], "Freeze then failover", "failed", "acknowledged after the fence"),
+        (FencedClientWrites, "sim-metro.yaml", &["metro.feature"], "Metro-DR failover after a power loss", "passed", ""),
+    ];
+    let mut lies_seen = std::collections::BTreeSet::new();
+    for (lie, e, files, scenario, want, names) in table {
+        let r = drill(&env_with(dir.path(), e, Some(*lie), None), &files.iter().map(|f| feature(f)).collect::<Vec<_>>(), &[]);
+        let (status, reason) = r.status_of(scenario);
+        println!("{lie:?} x {scenario}: {status} {}", reason.chars().take(160).collect::<String>());
+        assert_eq!(status, *want, "{lie:?} x {scenario}: {reason}\n{}", r.stdout);
+        assert!(reason.contains(names), "{lie:?} x {scenario}: the failure must name {names:?}: {reason}");
+        if *want == "failed" {
+            lies_seen.insert(*lie);
+        }
+        // and the same drill on honest storage passes
+        let honest = drill(&env(e), &files.iter().map(|f| feature(f)).collect::<Vec<_>>(), &[]);
+        assert_eq!(honest.status_of(scenario).0, "passed", "honest storage, {scenario}:\n{}", honest.stdout);
+    }
+    assert_eq!(lies_seen.len(), Misbehaviour::ALL.len(), "every lie is caught by at least one drill");
+}
+
+fn batches() -> u64 {
+    std::env::var("DR_DRILL_SIM_BATCHES").ok().and_then(|v| v.parse().ok()).unwrap_or(6)
+}
+
+fn run_batch(dir: &Path, b: &campaign::Batch) -> Run {
+    let (e, f) = (dir.join(format!("env-{}-{}-{:?}.yaml", b.seed, b.metro, b.lie)), dir.join(format!("c-{}-{}-{:?}.feature", b.seed, b.metro, b.lie)));
+    std::fs::write(&e, &b.env_yaml).unwrap();
+    std::fs::write(&f, &b.feature).unwrap();
+    drill(&e, &[f], &[])
+}
+
+/// Honest storage always passes within its declared bound, whatever the schedule, rate and interval.
+#[test]
+fn seeded_campaign_on_honest_storage_always_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    let mut n = 0;
+    for seed in 0..batches() {
+        for metro in [false, true] {
+            let b = campaign::batch(1000 + seed, metro, None, 25);
+            let r = run_batch(dir.path(), &b);
+            let failed: Vec<String> = r.scenarios().iter().filter(|s| s["status"] != "passed").map(|s| format!("{}: {}", s["scenario"], s["reason"])).collect();
+            assert!(
+                r.code == 0 && failed.is_empty() && r.scenarios().len() == b.scenarios,
+                "seed {} ({}) disagrees: honest storage failed:\n{}\n{}\n{}",
+                b.seed,
+                if metro { "metro" } else { "regional" },
+                failed.join("\n"),
+                b.env_yaml,
+                b.feature
+            );
+            n += b.scenarios;
+        }
+    }
+    println!("seeded campaign, honest storage: {n} random scenarios passed in {:.1} s", t.elapsed().as_secs_f64());
+}
+
+/// With one lie switched on, every scenario drawn from what the lie concerns fails, for the system.
+#[test]
+fn seeded_campaign_catches_every_lie() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    let mut n = 0;
+    for metro in [false, true] {
+        for lie in campaign::lies(metro) {
+            for seed in 0..batches().div_ceil(3) {
+                let b = campaign::batch(2000 + seed, metro, Some(lie), 10);
+                let r = run_batch(dir.path(), &b);
+                assert_eq!(r.code, 1, "seed {}: {lie:?}:\n{}", b.seed, r.stdout);
+                for s in r.scenarios() {
+                    assert_eq!(
+                        (s["status"].as_str(), s["cause"].as_str()),
+                        (Some("failed"), Some("system")),
+                        "seed {} disagrees: {lie:?} not caught in {}\n{}\n{}",
+                        b.seed,
+                        s["scenario"],
+                        b.env_yaml,
+                        b.feature
+                    );
+                }
+                n += b.scenarios;
+                println!("  {lie:?}, seed {}: {} scenarios caught, {:.1} s", b.seed, b.scenarios, r.secs);
+            }
+        }
+    }
+    println!("seeded campaign, lying storage: {n} random scenarios, every lie caught, in {:.1} s", t.elapsed().as_secs_f64());
+}
+
+/// A run replays from its seed: the same figures again; another seed draws other sync and boot times.
+#[test]
+fn a_simulated_run_replays_from_its_seed() {
+    let figures = |r: &Run| -> Vec<String> {
+        r.scenarios().iter().map(|s| format!("{} {} {} {}", s["recordsAcked"], s["recordsLost"], s["lossWindowMs"], s["actions"])).collect()
+    };
+    let f = [feature("failover.feature"), feature("failback.feature")];
+    let (x, y) = (drill(&env("sim-regional.yaml"), &f, &["--seed", "42"]), drill(&env("sim-regional.yaml"), &f, &["--seed", "42"]));
+    assert_eq!(figures(&x), figures(&y), "{}\n{}", x.stdout, y.stdout);
+    let z = drill(&env("sim-regional.yaml"), &f, &["--seed", "43"]);
+    assert_ne!(figures(&x), figures(&z));
+    // a failed simulated run says how to replay it
+    let dir = tempfile::tempdir().unwrap();
+    let lying = drill(&env_with(dir.path(), "sim-regional.yaml", Some(Misbehaviour::PromoteRollsBack), None), &[feature("failover.feature")], &["--seed", "7"]);
+    assert_eq!(lying.code, 1);
+    assert!(lying.stdout.contains("seed 7: replay it with `dr-drill run --env"), "{}", lying.stdout);
+}
