@@ -208,7 +208,7 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
         return Err(RunError::NothingSelected(if expr.is_empty() { "none".into() } else { expr }));
     }
     std::fs::create_dir_all(&opts.report_dir).map_err(|source| RunError::Report { path: opts.report_dir.clone(), source })?;
-    for s in &skipped_scenarios {
+    for s in skipped_scenarios.iter().filter(|_| !opts.quiet) {
         println!("  skipped: {} ({})", s.scenario, s.reason.as_deref().unwrap_or(""));
     }
     let open = |name: &str| {

@@ -235,3 +235,17 @@ fn a_simulated_run_replays_from_its_seed() {
     assert_eq!(lying.code, 1);
     assert!(lying.stdout.contains("seed 7: replay it with `dr-drill run --env"), "{}", lying.stdout);
 }
+
+/// `dr-drill bench` on a simulated environment prints its figures (drills in real time, the campaign's
+/// rate, peak memory); the targets are read from them, not asserted on the clock here.
+#[test]
+fn bench_prints_the_simulated_figures() {
+    let out = Command::cargo_bin("dr-drill").unwrap().args(["bench", "--env"]).arg(env("sim-metro.yaml")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for want in
+        ["bench: round 1: the default drills (", "bench: seeded campaign, honest storage: 100 random scenarios passed", "bench: peak RSS of this process"]
+    {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+}

@@ -14,6 +14,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub async fn bench(cfg: &EnvConfig, rounds: u32, drills: bool) -> anyhow::Result<Exit> {
+    if matches!(cfg.spec.backend, crate::config::Backend::Sim(_)) {
+        sim_figures(cfg, rounds).await?;
+        return Ok(Exit::Passed);
+    }
     lab_figures(cfg, rounds).await?;
     if drills {
         drill_figures(cfg).await?;
@@ -98,6 +102,54 @@ async fn drill_figures(cfg: &EnvConfig) -> anyhow::Result<()> {
         println!("bench: failover scenario \"{}\" {:.1}s (target <= interval + 60s = {target:.0}s)", s.scenario, s.duration_s.unwrap_or(f64::NAN));
     }
     anyhow::ensure!(res.exit_code() == 0, "the drills did not all pass: {:?}", res.harness_errors);
+    Ok(())
+}
+
+/// The simulated environment's figures: the default drills (`rounds` runs) and a seeded campaign of random
+/// scenarios on honest storage, in real time (the drills' own time is simulated), and the process's peak
+/// memory. Targets: a drill in well under a second; a few hundred campaign scenarios within a minute.
+async fn sim_figures(cfg: &EnvConfig, rounds: u32) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let quiet = |cfg: &EnvConfig, paths: Vec<PathBuf>, tags: Option<String>, report_dir: PathBuf| RunOptions {
+        cfg: cfg.clone(),
+        paths,
+        tags,
+        report_dir,
+        keep: false,
+        confirmed: false,
+        allow_skipped: false,
+        quiet: true,
+    };
+    for round in 1..=rounds.max(1) {
+        let t0 = Instant::now();
+        let res = runner::run(quiet(cfg, default_features()?, Some(DEFAULT_TAGS.into()), dir.path().join(format!("drills-{round}")))).await?;
+        let real = t0.elapsed().as_secs_f64();
+        let simulated: f64 = res.scenarios.iter().filter_map(|s| s.duration_s).sum();
+        anyhow::ensure!(res.exit_code() == 0, "the drills did not all pass on {}", cfg.spec.name);
+        println!(
+            "bench: round {round}: the default drills ({} passed) in {real:.2} s of real time for {simulated:.0} s simulated: {:.3} s a drill (target < 1 s), {:.0}x real time",
+            res.passed,
+            real / res.passed.max(1) as f64,
+            simulated / real.max(1e-9)
+        );
+    }
+    let metro = cfg.spec.metro().is_some();
+    let (t0, mut n) = (Instant::now(), 0);
+    for seed in 0..4 {
+        let b = crate::env::sim::campaign::batch(1000 + seed, metro, None, 25);
+        let (e, f) = (dir.path().join(format!("campaign-{seed}.yaml")), dir.path().join(format!("campaign-{seed}.feature")));
+        std::fs::write(&e, &b.env_yaml)?;
+        std::fs::write(&f, &b.feature)?;
+        let res = runner::run(quiet(&crate::config::load(&e)?, vec![f], None, dir.path().join(format!("campaign-{seed}")))).await?;
+        anyhow::ensure!(res.exit_code() == 0 && res.passed == b.scenarios, "campaign seed {} disagrees: honest storage failed (replay: tests/sim.rs)", b.seed);
+        n += b.scenarios;
+    }
+    let real = t0.elapsed().as_secs_f64();
+    println!(
+        "bench: seeded campaign, honest storage: {n} random scenarios passed in {real:.2} s ({:.0} scenarios/s; target: a few hundred within a minute)",
+        n as f64 / real
+    );
+    println!("bench: peak RSS of this process: {} MiB", crate::procs::hwm(std::process::id() as i32) >> 20);
     Ok(())
 }
 

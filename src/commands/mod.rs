@@ -58,7 +58,11 @@ pub fn main(cli: Cli) -> i32 {
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     // a simulated environment runs on one thread with tokio's clock paused: simulated time
-    let sim = matches!(&cli.command, Command::Run { env, .. } if load_env(env).is_ok_and(|c| matches!(c.spec.backend, config::Backend::Sim(_))));
+    let is_sim = |env: &PathBuf| load_env(env).is_ok_and(|c| matches!(c.spec.backend, config::Backend::Sim(_)));
+    let sim = match &cli.command {
+        Command::Run { env, .. } | Command::Bench { env, .. } => is_sim(env),
+        _ => false,
+    };
     let built = if sim {
         tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()
     } else {
