@@ -106,16 +106,15 @@ async fn apply_one(client: &Client, manager: &str, v: &Value, dry_run: bool, set
     Ok(format!("{} {} applied{}", o.kind, o.key(), if dry_run { " (server dry run)" } else { "" }))
 }
 
+/// A failed read of `o`, naming it.
+fn read_error(o: &Obj) -> impl FnOnce(kube::Error) -> K8sError + '_ {
+    move |source| K8sError::Api { what: "read".into(), kind: o.kind.clone(), namespace: o.namespace.clone().unwrap_or_default(), name: o.name.clone(), source }
+}
+
 /// The object as the API server has it (None: not there).
 pub async fn get(client: &Client, o: &Obj) -> Result<Option<Value>, K8sError> {
     let api = api_for(client, o, Duration::ZERO).await?;
-    let got = api.get_opt(&o.name).await.map_err(|source| K8sError::Api {
-        what: "read".into(),
-        kind: o.kind.clone(),
-        namespace: o.namespace.clone().unwrap_or_default(),
-        name: o.name.clone(),
-        source,
-    })?;
+    let got = api.get_opt(&o.name).await.map_err(read_error(o))?;
     Ok(got.map(|d| serde_json::to_value(d).unwrap_or(Value::Null)))
 }
 
@@ -142,13 +141,7 @@ pub async fn wait_ready(client: &Client, o: &Obj, what: &str, deadline: Duration
             *a = api_for(client, o, Duration::ZERO).await.ok();
         }
         if let Some(a) = a.as_ref() {
-            let got = a.get_opt(&o.name).await.map_err(|source| K8sError::Api {
-                what: "read".into(),
-                kind: o.kind.clone(),
-                namespace: o.namespace.clone().unwrap_or_default(),
-                name: o.name.clone(),
-                source,
-            })?;
+            let got = a.get_opt(&o.name).await.map_err(read_error(o))?;
             *last.lock().unwrap() = got.map(|d| serde_json::to_value(d).unwrap_or(Value::Null));
         }
         let seen = last.lock().unwrap().clone();

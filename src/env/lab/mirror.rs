@@ -244,6 +244,11 @@ impl SnapLog {
         Some(Checkpoint { name: format!("{site}/{id} (not logged; start of {} used)", older.name()), started: older.started })
     }
 
+    /// How many snapshots the witness saw complete, and the scheduler's errors (a driver's facts).
+    pub fn summary(&self) -> (usize, Vec<String>) {
+        (self.snaps.iter().filter(|s| s.completed.is_some()).count(), self.errors.clone())
+    }
+
     /// The first snapshot of `site` taken at or after `since` that the witness saw complete on the peer.
     pub fn replicated_since(&self, site: &str, since: Wt) -> Option<&SnapRecord> {
         self.snaps.iter().filter(|s| s.site == site && !s.preexisting && s.started >= since && s.completed.is_some()).min_by_key(|s| s.id)
@@ -507,14 +512,7 @@ impl RbdMirrorDriver {
     }
 
     fn details(&self, vm: &str, sync: Option<Duration>, attempts: u32) -> serde_json::Value {
-        let (completed, errors) = self
-            .vms
-            .get(vm)
-            .map(|p| {
-                let g = p.snaps.lock().unwrap();
-                (g.snaps.iter().filter(|s| s.completed.is_some()).count(), g.errors.clone())
-            })
-            .unwrap_or_default();
+        let (completed, errors) = self.vms.get(vm).map(|p| p.snaps.lock().unwrap().summary()).unwrap_or_default();
         json!({
             "syncBarrierMs": sync.map(|d| d.as_secs_f64() * 1e3),
             "promoteAttempts": attempts,

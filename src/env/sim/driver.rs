@@ -125,14 +125,7 @@ impl SimDriver {
     }
 
     fn details(&self, vm: &str, sync: Option<Duration>) -> serde_json::Value {
-        let (completed, errors) = self
-            .vms
-            .get(vm)
-            .map(|p| {
-                let g = p.snaps.lock().unwrap();
-                (g.snaps.iter().filter(|s| s.completed.is_some()).count(), g.errors.clone())
-            })
-            .unwrap_or_default();
+        let (completed, errors) = self.vms.get(vm).map(|p| p.snaps.lock().unwrap().summary()).unwrap_or_default();
         let lied: Vec<String> = self.world.lock().unwrap().lied.iter().map(|m| format!("{m:?}")).collect();
         json!({ "syncBarrierMs": sync.map(|d| d.as_secs_f64() * 1e3), "mirrorSnapshotsCompleted": completed, "schedulerErrors": errors, "simulatedLies": lied })
     }
