@@ -265,6 +265,19 @@ impl World {
         self.arbiter.is_some()
     }
 
+    /// The site's daemons answer the harness (powered, not frozen), or why not.
+    fn answering(&self, site: &str) -> Result<(), String> {
+        if self.site(site)?.alive() {
+            Ok(())
+        } else {
+            Err(format!("site {site} does not answer"))
+        }
+    }
+
+    fn image_ref(&self, image: &str) -> Result<&Image, String> {
+        self.images.get(image).ok_or_else(|| format!("image {image} does not exist"))
+    }
+
     fn image(&mut self, image: &str) -> Result<&mut Image, String> {
         self.images.get_mut(image).ok_or_else(|| format!("image {image} does not exist"))
     }
@@ -286,7 +299,7 @@ impl World {
     /// Reads a copy (Regional: the site's; Metro: the replica on the reader's site, recovered if stale and
     /// a newer one is reachable, as Ceph serves reads from an up-to-date replica).
     pub fn read(&self, site: &str, image: &str) -> Result<Blocks, String> {
-        let img = self.images.get(image).ok_or_else(|| format!("image {image} does not exist"))?;
+        let img = self.image_ref(image)?;
         if self.metro() {
             let newest = img.copies.iter().filter(|(s, _)| self.link(site, s)).max_by_key(|(_, c)| c.version);
             return newest.map(|(_, c)| c.blocks.clone()).ok_or_else(|| format!("no replica of {image} reachable from site {site}"));
@@ -360,9 +373,7 @@ impl World {
 
     /// Regional: the primary on `site` takes a mirror snapshot; its id.
     pub fn snapshot(&mut self, site: &str, image: &str, now: Wt) -> Result<u64, String> {
-        if !self.site(site)?.alive() {
-            return Err(format!("site {site} does not answer"));
-        }
+        self.answering(site)?;
         let img = self.image(image)?;
         let c = img.copies.get(site).ok_or_else(|| format!("no copy of {image} on site {site}"))?;
         if !c.primary {
@@ -376,28 +387,22 @@ impl World {
 
     /// Regional: the primary snapshot ids of `from` that `site`'s copy reports complete (its own view).
     pub fn complete_on(&self, site: &str, image: &str) -> Result<Vec<u64>, String> {
-        if !self.site(site)?.alive() {
-            return Err(format!("site {site} does not answer"));
-        }
-        let img = self.images.get(image).ok_or_else(|| format!("image {image} does not exist"))?;
+        self.answering(site)?;
+        let img = self.image_ref(image)?;
         Ok(img.copies.get(site).map(|c| c.complete.clone()).unwrap_or_default())
     }
 
     /// Its own view: is the copy on `site` primary?
     pub fn is_primary(&self, site: &str, image: &str) -> Result<bool, String> {
-        if !self.site(site)?.alive() {
-            return Err(format!("site {site} does not answer"));
-        }
-        let img = self.images.get(image).ok_or_else(|| format!("image {image} does not exist"))?;
+        self.answering(site)?;
+        let img = self.image_ref(image)?;
         Ok(img.copies.get(site).is_some_and(|c| c.primary || c.stale_primary))
     }
 
     /// Regional: the copy's mirroring state, as `rbd mirror image status` words it.
     pub fn mirror_state(&self, site: &str, image: &str) -> Result<String, String> {
-        if !self.site(site)?.alive() {
-            return Err(format!("site {site} does not answer"));
-        }
-        let img = self.images.get(image).ok_or_else(|| format!("image {image} does not exist"))?;
+        self.answering(site)?;
+        let img = self.image_ref(image)?;
         let c = img.copies.get(site).ok_or_else(|| format!("no copy of {image} on site {site}"))?;
         Ok(match () {
             _ if c.primary || c.stale_primary => "up+stopped (primary)",
@@ -411,10 +416,8 @@ impl World {
 
     /// Regional: replaying (non-primary, not waiting on a resync)?
     pub fn replaying(&self, site: &str, image: &str) -> Result<bool, String> {
-        if !self.site(site)?.alive() {
-            return Err(format!("site {site} does not answer"));
-        }
-        let img = self.images.get(image).ok_or_else(|| format!("image {image} does not exist"))?;
+        self.answering(site)?;
+        let img = self.image_ref(image)?;
         Ok(img
             .copies
             .get(site)
@@ -441,9 +444,7 @@ impl World {
     /// snapshot (its demotion) and no other copy may be primary; with force it keeps the data of the newest
     /// snapshot it completed (a sync in flight is dropped).
     pub fn promote(&mut self, site: &str, image: &str, force: bool, now: Wt) -> Result<(), String> {
-        if !self.site(site)?.alive() {
-            return Err(format!("site {site} does not answer"));
-        }
+        self.answering(site)?;
         let rolls_back = force && self.lie(Misbehaviour::PromoteRollsBack);
         let img = self.image(image)?;
         let other_primary = img.copies.iter().any(|(s, c)| s != site && c.primary);
@@ -461,10 +462,8 @@ impl World {
             }
         }
         c.transfer = None;
-        if let Some(data) = c.owed.take() {
-            // the status said complete, the data never came: a promote keeps what is really there
-            let _ = data;
-        }
+        // the status said complete, the data never came (StatusAhead): a promote keeps what is really there
+        c.owed = None;
         if rolls_back {
             if let Some(prev) = c.previous.clone() {
                 c.blocks = prev;
@@ -484,9 +483,7 @@ impl World {
 
     /// Regional: resync the (non-primary) copy on `site` from the primary's newest snapshot.
     pub fn resync(&mut self, site: &str, image: &str) -> Result<(), String> {
-        if !self.site(site)?.alive() {
-            return Err(format!("site {site} does not answer"));
-        }
+        self.answering(site)?;
         let c = self.image(image)?.copies.get_mut(site).ok_or_else(|| format!("no copy of {image} on site {site}"))?;
         if c.primary {
             return Err(format!("rbd: image {image} is primary on site {site}: demote it before a resync"));
