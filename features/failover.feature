@@ -14,3 +14,4 @@ Feature: Failover: losing the primary site loses at most one replication interva
     And the VM is failed over to site b
     Then the data loss window is at most the replication interval
     And the VM serves again on site b within 2m
+

@@ -21,6 +21,8 @@ pub enum FaultKind {
     RateLimit,
     /// A record damaged on disk through a guest.
     Corrupt,
+    /// One storage host of a site lost, the site's other host serving on.
+    HostLoss,
 }
 
 /// What a sentence needs of the environment.
@@ -43,6 +45,14 @@ pub enum Need {
     ComeBackUnrepaired,
     /// A cluster reached by kubeconfig context (the readiness checks of a live namespace).
     LiveCluster,
+    /// Ceph's stretch mode (its flags and monitor elections judged).
+    StretchMode,
+    /// Metro-DR deliberately without stretch mode (a negative control).
+    NoStretchMode,
+    /// One VM's disk left out of replication (a negative control).
+    Unprotect,
+    /// VM disks cloned from a golden image, its blocks read back on a site.
+    GoldenImage,
 }
 
 impl fmt::Display for Need {
@@ -59,6 +69,7 @@ impl fmt::Display for Need {
             Need::Fault(FaultKind::PacketLoss) => "packet loss",
             Need::Fault(FaultKind::RateLimit) => "rate limits",
             Need::Fault(FaultKind::Corrupt) => "damaging a record on disk",
+            Need::Fault(FaultKind::HostLoss) => "cutting the power of one storage host",
             Need::RelocateWithoutBarrier => "a relocate without the sync barrier",
             Need::FailoverWithoutFencing => "a failover without fencing",
             Need::FailoverIsolationOnly => "a failover without the storage fence",
@@ -66,6 +77,10 @@ impl fmt::Display for Need {
             Need::RoundTrip => "measuring the inter-site round trip",
             Need::ComeBackUnrepaired => "a site back without the resync or repair",
             Need::LiveCluster => "a live cluster",
+            Need::StretchMode => "Metro-DR in Ceph stretch mode",
+            Need::NoStretchMode => "Metro-DR without stretch mode (a deliberate misconfiguration)",
+            Need::Unprotect => "leaving one VM's disk out of replication",
+            Need::GoldenImage => "VM disks cloned from a golden image",
         };
         f.write_str(s)
     }
@@ -111,6 +126,11 @@ pub const SENTENCES: &[Sentence] = &[
     Sentence { expr: "sites {site} and {site} are {duration} apart", needs: &[D, N::Fault(F::Latency)] },
     Sentence { expr: "sites {site} and {site} become {duration} apart", needs: &[D, N::Fault(F::Latency)] },
     Sentence { expr: "the STOP record of the graceful shutdown survives", needs: &[] },
+    Sentence { expr: "a Metro-DR environment without stretch mode with sites {site} and {site}", needs: &[N::NoStretchMode] },
+    Sentence { expr: "a storage host of site {site} loses power", needs: &[D, N::Fault(F::HostLoss)] },
+    Sentence { expr: "the cluster entered degraded stretch mode", needs: &[N::StretchMode] },
+    Sentence { expr: "the cluster returns to healthy stretch mode within {duration}", needs: &[N::StretchMode] },
+    Sentence { expr: "the VM writes again within {duration} of the partition", needs: &[N::Fault(F::Partition)] },
     Sentence { expr: "the VM has written {int} records", needs: &[] },
     // a failover fences the lost site: the harness cuts it off, the storage blocklists it
     Sentence { expr: "the VM is failed over to site {site} with the storage fence alone", needs: &[D, N::FailoverStorageFenceAlone] },
@@ -130,6 +150,19 @@ pub const SENTENCES: &[Sentence] = &[
     Sentence { expr: "the replication interval is {duration}", needs: &[] },
     Sentence { expr: "the round-trip time between sites {site} and {site} is at most {duration}", needs: &[N::RoundTrip] },
     Sentence { expr: "{float}% of the packets between sites {site} and {site} are lost", needs: &[D, N::Fault(F::PacketLoss)] },
+    // an application of many VMs, moved as one
+    Sentence { expr: "{int} VMs writing {int} records per second on site {site}", needs: &[] },
+    Sentence { expr: "the VMs run for {duration}", needs: &[] },
+    Sentence { expr: "the VMs run for {int} replication intervals", needs: &[] },
+    Sentence { expr: "the VMs' writes so far are replicated to site {site}", needs: &[] },
+    Sentence { expr: "{int} VMs writing {int} records per second on site {site}, VM {int} left out of mirroring", needs: &[D, N::Unprotect] },
+    Sentence { expr: "the VMs are failed over to site {site}", needs: &[D, N::Fault(F::Isolate)] },
+    Sentence { expr: "the VMs are relocated to site {site}", needs: &[] },
+    Sentence { expr: "the VMs serve again on site {site} within {duration}", needs: &[] },
+    Sentence { expr: "site {site} is every VM's only primary", needs: &[] },
+    // disks cloned from a golden image (CDI clones)
+    Sentence { expr: "a VM cloned from a golden image writing {int} records per second on site {site}", needs: &[N::GoldenImage] },
+    Sentence { expr: "the golden image's data is intact", needs: &[N::GoldenImage] },
 ];
 
 /// The regex of a cucumber expression as the steps use them (parameters `{site}`, `{int}`, `{float}`,
@@ -182,6 +215,7 @@ impl Capabilities {
             lacks.entry(n).or_insert(why);
         };
         let lab_only = [
+            N::Fault(F::HostLoss),
             N::Fault(F::StopReplication),
             N::Fault(F::PauseReplication),
             N::Fault(F::Partition),
@@ -192,9 +226,54 @@ impl Capabilities {
             N::FailoverIsolationOnly,
             N::FailoverStorageFenceAlone,
         ];
+        // stretch mode is the lab's Metro-DR (the simulation models Metro-DR without it; clusters are not asked)
+        let metro = cfg.spec.metro();
+        let stretch = metro.is_some_and(|m| m.stretch_mode) && matches!(cfg.spec.backend, Backend::Lab(_));
+        if !stretch {
+            let why = match metro {
+                None => format!("environment {env} is not Metro-DR: run with --env environments/lab-metro.yaml"),
+                Some(m) if !m.stretch_mode => format!("environment {env} runs Metro-DR without stretch mode (stretchMode: false)"),
+                Some(_) => format!("stretch mode is judged on the lab only; environment {env} is {backend}"),
+            };
+            lack(N::StretchMode, why);
+        }
+        if !(metro.is_some_and(|m| !m.stretch_mode) && matches!(cfg.spec.backend, Backend::Lab(_))) {
+            lack(
+                N::NoStretchMode,
+                format!("a negative control on the lab's Metro-DR layout without stretch mode: run with --env environments/lab-metro-no-stretch.yaml (environment {env} is not)"),
+            );
+        }
+        // leaving one image out of mirroring: the lab's and the simulation's Regional-DR drivers
+        if cfg.spec.regional().is_none() || !matches!(cfg.spec.backend, Backend::Lab(_) | Backend::Sim(_)) {
+            lack(
+                N::Unprotect,
+                format!(
+                    "{} is a negative control on Regional-DR mirroring in the lab or the simulation; environment {env} is {backend} ({})",
+                    N::Unprotect,
+                    cfg.replication_summary()
+                ),
+            );
+        }
+        // golden-image clones: the lab's Regional-DR driver (RBD clones of a mirrored parent) and the simulation
+        let golden = match &cfg.spec.backend {
+            Backend::Lab(_) => cfg.spec.regional().is_some(),
+            Backend::Sim(_) => true,
+            _ => false,
+        };
+        if !golden {
+            lack(
+                N::GoldenImage,
+                format!(
+                    "{} are made and read back by the lab's Regional-DR driver and the simulation: run with --env environments/lab-regional.yaml; environment {env} is {backend} ({})",
+                    N::GoldenImage,
+                    cfg.replication_summary()
+                ),
+            );
+        }
         match &cfg.spec.backend {
-            // the lab and the simulation can do everything the vocabulary asks
-            Backend::Lab(_) | Backend::Sim(_) => {}
+            Backend::Lab(_) => {}
+            // the simulation's storage has no hosts: a site is one failure domain
+            Backend::Sim(_) => lack(N::Fault(F::HostLoss), format!("{} is a lab-only fault; environment {env} is {backend}", N::Fault(F::HostLoss))),
             Backend::Kind(_) => {
                 for n in lab_only.into_iter().filter(|n| *n != N::Fault(F::Corrupt)) {
                     lack(n, format!("{n} is a lab-only fault; environment {env} is {backend}"));
@@ -293,7 +372,8 @@ mod tests {
             crate::config::from_yaml(std::path::Path::new("e.yaml"), &format!("name: e\nbackend:\n{backend}\ndisposable: true\nsites:\n  - name: a\n  - name: b\nreplication:\n  regional:\n    interval: 1m\n    scheduler: ceph\n")).unwrap()
         };
         let lab = Capabilities::of(&cfg("  lab: {}"));
-        assert_eq!(lab, Capabilities::default());
+        assert!(lab.why_not(N::StretchMode).unwrap().contains("not Metro-DR"));
+        assert_eq!(lab.first_missing(["site a loses power", "a storage host of site a loses power", "sites a and b are partitioned"]), None);
         let x = Capabilities::of(&cfg("  existing:\n    contexts: {a: ca, b: cb}\n    volumeReplicationClass: vrc\n    storageClass: sc\n    probeImage: p:1"));
         assert!(x.why_not(N::Fault(F::PowerLoss)).unwrap().contains("commands.powerLoss"));
         assert!(x.why_not(N::Fault(F::Freeze)).unwrap().contains("freezing a site is not possible"));

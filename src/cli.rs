@@ -23,9 +23,11 @@ pub enum Command {
         #[arg(long = "env", default_value = DEFAULT_ENV)]
         env: PathBuf,
         /// Tag expression selecting scenarios, e.g. "@relocate and not @slow". Without it and without
-        /// PATHs: "not @negative and not @wan and not @slow" (negative controls are expected to fail; @slow
-        /// drills are long cycles run by tag; WAN drills need an
-        /// environment with a larger sync allowance, e.g. environments/lab-regional-wan.yaml).
+        /// PATHs: "not @negative and not @wan and not @slow and not @known-defect and not @fleet" (negative
+        /// controls are expected to fail; @slow drills are long cycles run by tag; WAN drills need an
+        /// environment with a larger sync allowance, e.g. environments/lab-regional-wan.yaml; @known-defect
+        /// drills catch a defect of the storage's release, at the rate the README gives; @fleet drills move
+        /// applications of many VMs and take minutes).
         #[arg(long)]
         tags: Option<String>,
         /// Where reports go (default reports/<run-id>).

@@ -297,6 +297,14 @@ pub struct Metro {
     /// misconfiguration for negative controls, every replica on the first site.
     #[serde(default)]
     pub placement: Placement,
+    /// Ceph's stretch mode (the default, as OpenShift Data Foundation's Metro-DR runs it): two monitors and
+    /// two OSD hosts per data site, the arbiter a tiebreaker monitor, pools of 4 replicas (2 per site,
+    /// min_size 2), connectivity elections; a data site lost or cut off from the other, the cluster goes on
+    /// with one site (degraded stretch mode) and heals itself when it comes back. `false` is the older
+    /// layout without stretch mode (a replica per site, size 2, min_size 1): a deliberate
+    /// misconfiguration, for the negative control it fails (a partition between the data sites).
+    #[serde(default = "Metro::default_stretch")]
+    pub stretch_mode: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
@@ -311,6 +319,10 @@ pub enum Placement {
 }
 
 impl Metro {
+    fn default_stretch() -> bool {
+        true
+    }
+
     fn default_max_rtt() -> Dur {
         Dur(Duration::from_millis(10))
     }
@@ -585,6 +597,11 @@ pub fn from_yaml(path: &Path, text: &str) -> Result<EnvConfig, ConfigError> {
             check(ok, "arbiter", &format!("arbiter name {:?} must be 1-8 characters of a-z and 0-9", mt.arbiter))?;
             check(spec.sites.iter().all(|s| s.name != mt.arbiter), "arbiter", &format!("the arbiter {:?} must not be one of the data sites", mt.arbiter))?;
             check(mt.max_rtt.0 > Duration::ZERO, "maxRtt", "must be above zero")?;
+            check(
+                !(mt.stretch_mode && mt.placement == Placement::FirstSiteOnly),
+                "stretchMode",
+                "stretch mode spreads the replicas over both data sites: `placement: firstSiteOnly` needs `stretchMode: false`",
+            )?;
         }
     }
     check((1..=1000).contains(&spec.vm.write_rate), "writeRate", "must be 1 to 1000 records per second")?;
@@ -725,9 +742,10 @@ impl EnvConfig {
                 }
             },
             Replication::Metro(m) => format!(
-                "metro (synchronous: one Ceph cluster stretched over sites {} with arbiter {}, a replica in each data site), sites at most {} apart",
+                "metro (synchronous: one Ceph cluster stretched over sites {} with arbiter {}, {}), sites at most {} apart",
                 self.site_names().join(" and "),
                 m.arbiter,
+                if m.stretch_mode { "in stretch mode: 2 replicas in each data site, min_size 2" } else { "without stretch mode: a replica in each data site" },
                 m.max_rtt
             ),
         }
@@ -834,6 +852,8 @@ budgets:
         assert_eq!((e.spec.metro().unwrap().arbiter.as_str(), e.spec.metro().unwrap().max_rtt.0), ("c", Duration::from_millis(10)));
         assert_eq!(e.spec.interval(), Duration::ZERO);
         assert!(err(&metro.replace("arbiter: c", "arbiter: a")).contains("must not be one of the data sites"));
+        assert!(e.spec.metro().unwrap().stretch_mode, "stretch mode is the default");
+        assert!(err(&metro.replace("arbiter: c", "arbiter: c\n    placement: firstSiteOnly")).contains("stretchMode"));
         // lab-only fields live under the lab
         assert!(err(&GOOD.replace("vm:\n  writeRate: 50", "vm:\n  writeRate: 50\n  memory: 128Mi")).contains("unknown field `memory`"));
         assert!(err("name: [unclosed").starts_with("env.yaml:"));

@@ -65,6 +65,11 @@ impl Caused for EnvError {
 }
 
 impl EnvError {
+    /// The same error told again (for each of several VMs it stopped), with its cause.
+    pub fn again(&self) -> EnvError {
+        EnvError::Earlier { msg: self.to_string(), cause: self.cause() }
+    }
+
     /// The same error, blamed on the harness (it happened while the harness built or ran its machinery).
     pub fn harness(self) -> EnvError {
         match self {

@@ -11,6 +11,9 @@ use std::fmt;
 pub enum Fault {
     /// Every process of the site dies at once (SIGKILL): its Ceph daemons and its VMs.
     PowerLoss { site: String },
+    /// One storage host of the site loses power: its second OSD host's daemons die (SIGKILL); the site's
+    /// other host, its monitors and its VMs keep running.
+    HostLoss { site: String },
     /// Every process of the site is stopped where it stands (SIGSTOP), keeping its state; recovered by
     /// thawing it (SIGCONT).
     Freeze { site: String },
@@ -55,6 +58,7 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Fault::PowerLoss { site } => write!(f, "cut the power of site {site}"),
+            Fault::HostLoss { site } => write!(f, "cut the power of a storage host of site {site}"),
             Fault::Freeze { site } => write!(f, "freeze site {site}"),
             Fault::StopReplication { site } => write!(f, "stop replication to site {site}"),
             Fault::PauseReplication { site } => write!(f, "pause replication to site {site}"),

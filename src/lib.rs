@@ -10,6 +10,7 @@ pub mod env;
 pub mod error;
 pub mod events;
 pub mod fault;
+pub mod golden;
 pub mod k8s;
 pub mod lint;
 pub mod oracle;
@@ -20,6 +21,7 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod session;
+pub mod stretch;
 pub mod text;
 pub mod timeline;
 pub mod topology;
@@ -40,8 +42,10 @@ mod layering {
         ("text", 0),
         ("error", 1),
         ("fault", 1),
+        ("golden", 0),
         ("timeline", 1),
         ("oracle", 1),
+        ("stretch", 1),
         ("config", 2),
         ("outcome", 2),
         ("topology", 3),

@@ -89,6 +89,9 @@ pub struct RegionalBound {
     /// harness does not drive (Ceph's own fires a new image's first snapshot up to two intervals late).
     /// Before the first completed round nothing is judged as lag; a failover inside it proves nothing.
     pub warmup: Duration,
+    /// What the storage said its forced promote rolled back to (Regional-DR on RBD: the snapshot the rbd
+    /// tool's own log names), when it said so: evidence beside a loss below the checkpoint.
+    pub rollback: Option<String>,
 }
 
 impl RegionalBound {
@@ -180,8 +183,26 @@ pub struct Verdict {
     /// that it tried and the fence held.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused_after_fence: Option<String>,
+    /// A disk cloned from a golden image: its golden blocks as the VM's site read them back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub golden: Option<crate::golden::GoldenCheck>,
     /// Why it failed or is inconclusive (empty when passed).
     pub why: Vec<String>,
+}
+
+/// A clone's golden blocks, read back on the site that serves the VM, must be exactly what the golden
+/// image held: the VM never wrote there, so anything else is data the storage lost or damaged.
+pub fn judge_golden(check: crate::golden::GoldenCheck) -> Verdict {
+    let mut v = Verdict::default();
+    if !check.intact() {
+        v.conclusion = Conclusion::Failed;
+        v.passed = false;
+        v.why.push(check.describe());
+    } else {
+        v.passed = true;
+    }
+    v.golden = Some(check);
+    v
 }
 
 /// The witness's record of the writers: every acknowledgement, the STOP records of graceful shutdowns
@@ -362,9 +383,18 @@ fn judge_window(
     // Replication is judged against its declared allowance; a slow round never widens the bound.
     v.syncs_judged = b.syncs.len();
     v.longest_sync_ms = b.syncs.iter().filter_map(|s| s.sync_ms).reduce(f64::max);
+    // A primary's first round is its protection's warm-up (the peer's replayer starts the other way after
+    // a role change): it may take the warm-up; every later round the allowance.
+    let first = b.syncs.iter().filter(|s| !s.untimed).map(|s| s.started).min();
     for s in b.syncs.iter().filter(|s| !s.untimed) {
         match s.completed {
-            Some(c) if c.since(s.started) > b.allowance => {
+            Some(c) if Some(s.started) == first && c.since(s.started) > b.warmup.max(b.allowance) => failed.push(format!(
+                "replication lagged: snapshot {} took {}, more than the warm-up its primary's first round may take ({})",
+                s.name,
+                secs(c.since(s.started)),
+                secs(b.warmup.max(b.allowance))
+            )),
+            Some(c) if Some(s.started) != first && c.since(s.started) > b.allowance => {
                 failed.push(format!("replication lagged: snapshot {} took {}, allowance {}", s.name, secs(c.since(s.started)), secs(b.allowance)))
             }
             None if s.started < fault && fault.since(s.started) > b.allowance => failed.push(format!(
@@ -410,8 +440,12 @@ fn judge_window(
             // the checkpoint holds at least the writer's first record: this is a real check, never vacuous
             let must: Vec<u64> = owner.values().filter(|a| a.at < c.started && scan.boot_of(a.seq) != Some(a.boot)).map(|a| a.seq).collect();
             if !must.is_empty() {
+                // the storage reported the checkpoint complete on the survivor, and its data is not there: the
+                // promote took the survivor below it (the class of Ceph tracker 53537), or the report lied
+                let ceph = b.rollback.as_ref().map(|r| format!(" (its forced promote rolled back to {r})")).unwrap_or_default();
                 failed.push(format!(
-                    "{} records acknowledged before snapshot {} (complete on the survivor) started are lost: {}",
+                    "the survivor was rolled back below snapshot {}, which it had reported complete{ceph}: {} records acknowledged before {} started are lost: {}",
+                    c.name,
                     must.len(),
                     c.name,
                     fmt_ranges(&ranges(must))
@@ -611,6 +645,7 @@ mod tests {
             period: Duration::from_millis(20),
             checkpoint: ck_ms.map(|ms| Checkpoint { name: "a/7".into(), started: Wt::from_ms(ms) }),
             syncs: ck_ms.map(|ms| SyncSample::new("a/7".into(), Wt::from_ms(ms), Some(Wt::from_ms(ms + 1000)))).into_iter().collect(),
+            rollback: None,
         }
     }
 
@@ -803,9 +838,22 @@ mod tests {
         let v = judge(&hist(acks(100, B1)), &scan(&[(1, 90, B1)]), Some(Wt::from_ms(3100)), &Bound::Window(b.clone()));
         assert_eq!(v.bound_ms, Some(6020.0));
         assert_eq!(v.conclusion, Conclusion::Failed);
-        assert!(v.why.iter().any(|w| w == "replication lagged: snapshot a/5 took 14.2 s, allowance 1.0 s"), "{:?}", v.why);
+        assert!(
+            v.why.iter().any(|w| w == "replication lagged: snapshot a/5 took 14.2 s, more than the warm-up its primary's first round may take (6.0 s)"),
+            "{:?}",
+            v.why
+        );
         assert_eq!(v.longest_sync_ms, Some(14_200.0));
         assert_eq!(v.syncs_judged, 2);
+        // the first round may take the warm-up, a later one only the allowance
+        let mut slow_first = regional(Some(2500));
+        slow_first.syncs.insert(0, SyncSample::new("a/5".into(), Wt::from_ms(100), Some(Wt::from_ms(3100))));
+        assert!(judge(&hist(acks(100, B1)), &scan(&[(1, 90, B1)]), Some(Wt::from_ms(3100)), &Bound::Window(slow_first)).passed);
+        let mut slow_later = regional(Some(2500));
+        slow_later.syncs[0].completed = Some(Wt::from_ms(4600));
+        slow_later.syncs.insert(0, SyncSample::new("a/5".into(), Wt::from_ms(100), Some(Wt::from_ms(600))));
+        let v = judge(&hist(acks(100, B1)), &scan(&[(1, 90, B1)]), Some(Wt::from_ms(4700)), &Bound::Window(slow_later));
+        assert!(v.why.iter().any(|w| w == "replication lagged: snapshot a/7 took 2.1 s, allowance 1.0 s"), "{:?}", v.why);
         // a snapshot still in flight at the fault, older than the allowance, is lag too
         let mut b2 = regional(Some(2500));
         b2.syncs.push(SyncSample::new("a/8".into(), Wt::from_ms(1200), None));
@@ -828,7 +876,13 @@ mod tests {
         // (2500 ms) and is missing: that must fail even though the window is small.
         let v = judge(&hist(acks(60, B1)), &scan(&[(1, 49, B1)]), Some(Wt::from_ms(2300)), &window(Some(2500)));
         assert_eq!(v.conclusion, Conclusion::Failed);
-        assert!(v.why.iter().any(|w| w.contains("before snapshot a/7 (complete on the survivor) started are lost: 50-60")), "{:?}", v.why);
+        assert!(
+            v.why.iter().any(|w| w.contains(
+                "the survivor was rolled back below snapshot a/7, which it had reported complete: 11 records acknowledged before a/7 started are lost: 50-60"
+            )),
+            "{:?}",
+            v.why
+        );
         assert_eq!(v.must_survive_checked_against.as_deref(), Some("a/7"));
         // without a checkpoint the check cannot run, and the verdict cannot pass
         let v = judge(&hist(acks(400, B1)), &scan(&[(1, 390, B1)]), Some(Wt::from_ms(9200)), &window(None));
@@ -1006,6 +1060,8 @@ mod tests {
             let keep = keep.min(n);
             let fault = Wt::from_ms(1000 + 20 * n + fault_extra);
             let mut b = regional(Some(1000 + 20 * ck.min(n) + 10));
+            // a/3 is a later round (a/1 the primary's first, which may take the warm-up)
+            b.syncs.insert(0, SyncSample::new("a/1".into(), Wt::from_ms(500), Some(Wt::from_ms(600))));
             b.syncs.push(SyncSample::new("a/3".into(), Wt::from_ms(1000), Some(Wt::from_ms(1000 + slow))));
             let rs: Vec<(u64, u64, u64)> = if keep > 0 { vec![(1, keep, B1)] } else { vec![] };
             let v = judge(&hist(acks(n, B1)), &scan(&rs), Some(fault), &Bound::Window(b.clone()));

@@ -59,6 +59,9 @@ pub struct Outcome {
     pub abandoned: Option<u64>,
     /// Each site's role for the VM's disk after the action, from the storage's own view.
     pub roles: Vec<SiteRole>,
+    /// A disk cloned from the golden image: its golden blocks as the VM's new site read them when the action
+    /// ended (or why they could not be read). None: not a clone.
+    pub golden: Option<Result<crate::golden::GoldenCheck, String>>,
 }
 
 /// A lost site come back and the pair repaired: what was undone, the repair's marks, the driver's facts.

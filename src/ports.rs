@@ -39,6 +39,14 @@ pub struct Served {
     pub serving: Wt,
 }
 
+/// One VM to boot: where, from which disk.
+#[derive(Clone, Copy, Debug)]
+pub struct Boot<'a> {
+    pub vm: &'a str,
+    pub site: &'a str,
+    pub volume: &'a Volume,
+}
+
 #[async_trait]
 pub trait Workload: Send {
     /// Boots `vm` writing `rate` records/s on `site` from `volume`; returns once its first write is
@@ -57,6 +65,24 @@ pub trait Workload: Send {
     async fn halt(&mut self, vm: &str) -> Result<(), EnvError>;
     /// Boots `vm` on `site` after a DR action: crash recovery (scan), then the first new acknowledged write.
     async fn resume(&mut self, vm: &str, site: &str, volume: &Volume) -> Result<Served, EnvError>;
+    /// Starts several VMs as [`Workload::start`] does, each judged on its own (one after the other unless
+    /// the backend boots them side by side).
+    async fn start_all(&mut self, vms: &[Boot<'_>], rate: u32) -> Vec<Result<(), EnvError>> {
+        let mut out = vec![];
+        for b in vms {
+            out.push(self.start(b.vm, b.site, b.volume, rate).await);
+        }
+        out
+    }
+    /// Resumes several VMs as [`Workload::resume`] does (an application failed over or relocated at once);
+    /// each VM's times are its own.
+    async fn resume_all(&mut self, vms: &[Boot<'_>]) -> Vec<Result<Served, EnvError>> {
+        let mut out = vec![];
+        for b in vms {
+            out.push(self.resume(b.vm, b.site, b.volume).await);
+        }
+        out
+    }
     /// The VM's site cannot be reached (frozen): the harness cannot stop the VM, so its boot is left where
     /// it stands, still watched by the witness; the next boot of the VM runs beside it. Returns its tag.
     async fn abandon(&mut self, vm: &str) -> Result<u64, EnvError>;
@@ -99,6 +125,11 @@ pub trait Infrastructure: Faults {
     fn rss_bytes(&self) -> u64;
     /// Round trips over the network from site `from` to site `to`, `samples` of them.
     async fn round_trips(&mut self, from: &str, to: &str, samples: u32) -> Result<Vec<Duration>, EnvError>;
+    /// Ceph stretch mode's evidence at or after `since`: its flags as sampled, the monitors' elections from
+    /// their logs. None: the environment has no stretch mode.
+    async fn stretch(&mut self, _since: Wt) -> Option<crate::stretch::Evidence> {
+        None
+    }
     async fn down(&mut self);
 }
 
@@ -109,7 +140,8 @@ pub enum Promise {
     NoLoss,
     /// Regional-DR failover: the declared bound, the checkpoint the survivor holds, the replication rounds.
     /// `warmup`: how long the first round may take (see `config::warmup`).
-    Window { interval: Duration, allowance: Duration, warmup: Duration, checkpoint: Option<Checkpoint>, syncs: Vec<SyncSample> },
+    /// `rollback`: what the storage's forced promote said it rolled back to, if it said.
+    Window { interval: Duration, allowance: Duration, warmup: Duration, checkpoint: Option<Checkpoint>, syncs: Vec<SyncSample>, rollback: Option<String> },
 }
 
 pub use crate::outcome::{only_primary, role_of, split_brain, split_brain_among, Role, SiteRole};
@@ -136,6 +168,49 @@ pub trait DrDriver: Send {
     /// site's access to the storage is cut first (where the driver fences); without it (a negative control)
     /// a site that comes back can still write.
     async fn failover(&mut self, vm: &str, to: &str, fault_at: Wt, fence: bool, m: &mut Marker) -> Result<DriverReport, EnvError>;
+    /// Relocates several VMs at once (an application's planned move; the VMs are stopped), each with its
+    /// own marker and result: one after the other unless the backend does them side by side.
+    async fn relocate_all(&mut self, vms: &[&str], to: &str, barrier: bool, ms: &mut [Marker]) -> Vec<Result<DriverReport, EnvError>> {
+        let mut out = vec![];
+        for (vm, m) in vms.iter().zip(ms.iter_mut()) {
+            out.push(self.relocate(vm, to, barrier, m).await);
+        }
+        out
+    }
+    /// Each VM's roles as [`DrDriver::roles`] reads them, asked side by side where the backend can (a lost
+    /// site that never answers costs its timeout once, not once per VM).
+    async fn roles_all(&mut self, vms: &[&str]) -> Vec<Result<Vec<SiteRole>, EnvError>> {
+        let mut out = vec![];
+        for vm in vms {
+            out.push(self.roles(vm).await);
+        }
+        out
+    }
+    /// Fails several VMs over at once (an application's, as Ramen moves it), each with its own marker and
+    /// its own result: one after the other unless the backend does them side by side.
+    async fn failover_all(&mut self, vms: &[&str], to: &str, fault_at: Wt, fence: bool, ms: &mut [Marker]) -> Vec<Result<DriverReport, EnvError>> {
+        let mut out = vec![];
+        for (vm, m) in vms.iter().zip(ms.iter_mut()) {
+            out.push(self.failover(vm, to, fault_at, fence, m).await);
+        }
+        out
+    }
+    /// Negative control: a disk for `vm` on `site` that is never replicated (a volume the application's
+    /// protection does not select). None: the backend cannot do it.
+    async fn provision_unmirrored(&mut self, _vm: &str, _site: &str) -> Option<Result<Volume, EnvError>> {
+        None
+    }
+    /// A disk for `vm` on `site` cloned from the environment's golden image (made, checked and protected
+    /// on first use, as a CDI golden image is), its clone protected as `provision` protects a disk. Returns
+    /// where the golden pattern sits on it. None: the backend cannot.
+    async fn provision_clone(&mut self, _vm: &str, _site: &str) -> Option<Result<(Volume, crate::golden::GoldenLayout), EnvError>> {
+        None
+    }
+    /// The golden span of `vm`'s disk as `site` reads it now (through the clone's parent there). None: the
+    /// backend cannot.
+    async fn read_golden(&mut self, _vm: &str, _site: &str) -> Option<Result<Vec<u8>, EnvError>> {
+        None
+    }
     /// Waits until `to` holds a copy of everything `vm` had acknowledged at `since` (Regional-DR: a mirror
     /// snapshot taken at or after `since` complete on `to`; Metro-DR: every placement group clean on both
     /// sites). The deadline is the driver's, from what the environment declares. Returns what proves it.

@@ -206,6 +206,7 @@ pub async fn run(mut cmd: Command, deadline: Duration, what: &str) -> Result<Out
     let t0 = Instant::now();
     let res = tokio::time::timeout(deadline, child.wait_with_output()).await;
     untrack_pid(pid);
+    tracing::debug!(ms = t0.elapsed().as_millis() as u64, ok = matches!(&res, Ok(Ok(o)) if o.status.success()), "{what}");
     match res {
         Err(_) => Err(format!("{what} did not finish within {:.0?}", t0.elapsed())),
         Ok(Err(e)) => Err(format!("failed to run {what}: {e}")),

@@ -8,7 +8,7 @@ use crate::error::Cause;
 use crate::fault::Receipt;
 use crate::oracle::Verdict;
 use crate::outcome::Outcome;
-use crate::timeline::Segment;
+use crate::timeline::{ActionKind, Segment};
 use serde::Serialize;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -63,6 +63,11 @@ pub struct ScenarioRecord {
     pub inconclusive: bool,
     /// What went wrong after the scenario (recovering its faults): the run exits 2.
     pub harness_errors: Vec<String>,
+    /// Ceph stretch mode over the scenario: the flags' transitions, the monitors' elections, every
+    /// data-site partition (the side kept, the VM's stall).
+    pub stretch: Option<serde_json::Value>,
+    /// Each DR action over several VMs at once (an application): per VM its verdict, the fleet's spread.
+    pub fleet: Vec<serde_json::Value>,
 }
 
 /// A whole run, as plain data.
@@ -157,6 +162,11 @@ pub struct ScenarioSummary {
     pub write_latency_p99_us: Option<u32>,
     /// The VM's history file (every boot, ack, scan, snapshot, fault and DR segment).
     pub history: Option<PathBuf>,
+    /// Ceph stretch mode over the scenario (transitions, elections, partitions), where it runs.
+    pub stretch: Option<serde_json::Value>,
+    /// Each DR action over several VMs (an application): per VM its verdict, the fleet's min/median/max.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fleet: Vec<serde_json::Value>,
 }
 
 impl ScenarioSummary {
@@ -188,6 +198,8 @@ impl ScenarioSummary {
             write_latency_p50_us: None,
             write_latency_p99_us: None,
             history: None,
+            stretch: None,
+            fleet: vec![],
         }
     }
 
@@ -199,6 +211,8 @@ impl ScenarioSummary {
         self.faults = rec.receipts.iter().map(|r| json!({"fault": r.fault, "at_ms": r.at.ms()})).collect();
         self.verdicts = rec.verdicts.clone();
         self.round_trips = rec.rtts.clone();
+        self.stretch = rec.stretch.clone();
+        self.fleet = rec.fleet.clone();
         // a failure nobody accounted for (a panicking step, a world without its scenario) is the harness's
         self.cause = if self.status == "passed" { None } else { Some(rec.cause.unwrap_or(Cause::Harness)) };
         if rec.inconclusive && self.status == "failed" {
@@ -229,7 +243,7 @@ fn action_json(o: &Outcome) -> serde_json::Value {
     let regional = o.evidence.regional();
     let v = o.evidence.verdict();
     json!({
-        "kind": o.kind, "from": o.from, "to": o.to,
+        "kind": o.kind, "vm": o.vm, "from": o.from, "to": o.to,
         "rto": o.timeline.marks,
         "driver": o.details,
         "syncAllowanceMs": regional.map(|b| b.allowance.as_secs_f64() * 1e3),
@@ -260,12 +274,103 @@ pub fn write_summary(dir: &Path, cfg: &EnvConfig, started: Wt, res: &RunResult) 
     std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&s).map_err(std::io::Error::other)?)
 }
 
+/// The least, the median and the greatest of some figures (a fleet's loss windows, its RTOs).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Spread {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    /// None for no figures; the median of an even count is the mean of the middle two.
+    pub fn of(v: &[f64]) -> Option<Spread> {
+        let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+        Some(Spread { min: v[0], median, max: v[n - 1] })
+    }
+}
+
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.0}/{:.0}/{:.0}", self.min, self.median, self.max)
+    }
+}
+
+/// One DR action over a fleet, for the summary: each VM's verdict (or the error that stopped it) and the
+/// fleet's spread of RTO (fault or request to serving) and loss window, milliseconds.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetAction {
+    pub kind: ActionKind,
+    pub from: String,
+    pub to: String,
+    pub vms: usize,
+    pub failed: Vec<String>,
+    pub rto_ms: Option<Spread>,
+    pub loss_window_ms: Option<Spread>,
+    pub per_vm: Vec<serde_json::Value>,
+}
+
+impl FleetAction {
+    /// `outcomes`: the VMs the action brought through (judged, passed or not); `errored`: the VMs whose
+    /// part failed before there was anything to judge, with the error.
+    pub fn of(kind: ActionKind, from: &str, to: &str, outcomes: &[&Outcome], errored: &[(String, String)]) -> FleetAction {
+        let serving = |o: &Outcome| o.timeline.get(Segment::Serving);
+        let per_vm = outcomes
+            .iter()
+            .map(|o| {
+                let v = o.evidence.verdict();
+                json!({"vm": o.vm, "conclusion": v.conclusion, "recordsAcked": v.acked, "recordsLost": v.lost_count,
+                       "lossWindowMs": v.loss_window_ms, "lossBoundMs": v.bound_ms, "servingMs": serving(o), "why": v.why})
+            })
+            .chain(errored.iter().map(|(vm, why)| json!({"vm": vm, "conclusion": "failed", "error": why})))
+            .collect();
+        let rto: Vec<f64> = outcomes.iter().filter_map(|o| serving(o)).collect();
+        let loss: Vec<f64> = outcomes.iter().map(|o| o.evidence.verdict().loss_window_ms.unwrap_or(0.0)).collect();
+        FleetAction {
+            kind,
+            from: from.into(),
+            to: to.into(),
+            vms: outcomes.len() + errored.len(),
+            failed: vec![],
+            rto_ms: Spread::of(&rto),
+            loss_window_ms: Spread::of(&loss),
+            per_vm,
+        }
+    }
+
+    /// One line for the run's output.
+    pub fn line(&self) -> String {
+        let or = |s: Option<Spread>| s.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+        format!(
+            "fleet {} {} -> {}: {} VMs, {} failed{}; RTO min/median/max {} ms; loss window {} ms",
+            self.kind,
+            self.from,
+            self.to,
+            self.vms,
+            self.failed.len(),
+            if self.failed.is_empty() { String::new() } else { format!(" ({})", self.failed.join(", ")) },
+            or(self.rto_ms),
+            or(self.loss_window_ms)
+        )
+    }
+}
+
 /// The closing table of a run: per scenario its wall time, records lost, loss window against its bound,
 /// and when the VM served again after the DR action.
 pub fn figures(scenarios: &[ScenarioSummary]) -> String {
-    let mut s = format!("{:<54} {:<8} {:>7} {:>6} {:>22} {:>9}\n", "scenario", "status", "time", "lost", "loss window / bound", "serving");
-    for sc in scenarios {
-        let name: String = sc.scenario.chars().take(54).collect();
+    // every scenario that ran, its name whole; the skipped ones summed up (their reasons are above the run)
+    let ran: Vec<&ScenarioSummary> = scenarios.iter().filter(|s| s.status != "skipped").collect();
+    let w = ran.iter().map(|s| s.scenario.chars().count()).max().unwrap_or(0).max("scenario".len());
+    let mut s = format!("{:<w$} {:<12} {:>7} {:>6} {:>22} {:>9}\n", "scenario", "status", "time", "lost", "loss window / bound", "serving");
+    for sc in ran {
+        let name = &sc.scenario;
         let serving = sc
             .action
             .as_ref()
@@ -278,7 +383,7 @@ pub fn figures(scenarios: &[ScenarioSummary]) -> String {
             _ => "-".into(),
         };
         s.push_str(&format!(
-            "{:<54} {:<8} {:>7} {:>6} {:>22} {:>9}\n",
+            "{:<w$} {:<12} {:>7} {:>6} {:>22} {:>9}\n",
             name,
             sc.status,
             sc.duration_s.map(|d| format!("{d:.1}s")).unwrap_or_else(|| "-".into()),
@@ -286,6 +391,10 @@ pub fn figures(scenarios: &[ScenarioSummary]) -> String {
             window,
             serving
         ));
+    }
+    let skipped = scenarios.len() - scenarios.iter().filter(|s| s.status != "skipped").count();
+    if skipped > 0 {
+        s.push_str(&format!("({skipped} skipped, each with its reason in summary.json)\n"));
     }
     s
 }
@@ -319,6 +428,7 @@ mod tests {
             period: Duration::from_millis(20),
             checkpoint: Some(Checkpoint { name: "a/7".into(), started: Wt::from_ms(2500) }),
             syncs: vec![SyncSample::new("a/7".into(), Wt::from_ms(2500), Some(Wt::from_ms(3600)))],
+            rollback: None,
         });
         let mut timeline = Timeline::starting(Wt::from_ms(3100), Segment::Fault);
         timeline.mark_at(Segment::Promoted, Wt::from_ms(8100));
@@ -335,6 +445,7 @@ mod tests {
             fence_at: Some(Wt::from_ms(3200)),
             abandoned: None,
             roles: vec![],
+            golden: None,
         };
         let rec = ScenarioRecord {
             duration: Duration::from_millis(51_000),
@@ -363,6 +474,18 @@ mod tests {
         assert_eq!(a["driver"]["promoteAttempts"], 1);
         assert_eq!(v["faults"][0]["fault"], json!({"kind": "powerLoss", "site": "a"}));
         assert!(figures(&[s]).contains("300 / 8020 ms"));
+    }
+
+    /// The closing table names every scenario that ran in full, however long, and sums up the skipped ones.
+    #[test]
+    fn the_table_keeps_whole_names_and_sums_up_the_skipped() {
+        let long = "Regional-DR failover with site a black-holed, still running: the forced promote within its budget";
+        let ran = ScenarioSummary::new("Failover", long, None, 7, vec![], "passed", None);
+        let skip = |n: &str| ScenarioSummary::new("Metro", n, None, 9, vec![], "skipped", Some("needs Metro-DR".into()));
+        let t = figures(&[ran, skip("one"), skip("two")]);
+        assert!(t.lines().any(|l| l.starts_with(long) && l.contains("passed")), "{t}");
+        assert!(!t.lines().any(|l| l.starts_with("one") || l.starts_with("two")), "{t}");
+        assert!(t.ends_with("(2 skipped, each with its reason in summary.json)\n"), "{t}");
     }
 
     #[test]

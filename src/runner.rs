@@ -139,9 +139,19 @@ pub fn is_destructive(step: &str) -> bool {
 /// never passed). Pure.
 pub fn unsupported(cfg: &EnvConfig, tags: &[&str]) -> Option<String> {
     let (name, what) = (&cfg.spec.name, cfg.replication_summary());
+    // where the bundled environments of the same backend are, for a newcomer
+    let try_env = |file: &str| match &cfg.spec.backend {
+        crate::config::Backend::Lab(_) => format!(": run with --env environments/lab-{file}.yaml"),
+        crate::config::Backend::Sim(_) => format!(": run with --env environments/sim-{file}.yaml"),
+        _ => String::new(),
+    };
     match &cfg.spec.replication {
-        Replication::Regional(_) if tags.contains(&"metro") => Some(format!("needs Metro-DR (synchronous replication); environment {name} is {what}")),
-        Replication::Metro(_) if tags.contains(&"regional") => Some(format!("needs Regional-DR (asynchronous replication); environment {name} is {what}")),
+        Replication::Regional(_) if tags.contains(&"metro") => {
+            Some(format!("needs Metro-DR (synchronous replication); environment {name} is {what}{}", try_env("metro")))
+        }
+        Replication::Metro(_) if tags.contains(&"regional") => {
+            Some(format!("needs Regional-DR (asynchronous replication); environment {name} is {what}{}", try_env("regional")))
+        }
         Replication::Metro(_) if tags.contains(&"scheduler-ceph") => {
             Some(format!("needs Regional-DR on Ceph's own mirror snapshot schedule; environment {name} is {what}"))
         }
@@ -157,6 +167,26 @@ pub fn tag_filter(expr: &str) -> Result<impl Fn(&[&str]) -> bool + Clone + 'stat
     let op: Option<TagOperation> =
         if expr.trim().is_empty() { None } else { Some(expr.parse().map_err(|e| RunError::Tags { expr: expr.to_string(), msg: format!("{e}") })?) };
     Ok(move |tags: &[&str]| op.as_ref().is_none_or(|op| op.eval(tags.iter())))
+}
+
+/// The scenarios skipped before the run, summed up once per reason (a newcomer on the default lab reads one
+/// line for the Metro-DR scenarios, not eleven); a reason only one scenario has names it. Pure.
+pub fn skipped_lines(skipped: &[ScenarioSummary]) -> Vec<String> {
+    let mut by_reason: Vec<(&str, Vec<&str>)> = vec![];
+    for s in skipped {
+        let why = s.reason.as_deref().unwrap_or("");
+        match by_reason.iter_mut().find(|(r, _)| *r == why) {
+            Some((_, names)) => names.push(&s.scenario),
+            None => by_reason.push((why, vec![&s.scenario])),
+        }
+    }
+    by_reason
+        .into_iter()
+        .map(|(why, names)| match names.as_slice() {
+            [one] => format!("  skipped: {one} ({why})"),
+            many => format!("  skipped: {} scenarios ({why})", many.len()),
+        })
+        .collect()
 }
 
 fn skipped(f: &gherkin::Feature, r: Option<&gherkin::Rule>, s: &gherkin::Scenario, why: &str) -> ScenarioSummary {
@@ -208,8 +238,10 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
         return Err(RunError::NothingSelected(if expr.is_empty() { "none".into() } else { expr }));
     }
     std::fs::create_dir_all(&opts.report_dir).map_err(|source| RunError::Report { path: opts.report_dir.clone(), source })?;
-    for s in skipped_scenarios.iter().filter(|_| !opts.quiet) {
-        println!("  skipped: {} ({})", s.scenario, s.reason.as_deref().unwrap_or(""));
+    if !opts.quiet {
+        for line in skipped_lines(&skipped_scenarios) {
+            println!("{line}");
+        }
     }
     let open = |name: &str| {
         let p = opts.report_dir.join(name);
@@ -302,6 +334,15 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Skipped scenarios are summed up once per reason; a reason one scenario has names it.
+    #[test]
+    fn skipped_scenarios_are_summed_up_per_reason() {
+        let sk = |n: &str, why: &str| ScenarioSummary::new("F", n, None, 1, vec![], "skipped", Some(why.into()));
+        let lines = skipped_lines(&[sk("m1", "needs Metro-DR"), sk("k", "needs a live cluster"), sk("m2", "needs Metro-DR"), sk("m3", "needs Metro-DR")]);
+        assert_eq!(lines, ["  skipped: 3 scenarios (needs Metro-DR)", "  skipped: k (needs a live cluster)"]);
+        assert!(skipped_lines(&[]).is_empty());
+    }
 
     #[test]
     fn destructive_steps_are_recognised() {

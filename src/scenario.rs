@@ -14,6 +14,7 @@ use crate::report::{RoundTrip, ScenarioRecord};
 use crate::session::Session;
 use crate::timeline::Segment;
 use crate::units::Dur;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +35,9 @@ pub enum StepError {
     Verdict { msg: String, conclusion: Conclusion },
     #[error(transparent)]
     Lint(#[from] LintError),
+    /// Several VMs of a fleet failed, each for its own reason (each tracked as it failed).
+    #[error("{msg}")]
+    Fleet { msg: String, cause: Cause },
 }
 
 impl Caused for StepError {
@@ -41,6 +45,7 @@ impl Caused for StepError {
         match self {
             StepError::Env(e) => e.cause(),
             StepError::Expectation(_) => Cause::System,
+            StepError::Fleet { cause, .. } => *cause,
             StepError::Verdict { conclusion: Conclusion::Failed, .. } => Cause::System,
             StepError::Verdict { .. } | StepError::Mismatch(_) | StepError::Order(_) | StepError::Lint(_) => Cause::Harness,
         }
@@ -54,6 +59,16 @@ pub struct Scenario {
     vm: Option<String>,
     /// Every VM the scenario started: each is stopped and released when it ends.
     vms: Vec<String>,
+    /// The VMs the "the VMs ..." sentences act on (an application, started as one).
+    fleet: Vec<String>,
+    /// The fleet's VM whose disk its protection leaves out (a negative control): nothing of it is awaited.
+    left_out: Option<String>,
+    /// VMs whose disk is a clone of the golden image, and where its pattern sits.
+    golden: BTreeMap<String, crate::golden::GoldenLayout>,
+    /// The outcomes (by index) of the last DR action: one, or one per VM of a fleet.
+    last_action: Vec<usize>,
+    /// Each DR action over a fleet, for the summary (per VM verdicts, the fleet's spread).
+    fleet_actions: Vec<serde_json::Value>,
     receipts: Vec<Receipt>,
     /// Receipts (by index) the scenario itself undid (a thaw, a healed partition, a reconnection), and when.
     undone: Vec<(usize, Wt)>,
@@ -67,6 +82,10 @@ pub struct Scenario {
     /// The check that failed the scenario was itself inconclusive (proved nothing either way).
     inconclusive: bool,
     harness_errors: Vec<String>,
+    /// Data-site partitions judged against a stall budget (receipt index and the report).
+    partitions: Vec<(usize, crate::stretch::PartitionReport)>,
+    /// Where the VM ran when each fault was injected (receipt index, site).
+    vm_site_at: Vec<(usize, String)>,
 }
 
 /// The earliest outage of `site` still in force (its power lost, frozen, cut off, partitioned from a peer):
@@ -74,6 +93,20 @@ pub struct Scenario {
 /// left out, however early they were. Pure.
 pub fn outage_in_force(receipts: &[Receipt], undone: &[(usize, Wt)], site: &str) -> Option<Receipt> {
     receipts.iter().enumerate().filter(|(i, r)| !undone.iter().any(|(j, _)| j == i) && r.fault.takes(site)).min_by_key(|(_, r)| r.at).map(|(_, r)| r.clone())
+}
+
+/// The failures of some of a fleet's `n` VMs as one (each tracked as it came): none passes, one is itself,
+/// several are told together (each by its line), the worst cause deciding.
+fn one_of(mut errs: Vec<(String, StepError)>, n: usize) -> Result<(), StepError> {
+    match errs.len() {
+        0 => Ok(()),
+        1 => Err(errs.pop().expect("one").1),
+        k => {
+            let cause = errs.iter().map(|(_, e)| e.cause()).max().expect("some");
+            let lines: Vec<String> = errs.into_iter().map(|(l, _)| l).collect();
+            Err(StepError::Fleet { msg: format!("{k} of {n} VMs failed: {}", lines.join("; ")), cause })
+        }
+    }
 }
 
 /// How a site that comes back is repaired.
@@ -102,6 +135,11 @@ impl Scenario {
             started: Wt::now(),
             vm: None,
             vms: vec![],
+            fleet: vec![],
+            left_out: None,
+            golden: BTreeMap::new(),
+            last_action: vec![],
+            fleet_actions: vec![],
             receipts: vec![],
             undone: vec![],
             outcomes: vec![],
@@ -111,6 +149,8 @@ impl Scenario {
             causes: vec![],
             inconclusive: false,
             harness_errors: vec![],
+            partitions: vec![],
+            vm_site_at: vec![],
         }
     }
 
@@ -129,11 +169,46 @@ impl Scenario {
     }
 
     fn vm(&self) -> Result<String, StepError> {
-        self.vm.clone().ok_or_else(|| StepError::Order("no VM in this scenario yet: start with \"a VM writing N records per second on site X\"".into()))
+        self.vm.clone().ok_or_else(|| {
+            if self.fleet.is_empty() {
+                StepError::Order("no VM in this scenario yet: start with \"a VM writing N records per second on site X\"".into())
+            } else {
+                StepError::Order(format!("this scenario runs {} VMs as one application: say \"the VMs ...\"", self.fleet.len()))
+            }
+        })
     }
 
+    /// The VMs the scenario's sentences act on: its fleet, or its one VM.
+    fn targets(&self) -> Result<Vec<String>, StepError> {
+        if self.vm.is_none() && !self.fleet.is_empty() {
+            return Ok(self.fleet.clone());
+        }
+        self.vm().map(|vm| vec![vm])
+    }
+
+    /// The fleet the "the VMs ..." sentences act on.
+    fn the_fleet(&self) -> Result<Vec<String>, StepError> {
+        if self.fleet.is_empty() {
+            return Err(StepError::Order("no VMs in this scenario yet: start with \"N VMs writing R records per second on site X\"".into()));
+        }
+        Ok(self.fleet.clone())
+    }
+
+    /// The one outcome of the last DR action (a sentence that judges one VM).
     fn outcome(&self) -> Result<&Outcome, StepError> {
-        self.outcomes.last().ok_or_else(|| StepError::Order("no DR action ran in this scenario: relocate or fail over the VM first".into()))
+        match self.last()?.as_slice() {
+            [o] => Ok(o),
+            all => Err(StepError::Order(format!("the last DR action moved {} VMs: this sentence judges one VM", all.len()))),
+        }
+    }
+
+    /// Every outcome of the last DR action (one, or one per VM of a fleet).
+    fn last(&self) -> Result<Vec<&Outcome>, StepError> {
+        let all: Vec<&Outcome> = self.last_action.iter().filter_map(|&i| self.outcomes.get(i)).collect();
+        if all.is_empty() {
+            return Err(StepError::Order("no DR action ran in this scenario: relocate or fail over the VM first".into()));
+        }
+        Ok(all)
     }
 
     /// "a Regional-DR environment with sites A and B": the environment must be that, then it comes up.
@@ -145,6 +220,13 @@ impl Scenario {
     /// "a Metro-DR environment with sites A and B".
     pub async fn metro_env(&mut self, a: &str, b: &str) -> R {
         let r = self.env_of(a, b, "Metro-DR", |r| matches!(r, Replication::Metro(_))).await;
+        self.track(r)
+    }
+
+    /// "a Metro-DR environment without stretch mode with sites A and B": the deliberate misconfiguration a
+    /// negative control runs on.
+    pub async fn metro_env_without_stretch(&mut self, a: &str, b: &str) -> R {
+        let r = self.env_of(a, b, "Metro-DR without stretch mode", |r| matches!(r, Replication::Metro(m) if !m.stretch_mode)).await;
         self.track(r)
     }
 
@@ -178,16 +260,107 @@ impl Scenario {
     }
 
     pub async fn start_vm(&mut self, rate: u32, site: &str) -> R {
+        self.start_vm_from(rate, site, false).await
+    }
+
+    /// "a VM writing ...", its disk new or (`golden`) cloned from the environment's golden image.
+    pub async fn start_vm_from(&mut self, rate: u32, site: &str, golden: bool) -> R {
         let r = async {
             if !(1..=1000).contains(&rate) {
                 return Err(StepError::Mismatch(format!("a rate of {rate} records per second is outside 1..1000")));
             }
-            Ok(self.session.env().await?.start_vm(site, rate).await?)
+            Ok(self.session.env().await?.start_vm_from(site, rate, golden).await?)
         }
         .await;
-        let vm = self.track(r)?;
+        let (vm, layout) = self.track(r)?;
+        if let Some(l) = layout {
+            self.golden.insert(vm.clone(), l);
+        }
         self.vms.push(vm.clone());
         self.vm = Some(vm);
+        Ok(())
+    }
+
+    /// The golden span of `vm`'s disk as `site` reads it, judged against the golden image's pattern (or why
+    /// it could not be read).
+    async fn read_golden(&mut self, vm: &str, site: &str, layout: crate::golden::GoldenLayout) -> Result<crate::golden::GoldenCheck, String> {
+        let mut env = self.session.env().await.map_err(|e| e.to_string())?;
+        let image = env.driver.volume(vm).map_err(|e| e.to_string())?.name;
+        match env.driver.read_golden(vm, site).await {
+            Some(Ok(read)) => Ok(crate::golden::judge(layout, site, &image, &read)),
+            Some(Err(e)) => Err(e.to_string()),
+            None => Err(format!("environment {} cannot read a clone's golden blocks", env.cfg.spec.name)),
+        }
+    }
+
+    /// The golden blocks of each VM of the last DR action cloned from the golden image, as its new site read
+    /// them when the action ended, judged against the golden image's pattern; a read that failed is the
+    /// storage's failure to serve them.
+    pub fn golden_intact(&mut self) -> R {
+        let r = self.last().and_then(|all| {
+            let cloned: Vec<&Outcome> = all.into_iter().filter(|o| self.golden.contains_key(&o.vm)).collect();
+            if cloned.is_empty() {
+                return Err(StepError::Order(
+                    "the last DR action moved no VM cloned from a golden image: start with \"a VM cloned from a golden image writing N records per second on site X\"".into(),
+                ));
+            }
+            Ok(cloned
+                .into_iter()
+                .map(|o| {
+                    let v = match &o.golden {
+                        Some(Ok(check)) => crate::oracle::judge_golden(check.clone()),
+                        Some(Err(e)) => Verdict {
+                            conclusion: Conclusion::Failed,
+                            why: vec![format!("the golden blocks could not be read on site {} after the {}: {e}", o.to, o.kind)],
+                            ..Default::default()
+                        },
+                        None => Verdict {
+                            conclusion: Conclusion::Inconclusive,
+                            why: vec![format!("the golden blocks were not read when the {} ended", o.kind)],
+                            ..Default::default()
+                        },
+                    };
+                    (o.vm.clone(), v)
+                })
+                .collect())
+        });
+        let vs = self.track(r)?;
+        self.conclude_each("the golden image's data intact", vs)
+    }
+
+    /// "N VMs writing R records per second on site X": one application of `n` VMs, started side by side.
+    /// `unmirrored`: the VM (from 1) whose disk the application's protection leaves out (a negative control).
+    pub async fn start_fleet(&mut self, n: u32, rate: u32, site: &str, unmirrored: Option<u32>) -> R {
+        let r = async {
+            if !(1..=1000).contains(&rate) {
+                return Err(StepError::Mismatch(format!("a rate of {rate} records per second is outside 1..1000")));
+            }
+            if !(1..=64).contains(&n) {
+                return Err(StepError::Mismatch(format!("a fleet of {n} VMs is outside 1..64")));
+            }
+            if !self.fleet.is_empty() || self.vm.is_some() {
+                return Err(StepError::Order("this scenario has its VMs already: one application per scenario".into()));
+            }
+            if let Some(i) = unmirrored.filter(|i| !(1..=n).contains(i)) {
+                return Err(StepError::Mismatch(format!("the application has VMs 1 to {n}, not {i}")));
+            }
+            let mut env = self.session.env().await?;
+            if unmirrored.is_some() && !env.cfg.spec.disposable {
+                return Err(EnvError::NotDisposable { what: "leave a VM's disk out of replication".into(), env: env.cfg.spec.name.clone() }.into());
+            }
+            let (vms, r) = env.start_vms(site, rate, n as usize, unmirrored.map(|i| i as usize - 1)).await;
+            drop(env);
+            self.vms.extend(vms.iter().cloned());
+            self.fleet = vms;
+            r.map_err(StepError::from)
+        }
+        .await;
+        let vms = self.fleet.join(", ");
+        let left_out = unmirrored.and_then(|i| self.fleet.get(i as usize - 1).cloned());
+        self.left_out = left_out.clone();
+        self.track(r)?;
+        let left_out = left_out.map(|vm| format!(" ({vm}'s disk left out of mirroring)")).unwrap_or_default();
+        self.session.bus.note(format!("{n} VMs writing on site {site}: {vms}{left_out}"));
         Ok(())
     }
 
@@ -219,10 +392,13 @@ impl Scenario {
 
     pub async fn runs_for(&mut self, d: Duration) -> R {
         let r = async {
-            let vm = self.vm()?;
+            let vms = self.targets()?;
             tokio::time::sleep(d).await;
-            if !self.session.env().await?.workload.writing(&vm)? {
-                return Err(StepError::Expectation(format!("VM {vm} stopped while it should have been writing")));
+            let env = self.session.env().await?;
+            for vm in vms {
+                if !env.workload.writing(&vm)? {
+                    return Err(StepError::Expectation(format!("VM {vm} stopped while it should have been writing")));
+                }
             }
             Ok(())
         }
@@ -231,8 +407,17 @@ impl Scenario {
     }
 
     pub async fn inject(&mut self, f: Fault) -> R {
-        let r = async { Ok(self.session.env().await?.faults.inject(f).await?) }.await;
-        let receipt = self.track(r)?;
+        let vm = self.vm.clone();
+        let r = async {
+            let mut env = self.session.env().await?;
+            let site = vm.and_then(|vm| env.driver.primary(&vm).ok());
+            Ok((env.faults.inject(f).await?, site))
+        }
+        .await;
+        let (receipt, site) = self.track(r)?;
+        if let Some(site) = site {
+            self.vm_site_at.push((self.receipts.len(), site));
+        }
         self.receipts.push(receipt);
         Ok(())
     }
@@ -291,11 +476,17 @@ impl Scenario {
     pub async fn replicated_to(&mut self, site: &str) -> R {
         let since = Wt::now();
         let r = async {
-            let vm = self.vm()?;
+            let vms = self.targets()?;
             let mut env = self.session.env().await?;
             let site = env.topology.site(site)?;
-            let proof = env.driver.replicated(&vm, &site, since).await?;
-            self.session.bus.note(format!("replicated: {proof}, +{:.1}s", Wt::now().since(since).as_secs_f64()));
+            for vm in vms {
+                if self.left_out.as_ref() == Some(&vm) {
+                    self.session.bus.note(format!("replicated: VM {vm} is left out of mirroring: not awaited"));
+                    continue;
+                }
+                let proof = env.driver.replicated(&vm, &site, since).await?;
+                self.session.bus.note(format!("replicated: {proof}, +{:.1}s", Wt::now().since(since).as_secs_f64()));
+            }
             Ok(())
         }
         .await;
@@ -322,7 +513,85 @@ impl Scenario {
         .await;
         let o = self.track(r)?;
         self.session.bus.note(format!("relocate {} -> {}: {}", o.from, o.to, o.timeline.render()));
+        self.last_action.clear();
         self.judge_action(o).await
+    }
+
+    /// The fleet relocated at once (an application's planned move), each VM judged on its own.
+    pub async fn relocate_fleet(&mut self, to: &str) -> R {
+        let since = self.previous_action();
+        let r = async {
+            let vms = self.the_fleet()?;
+            let mut env = self.session.env().await?;
+            Ok(drill::relocate_all(&mut env, &vms, to, true, since).await?)
+        }
+        .await;
+        let f = self.track(r)?;
+        self.judge_fleet(crate::timeline::ActionKind::Relocate, f).await
+    }
+
+    /// The fleet failed over at once (its site lost), each VM judged on its own.
+    pub async fn failover_fleet(&mut self, to: &str) -> R {
+        let since = self.previous_action();
+        let r = async {
+            let vms = self.the_fleet()?;
+            let mut env = self.session.env().await?;
+            let from = env.driver.primary(&vms[0])?;
+            let fault = outage_in_force(&self.receipts, &self.undone, &from);
+            Ok(drill::failover_all(&mut env, &vms, to, fault.as_ref(), drill::Fencing::FULL, since).await?)
+        }
+        .await;
+        let mut f = self.track(r)?;
+        self.receipts.append(&mut f.receipts);
+        self.judge_fleet(crate::timeline::ActionKind::Failover, f).await
+    }
+
+    /// Each VM of a fleet's action judged against the action's promise (and roles checked) on its own; a
+    /// VM whose part failed is named with its error. Fails naming every VM that failed, the others passing.
+    async fn judge_fleet(&mut self, kind: crate::timeline::ActionKind, f: drill::FleetOutcome) -> R {
+        self.last_action.clear();
+        let mut failed: Vec<(String, String)> = vec![];
+        let mut errs: Vec<(String, StepError)> = vec![];
+        let names = self.fleet.clone();
+        let brought: Vec<&str> = names.iter().zip(&f.outcomes).filter(|(_, o)| o.is_ok()).map(|(vm, _)| vm.as_str()).collect();
+        let roles = match self.session.env().await {
+            Ok(mut env) => env.driver.roles_all(&brought).await,
+            Err(e) => brought.iter().map(|_| Err(e.again())).collect(),
+        };
+        let mut roles = roles.into_iter();
+        for (vm, o) in names.iter().zip(f.outcomes) {
+            let r = match o {
+                Ok(o) => {
+                    self.session.bus.note(format!("{kind} {} -> {} of VM {vm}: {}", o.from, o.to, o.timeline.render()));
+                    let r = roles.next().unwrap_or_else(|| Err(EnvError::Usage(format!("no roles read for VM {vm}")))).map_err(StepError::from);
+                    self.judge_with_roles(o, r).await
+                }
+                Err(e) => {
+                    let cause = e.cause();
+                    self.track(Err(StepError::Env(EnvError::Earlier { msg: format!("VM {vm}: {e}"), cause })))
+                }
+            };
+            if let Err(e) = r {
+                failed.push((vm.clone(), e.to_string()));
+                errs.push((format!("VM {vm}: {e}"), e));
+            }
+        }
+        let outs: Vec<&Outcome> = self.last_action.iter().map(|&i| &self.outcomes[i]).collect();
+        let (from, to) = outs.first().map(|o| (o.from.clone(), o.to.clone())).unwrap_or_default();
+        let judged = outs;
+        let errored: Vec<(String, String)> = failed.iter().filter(|(vm, _)| !self.last_action.iter().any(|&i| self.outcomes[i].vm == *vm)).cloned().collect();
+        let mut fa = crate::report::FleetAction::of(kind, &from, &to, &judged, &errored);
+        fa.failed = failed.iter().map(|f| f.0.clone()).collect();
+        // VMs judged and failed: the reason beside their verdict
+        for (vm, why) in &failed {
+            if let Some(x) = fa.per_vm.iter_mut().find(|x| x["vm"] == vm.as_str() && x.get("error").is_none()) {
+                x["failure"] = serde_json::json!(why);
+            }
+        }
+        self.session.bus.note(fa.line());
+        let j = serde_json::to_value(&fa).unwrap_or_default();
+        self.fleet_actions.push(j);
+        one_of(errs, names.len())
     }
 
     /// Fails the VM over to `to`; `fencing` less than full is a control (see [`drill::Fencing`]).
@@ -339,16 +608,23 @@ impl Scenario {
         let mut o = self.track(r)?;
         self.session.bus.note(format!("failover {} -> {}: {}", o.from, o.to, o.timeline.render()));
         self.receipts.append(&mut o.receipts);
+        self.last_action.clear();
         self.judge_action(o).await
     }
 
     /// Every DR action is judged against its own promise as it ends, whatever the scenario asks next: a
     /// failed promise fails the scenario (a verdict sentence adds its own checks on top). Then each site's
     /// role is read from the storage's own view: two primaries are a split brain, named, and fail it.
-    async fn judge_action(&mut self, mut o: Outcome) -> R {
-        let v = o.evidence.verdict();
-        let what = format!("{} {} -> {}: {}", o.kind, o.from, o.to, o.evidence.bound.promise());
+    async fn judge_action(&mut self, o: Outcome) -> R {
         let roles = async { Ok::<_, StepError>(self.session.env().await?.driver.roles(&o.vm).await?) }.await;
+        self.judge_with_roles(o, roles).await
+    }
+
+    /// As [`Scenario::judge_action`], with the roles read already (a fleet's, asked side by side).
+    async fn judge_with_roles(&mut self, mut o: Outcome, roles: Result<Vec<crate::ports::SiteRole>, StepError>) -> R {
+        let v = o.evidence.verdict();
+        let of = if self.fleet.is_empty() { String::new() } else { format!(" of VM {}", o.vm) };
+        let what = format!("{} {} -> {}{of}: {}", o.kind, o.from, o.to, o.evidence.bound.promise());
         let roles = self.track(roles)?;
         // a site still lost (its outage in force, a failover's fence included) keeps its stale primary
         // until it comes back and is repaired: not a second writer
@@ -364,6 +640,11 @@ impl Scenario {
         ));
         let split = crate::ports::split_brain_among(&o.vm, &roles, &out);
         o.roles = roles;
+        // a clone of the golden image: its golden blocks read on the new site now, frozen with the evidence
+        if let Some(layout) = self.golden.get(&o.vm).copied() {
+            o.golden = Some(self.read_golden(&o.vm, &o.to, layout).await);
+        }
+        self.last_action.push(self.outcomes.len());
         self.outcomes.push(o);
         self.conclude(&what, v)?;
         match split {
@@ -380,7 +661,7 @@ impl Scenario {
     /// DR driver repairs the pair as the DR operator would. Each step is marked on the repair's timeline.
     pub async fn comes_back(&mut self, site: &str, repair: Repairing) -> R {
         let r = async {
-            let vm = self.vm()?;
+            let vm = self.targets()?.join(" ");
             let mut env = self.session.env().await?;
             let site = env.topology.site(site)?;
             let mut m = crate::ports::Marker::new(env.bus.clone(), &vm, crate::timeline::ActionKind::Repair, Wt::now(), crate::timeline::Segment::Requested);
@@ -413,11 +694,20 @@ impl Scenario {
     /// `site` is the VM's only primary, from the storage's own view now.
     pub async fn only_primary(&mut self, site: &str) -> R {
         let r = async {
-            let vm = self.vm()?;
             let mut env = self.session.env().await?;
             let site = env.topology.site(site)?;
-            let roles = env.driver.roles(&vm).await?;
-            crate::ports::only_primary(&vm, &site, &roles).map_err(StepError::Expectation)
+            let mut wrong = vec![];
+            for vm in self.targets()? {
+                let roles = env.driver.roles(&vm).await?;
+                if let Err(e) = crate::ports::only_primary(&vm, &site, &roles) {
+                    wrong.push(e);
+                }
+            }
+            if wrong.is_empty() {
+                Ok(())
+            } else {
+                Err(StepError::Expectation(wrong.join("; ")))
+            }
         }
         .await;
         self.track(r)
@@ -458,20 +748,25 @@ impl Scenario {
     }
 
     fn conclude(&mut self, what: &str, v: Verdict) -> R {
-        let line = format!(
-            "acked {}, stable {}, lost {}, indeterminate {}{}",
-            v.acked,
-            v.stable,
-            v.lost_count,
-            v.indeterminate,
-            v.loss_window_ms.map(|l| format!(", loss window {l:.0} ms")).unwrap_or_default()
-                + &v.bound_ms.map(|b| format!(" (bound {b:.0} ms)")).unwrap_or_default()
-        );
+        let line = if let Some(g) = &v.golden {
+            g.describe()
+        } else {
+            format!(
+                "acked {}, stable {}, lost {}, indeterminate {}{}",
+                v.acked,
+                v.stable,
+                v.lost_count,
+                v.indeterminate,
+                v.loss_window_ms.map(|l| format!(", loss window {l:.0} ms")).unwrap_or_default()
+                    + &v.bound_ms.map(|b| format!(" (bound {b:.0} ms)")).unwrap_or_default()
+            )
+        };
         self.session.bus.note(format!("{what}: {line}"));
-        let (conclusion, why) = (v.conclusion, v.why.join("; "));
+        let (conclusion, why, golden) = (v.conclusion, v.why.join("; "), v.golden.is_some());
         self.verdicts.push((what.to_string(), v));
         let r = match conclusion {
             Conclusion::Passed => Ok(()),
+            Conclusion::Failed if golden => Err(StepError::Verdict { msg: format!("{what}: {why}"), conclusion }),
             Conclusion::Failed => Err(StepError::Verdict { msg: format!("{what}: {why} [{line}]"), conclusion }),
             Conclusion::Inconclusive => Err(StepError::Verdict { msg: format!("{what}: inconclusive: {why} [{line}]"), conclusion }),
         };
@@ -479,23 +774,43 @@ impl Scenario {
     }
 
     pub fn no_loss(&mut self) -> R {
-        let r = self.outcome().map(|o| o.evidence.no_loss());
-        let v = self.track(r)?;
-        self.conclude("no acknowledged write lost", v)
+        let r = self.last().map(|all| all.into_iter().map(|o| (o.vm.clone(), o.evidence.no_loss())).collect());
+        let vs = self.track(r)?;
+        self.conclude_each("no acknowledged write lost", vs)
     }
 
     pub fn window(&mut self) -> R {
-        let r = self.outcome().and_then(|o| {
-            if o.evidence.regional().is_none() {
-                return Err(StepError::Mismatch(format!(
-                    "the last DR action ({}) promises no loss, not a loss window: judge it with \"no acknowledged write is lost\"",
-                    o.kind
-                )));
-            }
-            Ok(o.evidence.verdict())
+        let r = self.last().and_then(|all| {
+            all.into_iter()
+                .map(|o| {
+                    if o.evidence.regional().is_none() {
+                        return Err(StepError::Mismatch(format!(
+                            "the last DR action ({}) promises no loss, not a loss window: judge it with \"no acknowledged write is lost\"",
+                            o.kind
+                        )));
+                    }
+                    Ok((o.vm.clone(), o.evidence.verdict()))
+                })
+                .collect::<Result<Vec<_>, _>>()
         });
-        let v = self.track(r)?;
-        self.conclude("loss window within the replication interval", v)
+        let vs = self.track(r)?;
+        self.conclude_each("loss window within the replication interval", vs)
+    }
+
+    /// One verdict per VM of the last action (named by VM when there are several); fails naming each VM
+    /// that failed, the worst conclusion deciding.
+    fn conclude_each(&mut self, what: &str, vs: Vec<(String, Verdict)>) -> R {
+        if let [(_, v)] = vs.as_slice() {
+            return self.conclude(what, v.clone());
+        }
+        let n = vs.len();
+        let mut errs = vec![];
+        for (vm, v) in vs {
+            if let Err(e) = self.conclude(&format!("VM {vm}: {what}"), v) {
+                errs.push((e.to_string(), e));
+            }
+        }
+        one_of(errs, n)
     }
 
     /// Split brain refused: the VM left running on the frozen site, thawed since, had no write acknowledged
@@ -534,11 +849,16 @@ impl Scenario {
     }
 
     pub fn stop_survives(&mut self) -> R {
-        let r = self.outcome().and_then(|o| {
-            let e = &o.evidence;
-            let stop = e.stop_seq.ok_or_else(|| StepError::Order("the VM was not shut down gracefully: there is no STOP record to look for".into()))?;
-            if e.scan.stop != Some(stop) {
-                return Err(StepError::Expectation(format!("the STOP record {stop} is not on disk (scan found {:?})", e.scan.stop)));
+        let r = self.last().and_then(|all| {
+            let many = all.len() > 1;
+            for o in all {
+                let e = &o.evidence;
+                let of = if many { format!("VM {}: ", o.vm) } else { String::new() };
+                let stop =
+                    e.stop_seq.ok_or_else(|| StepError::Order(format!("{of}the VM was not shut down gracefully: there is no STOP record to look for")))?;
+                if e.scan.stop != Some(stop) {
+                    return Err(StepError::Expectation(format!("{of}the STOP record {stop} is not on disk (scan found {:?})", e.scan.stop)));
+                }
             }
             Ok(())
         });
@@ -546,22 +866,152 @@ impl Scenario {
     }
 
     pub fn serves_within(&mut self, site: &str, d: Duration) -> R {
-        let r = self.outcome().and_then(|o| {
-            if o.to != site {
-                return Err(StepError::Mismatch(format!("the last DR action moved the VM to site {}, not {site}", o.to)));
+        let r = self.last().and_then(|all| {
+            let many = all.len() > 1;
+            let mut late = vec![];
+            for o in all {
+                let of = if many { format!("VM {}: ", o.vm) } else { String::new() };
+                if o.to != site {
+                    return Err(StepError::Mismatch(format!("{of}the last DR action moved the VM to site {}, not {site}", o.to)));
+                }
+                let serving = o.timeline.get(Segment::Serving).ok_or_else(|| StepError::Expectation(format!("{of}the VM never served on site {}", o.to)))?;
+                let limit = d.as_secs_f64() * 1e3;
+                if serving > limit {
+                    late.push(format!("{of}the VM served again after {:.1}s, more than {:.1}s ({})", serving / 1e3, limit / 1e3, o.timeline.render()));
+                }
             }
-            let serving = o.timeline.get(Segment::Serving).ok_or_else(|| StepError::Expectation(format!("the VM never served on site {}", o.to)))?;
-            let limit = d.as_secs_f64() * 1e3;
-            if serving > limit {
-                return Err(StepError::Expectation(format!(
-                    "the VM served again after {:.1}s, more than {:.1}s ({})",
-                    serving / 1e3,
-                    limit / 1e3,
-                    o.timeline.render()
-                )));
+            if late.is_empty() {
+                Ok(())
+            } else {
+                Err(StepError::Expectation(late.join("; ")))
             }
-            Ok(())
         });
+        self.track(r)
+    }
+
+    /// The stretch cluster's evidence since the scenario began; a mismatch where the environment has none.
+    async fn stretch_evidence(&self) -> Result<crate::stretch::Evidence, StepError> {
+        let mut env = self.session.env().await?;
+        env.faults.stretch(self.started).await.ok_or_else(|| {
+            StepError::Mismatch(format!("environment {} does not run Ceph in stretch mode: there is no stretch state to judge", self.session.cfg.spec.name))
+        })
+    }
+
+    /// "the cluster entered degraded stretch mode": some sample since the scenario began says so.
+    pub async fn entered_degraded(&mut self) -> R {
+        let r = async {
+            let ev = self.stretch_evidence().await?;
+            // counted from the scenario's first fault: a cluster still degraded by an earlier scenario
+            // proves nothing about this one
+            let Some(first) = self.receipts.iter().map(|r| r.at).min() else {
+                return Err(StepError::Order("no fault in this scenario yet: take a data site out first (\"site a loses power\")".into()));
+            };
+            let seen: Vec<crate::stretch::Transition> = ev.transitions().into_iter().filter(|t| t.at >= first).collect();
+            match seen.iter().find(|t| t.state == crate::stretch::StretchState::Degraded) {
+                Some(t) => {
+                    let min = t.min_size.map(|m| format!(", pools at min_size {m}")).unwrap_or_default();
+                    let line = format!("degraded stretch mode {:.1} s after the first fault{min}", t.at.since(first).as_secs_f64());
+                    self.session.bus.note(format!("stretch mode: {line}"));
+                    Ok(())
+                }
+                None => Err(StepError::Expectation(format!(
+                    "the cluster never entered degraded stretch mode; states seen: {}",
+                    seen.iter().map(|t| t.state.to_string()).collect::<Vec<_>>().join(" -> ")
+                ))),
+            }
+        }
+        .await;
+        self.track(r)
+    }
+
+    /// "the cluster returns to healthy stretch mode within D": counted from the newest outage the scenario
+    /// undid (a site back, a partition healed), or from the scenario's start.
+    pub async fn healthy_within(&mut self, d: Duration) -> R {
+        let from = self.undone.iter().map(|u| u.1).chain(self.repairs.iter().map(|r| r.timeline.t0)).max().unwrap_or(self.started);
+        let r = async {
+            let ev = self.stretch_evidence().await?;
+            let healthy = |ev: &crate::stretch::Evidence| {
+                ev.samples.iter().find(|s| s.at >= from && s.flags.as_ref().is_some_and(|f| f.state == crate::stretch::StretchState::Healthy)).map(|s| s.at)
+            };
+            let latest = std::sync::Mutex::new(ev);
+            let check = || async {
+                let ev = self.stretch_evidence().await?;
+                let at = healthy(&ev);
+                *latest.lock().unwrap() = ev;
+                Ok::<_, StepError>(at)
+            };
+            let left = d.saturating_sub(Wt::now().since(from));
+            let res = crate::wait::until("the cluster to return to healthy stretch mode", left, check, crate::wait::every(Duration::from_secs(2))).await;
+            match res {
+                Ok(at) => {
+                    self.session.bus.note(format!("stretch mode: healthy again {:.1} s after the outage ended", at.since(from).as_secs_f64()));
+                    Ok(())
+                }
+                Err(crate::wait::WaitError::Timeout { .. }) => {
+                    let ev = latest.into_inner().unwrap();
+                    let last = ev
+                        .latest()
+                        .map(|(at, f)| format!("{} (min_size {:?}) at {:.1} s", f.state, f.min_size, at.since(from).as_secs_f64()))
+                        .unwrap_or("no answer".into());
+                    Err(StepError::Expectation(format!(
+                        "the cluster did not return to healthy stretch mode within {} of the outage's end: last seen {last}",
+                        Dur(d)
+                    )))
+                }
+                Err(crate::wait::WaitError::Failed(e)) => Err(e),
+            }
+        }
+        .await;
+        self.track(r)
+    }
+
+    /// What each data-site partition of the scenario did (the newest first judged): the side the
+    /// tiebreaker kept, the elections, the VM's longest stall; `budget` judges the newest.
+    async fn partition_reports(&self, budget: Option<Duration>) -> Result<Vec<(usize, crate::stretch::PartitionReport)>, StepError> {
+        let vm = self.vm()?;
+        let ev = self.stretch_evidence().await?;
+        let env = self.session.env().await?;
+        let history = env.workload.history(&vm, None)?;
+        let now_site = env.driver.primary(&vm)?;
+        drop(env);
+        let mut acks: Vec<Wt> = history.acks.iter().map(|a| a.at).collect();
+        acks.sort();
+        let now = Wt::now();
+        let cuts: Vec<usize> = (0..self.receipts.len()).filter(|&i| matches!(self.receipts[i].fault, Fault::Partition { .. })).collect();
+        let newest = cuts.last().copied();
+        Ok(cuts
+            .into_iter()
+            .map(|i| {
+                let healed = self.undone.iter().find(|u| u.0 == i).map(|u| u.1).unwrap_or(now);
+                let b = if Some(i) == newest { budget } else { None };
+                // the VM's site when the partition began (a later relocate moves it)
+                let vm_site = self.vm_site_at.iter().find(|x| x.0 == i).map(|x| x.1.clone()).unwrap_or_else(|| now_site.clone());
+                (i, ev.partition(self.receipts[i].at, healed, now, &acks, &vm_site, b))
+            })
+            .collect())
+    }
+
+    /// "the VM writes again within D of the partition": the VM's longest time without an acknowledged
+    /// write during the newest partition (until it healed) is at most D; a failure names an election loop,
+    /// the tiebreaker keeping the other site, or the stall alone.
+    pub async fn writes_again_within(&mut self, d: Duration) -> R {
+        let r = async {
+            let reports = self.partition_reports(Some(d)).await?;
+            let Some((i, rep)) = reports.into_iter().last() else {
+                return Err(StepError::Order("no partition in this scenario: partition the sites first (\"sites a and b are partitioned\")".into()));
+            };
+            let verdict = rep.judge();
+            self.partitions.retain(|p| p.0 != i);
+            self.partitions.push((i, rep));
+            match verdict {
+                Ok(line) => {
+                    self.session.bus.note(format!("partition: {line}"));
+                    Ok(())
+                }
+                Err(why) => Err(StepError::Expectation(why)),
+            }
+        }
+        .await;
         self.track(r)
     }
 
@@ -569,7 +1019,8 @@ impl Scenario {
     fn ready(&self, what: &str, objects: &[lint::Object], kustomized: bool) -> R {
         // the declared RPO: the replication interval (none for synchronous replication)
         let rpo = Some(self.session.cfg.spec.interval()).filter(|d| !d.is_zero());
-        let opts = rules::Options { rpo, ..Default::default() };
+        let dr = if self.session.cfg.spec.metro().is_some() { rules::DrKind::Metro } else { rules::DrKind::Regional };
+        let opts = rules::Options { rpo, dr, ..Default::default() };
         let errors: Vec<String> = rules::check(objects, kustomized, &opts)
             .into_iter()
             .filter(|f| f.severity >= Severity::Error)
@@ -600,6 +1051,32 @@ impl Scenario {
     /// End of the scenario: its VM stops, every fault it injected is recovered (newest first), and what it
     /// did becomes a plain record for the reports.
     pub async fn finish(mut self) -> ScenarioRecord {
+        // the stretch evidence frozen before anything is undone: every partition reported, judged or not
+        let mut stretch = None;
+        if self.session.env_if_up().await.is_some() {
+            if let Ok(ev) = self.stretch_evidence().await {
+                let mut partitions = self.partitions.clone();
+                if self.vm.is_some() {
+                    for (i, rep) in self.partition_reports(None).await.unwrap_or_default() {
+                        if !partitions.iter().any(|p| p.0 == i) {
+                            partitions.push((i, rep));
+                        }
+                    }
+                }
+                partitions.sort_by_key(|p| p.0);
+                let mut j = ev.to_json(self.started);
+                j["partitions"] = serde_json::json!(partitions
+                    .iter()
+                    .map(|(i, p)| {
+                        let mut v = serde_json::to_value(p).unwrap_or_default();
+                        v["atMs"] = serde_json::json!((self.receipts[*i].at.since(self.started).as_secs_f64() * 1e4).round() / 10.0);
+                        v["summary"] = serde_json::json!(p.line());
+                        v
+                    })
+                    .collect::<Vec<_>>());
+                stretch = Some(j);
+            }
+        }
         if let Some(mut env) = self.session.env_if_up().await {
             for vm in &self.vms {
                 env.workload.stop(vm).await;
@@ -619,10 +1096,12 @@ impl Scenario {
             outcomes: self.outcomes,
             repairs: self.repairs,
             verdicts: self.verdicts,
+            fleet: self.fleet_actions,
             rtts: self.rtts,
             cause: self.causes.into_iter().max(),
             inconclusive: self.inconclusive,
             harness_errors: self.harness_errors,
+            stretch,
         }
     }
 }
@@ -630,6 +1109,17 @@ impl Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_failed_vms_are_told_together_the_worst_cause_deciding() {
+        assert!(one_of(vec![], 3).is_ok());
+        let one = one_of(vec![("VM vm1: x".into(), StepError::Expectation("x".into()))], 3).unwrap_err();
+        assert_eq!(one.to_string(), "x");
+        let two = vec![("VM vm1: x".into(), StepError::Expectation("x".into())), ("VM vm2: y".into(), StepError::Order("y".into()))];
+        let e = one_of(two, 3).unwrap_err();
+        assert_eq!(e.to_string(), "2 of 3 VMs failed: VM vm1: x; VM vm2: y");
+        assert_eq!(e.cause(), Cause::Harness);
+    }
 
     #[test]
     fn the_fault_that_counts_is_the_outage_still_in_force() {

@@ -31,6 +31,16 @@ pub enum Segment {
     Unfenced,
     /// Every placement group clean with a replica on each data site again.
     Clean,
+    /// Ceph stretch mode: the cluster went on with one data site (degraded stretch mode).
+    DegradedStretch,
+    /// Every placement group active on the survivor without the lost site's OSDs: it can serve alone.
+    StorageServes,
+    /// RBD forced promote: the orphan snapshot that tells rbd-mirror to stop replaying is written.
+    OrphanSnapshot,
+    /// RBD forced promote: rbd-mirror on the survivor let go of the image (its watch gone).
+    ReplayerReleased,
+    /// RBD forced promote: the image rolled back to the newest snapshot complete there.
+    RolledBack,
 }
 
 impl Segment {
@@ -53,6 +63,11 @@ impl Segment {
             Segment::Resynced => "resynced",
             Segment::Unfenced => "unfenced",
             Segment::Clean => "clean",
+            Segment::DegradedStretch => "degraded stretch",
+            Segment::StorageServes => "storage serves",
+            Segment::OrphanSnapshot => "orphan snapshot",
+            Segment::ReplayerReleased => "rbd-mirror released",
+            Segment::RolledBack => "rolled back",
         }
     }
 }

@@ -11,6 +11,12 @@ async fn power_loss(w: &mut DrWorld, site: Site) -> anyhow::Result<()> {
     Ok(w.s()?.inject(Fault::PowerLoss { site: site.0 }).await?)
 }
 
+/// One of the site's two storage hosts (Metro-DR in stretch mode): the site keeps serving on the other.
+#[when(expr = "a storage host of site {site} loses power")]
+async fn host_loss(w: &mut DrWorld, site: Site) -> anyhow::Result<()> {
+    Ok(w.s()?.inject(Fault::HostLoss { site: site.0 }).await?)
+}
+
 #[when(expr = "replication to site {site} stops")]
 async fn stop_replication(w: &mut DrWorld, site: Site) -> anyhow::Result<()> {
     Ok(w.s()?.inject(Fault::StopReplication { site: site.0 }).await?)

@@ -3,11 +3,13 @@
 
 pub mod actions;
 pub mod faults;
+pub mod fleet;
 pub mod network;
 pub mod params;
 pub mod readiness;
 pub mod recovery;
 pub mod sites;
+pub mod stretch;
 pub mod timing;
 pub mod verdicts;
 pub mod workload;

@@ -23,3 +23,10 @@ async fn window(w: &mut DrWorld) -> anyhow::Result<()> {
 async fn split_brain_refused(w: &mut DrWorld) -> anyhow::Result<()> {
     Ok(w.s()?.split_brain_refused().await?)
 }
+
+/// The golden blocks of a disk cloned from the golden image, never written by the guest, as the site the last
+/// DR action moved the VM to read them when the action ended.
+#[then("the golden image's data is intact")]
+async fn golden_intact(w: &mut DrWorld) -> anyhow::Result<()> {
+    Ok(w.s()?.golden_intact()?)
+}

@@ -9,6 +9,12 @@ async fn vm_writing(w: &mut DrWorld, rate: u32, site: Site) -> anyhow::Result<()
     Ok(w.s()?.start_vm(rate, &site.0).await?)
 }
 
+/// The VM's disk an RBD clone of the environment's golden image (as CDI clones VM disks).
+#[given(expr = "a VM cloned from a golden image writing {int} records per second on site {site}")]
+async fn vm_cloned_writing(w: &mut DrWorld, rate: u32, site: Site) -> anyhow::Result<()> {
+    Ok(w.s()?.start_vm_from(rate, &site.0, true).await?)
+}
+
 #[when(expr = "the VM has written {int} records")]
 async fn has_written(w: &mut DrWorld, n: u64) -> anyhow::Result<()> {
     Ok(w.s()?.written(n).await?)

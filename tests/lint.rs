@@ -17,7 +17,7 @@ fn opts() -> rules::Options {
 
 #[test]
 fn every_rule_has_a_triggering_and_a_clean_fixture() {
-    let offline: Vec<&str> = rules::RULES.iter().map(|r| r.0).filter(|id| *id != "DR060").collect();
+    let offline: Vec<&str> = rules::RULES.iter().map(|r| r.0).filter(|id| !["DR060", "DR061"].contains(id)).collect();
     for id in offline {
         let base = format!("tests/fixtures/lint/{}", id.to_lowercase());
         let bad = check(&format!("{base}-bad.yaml"), &opts());
@@ -38,6 +38,19 @@ fn metro_rtt_rule() {
     assert_eq!((f[0].rule, f[0].line), ("DR060", 5));
     o.rtt = Some(std::time::Duration::from_millis(8));
     assert!(rules::check(&objs, false, &o).is_empty());
+}
+
+/// Metro-DR on one Ceph cluster: stretch mode and 4 replicas, 2 per data zone, or an error at the line;
+/// Regional-DR does not ask.
+#[test]
+fn metro_stretch_mode_rule() {
+    let metro = rules::Options { dr: rules::DrKind::Metro, ..Default::default() };
+    let bad = check("tests/fixtures/lint/dr061-bad.yaml", &metro);
+    let got: Vec<(&str, usize)> = bad.iter().map(|f| (f.rule, f.line)).collect();
+    assert_eq!(got, [("DR061", 7), ("DR061", 17)], "{bad:#?}");
+    assert!(bad[0].message.contains("not a stretch cluster") && bad[1].message.contains("keeps 2 replicas"), "{bad:#?}");
+    assert!(check("tests/fixtures/lint/dr061-good.yaml", &metro).is_empty());
+    assert!(check("tests/fixtures/lint/dr061-bad.yaml", &opts()).is_empty(), "Regional-DR does not ask for stretch mode");
 }
 
 #[test]

@@ -90,9 +90,10 @@ pub fn fnv1a(parts: &[&[u8]]) -> u64 {
     h
 }
 
-fn fill_payload(seq: u64, boot: &[u8; 16], out: &mut [u8]) {
-    // splitmix64 seeded by sequence and boot id: every record's payload differs.
-    let mut s = seq ^ u64::from_le_bytes(boot[..8].try_into().unwrap()) ^ 0x9e37_79b9_7f4a_7c15;
+/// Fills `out` with the splitmix64 stream of `seed` (little-endian words): the probe's record payloads and
+/// the harness's golden-image blocks.
+pub fn splitmix_fill(seed: u64, out: &mut [u8]) {
+    let mut s = seed ^ 0x9e37_79b9_7f4a_7c15;
     for chunk in out.chunks_mut(8) {
         s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = s;
@@ -101,6 +102,11 @@ fn fill_payload(seq: u64, boot: &[u8; 16], out: &mut [u8]) {
         z ^= z >> 31;
         chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
     }
+}
+
+fn fill_payload(seq: u64, boot: &[u8; 16], out: &mut [u8]) {
+    // seeded by sequence and boot id: every record's payload differs
+    splitmix_fill(seq ^ u64::from_le_bytes(boot[..8].try_into().unwrap()), out);
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -449,6 +455,17 @@ impl ScanAssembler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first 24 bytes of record 1's payload for boot id [7; 16], as the probe has always written them.
+    const PINNED: [u8; 24] = [75, 19, 40, 62, 139, 12, 246, 189, 65, 0, 155, 176, 231, 248, 177, 220, 165, 212, 233, 217, 166, 140, 44, 58];
+
+    /// The payload stream is pinned: records written by an older probe still decode.
+    #[test]
+    fn the_payload_stream_is_pinned() {
+        let mut out = [0u8; 24];
+        fill_payload(1, &[7u8; 16], &mut out);
+        assert_eq!(out, PINNED);
+    }
 
     fn rec(seq: u64, prev: u64) -> Record {
         Record { kind: Kind::Data, seq, boot: [7; 16], wall_ns: 1, mono_ns: 2, prev_hash: prev }

@@ -16,7 +16,7 @@ pub use crate::error::Exit;
 /// Without tags and paths, `run` leaves out the negative controls (expected to fail), the drills across a
 /// shaped inter-site link (they need an environment that declares a larger sync allowance) and the long
 /// `@slow` cycles (run by tag).
-pub const DEFAULT_TAGS: &str = "not @negative and not @wan and not @slow";
+pub const DEFAULT_TAGS: &str = "not @negative and not @wan and not @slow and not @known-defect and not @fleet";
 
 /// Bundled copies, so the released binary runs drills without the repository.
 const BUNDLED_ENV: &str = include_str!("../../environments/lab-regional.yaml");
@@ -37,6 +37,13 @@ const BUNDLED_FEATURES: &[(&str, &str)] = &[
     ("negative/metro-out-of-spec.feature", include_str!("../../features/negative/metro-out-of-spec.feature")),
     ("negative/metro-split-brain.feature", include_str!("../../features/negative/metro-split-brain.feature")),
     ("negative/metro-isolation-only.feature", include_str!("../../features/negative/metro-isolation-only.feature")),
+    ("negative/metro-no-stretch.feature", include_str!("../../features/negative/metro-no-stretch.feature")),
+    ("fleet.feature", include_str!("../../features/fleet.feature")),
+    ("golden.feature", include_str!("../../features/golden.feature")),
+    ("blackhole.feature", include_str!("../../features/blackhole.feature")),
+    ("rollback.feature", include_str!("../../features/rollback.feature")),
+    ("ceph-schedule.feature", include_str!("../../features/ceph-schedule.feature")),
+    ("negative/fleet-unmirrored.feature", include_str!("../../features/negative/fleet-unmirrored.feature")),
     ("negative/healed-fault.feature", include_str!("../../features/negative/healed-fault.feature")),
 ];
 

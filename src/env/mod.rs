@@ -64,16 +64,81 @@ impl Environment {
         crate::procs::forget_all();
     }
 
+    /// `n` new VMs (an application) writing `rate` records per second each on `site`, their disks protected
+    /// as the environment says, booted side by side where the workload can; returns their names once each
+    /// has had its first write acknowledged. The VMs that started are returned with the first error, so
+    /// that the scenario stops them.
+    /// `unmirrored`: the index (from 0) of a VM whose disk is left out of replication (a negative control).
+    pub async fn start_vms(&mut self, site: &str, rate: u32, n: usize, unmirrored: Option<usize>) -> (Vec<String>, Result<(), EnvError>) {
+        let site = match self.topology.site(site) {
+            Ok(s) => s,
+            Err(e) => return (vec![], Err(e)),
+        };
+        let mut vms = vec![];
+        let mut volumes = vec![];
+        for i in 0..n {
+            let vm = format!("vm{}", self.vms);
+            self.vms += 1;
+            let provisioned = if unmirrored == Some(i) {
+                let name = &self.cfg.spec.name;
+                match self.driver.provision_unmirrored(&vm, &site).await {
+                    Some(r) => r,
+                    None => Err(EnvError::Usage(format!("environment {name} cannot leave one VM's disk out of replication"))),
+                }
+            } else {
+                self.driver.provision(&vm, &site).await
+            };
+            match provisioned {
+                Ok(v) => {
+                    vms.push(vm);
+                    volumes.push(v);
+                }
+                Err(e) => {
+                    self.driver.release(&vm).await;
+                    return (vms, Err(e));
+                }
+            }
+        }
+        let boots: Vec<crate::ports::Boot<'_>> = vms.iter().zip(&volumes).map(|(vm, volume)| crate::ports::Boot { vm, site: &site, volume }).collect();
+        let started = self.workload.start_all(&boots, rate).await;
+        drop(boots);
+        let mut first = None;
+        for (vm, r) in vms.iter().zip(started) {
+            let r = match r {
+                Ok(()) => self.driver.serving(vm).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
+                first.get_or_insert(EnvError::Earlier { msg: format!("VM {vm}: {e}"), cause: crate::error::Caused::cause(&e) });
+            }
+        }
+        (vms, first.map_or(Ok(()), Err))
+    }
+
     /// A new VM writing `rate` records per second on `site`, its disk protected as the environment says;
     /// returns its name once its first write is acknowledged.
     pub async fn start_vm(&mut self, site: &str, rate: u32) -> Result<String, EnvError> {
+        self.start_vm_from(site, rate, false).await.map(|(vm, _)| vm)
+    }
+
+    /// As [`Environment::start_vm`]; with `golden`, the VM's disk is a clone of the environment's golden
+    /// image (where the golden pattern sits on it is returned).
+    pub async fn start_vm_from(&mut self, site: &str, rate: u32, golden: bool) -> Result<(String, Option<crate::golden::GoldenLayout>), EnvError> {
         let site = self.topology.site(site)?;
         let vm = format!("vm{}", self.vms);
         self.vms += 1;
-        let volume = self.driver.provision(&vm, &site).await?;
+        let (volume, layout) = if golden {
+            let name = &self.cfg.spec.name;
+            match self.driver.provision_clone(&vm, &site).await {
+                Some(r) => r.map(|(v, l)| (v, Some(l)))?,
+                None => return Err(EnvError::Usage(format!("environment {name} cannot clone a VM's disk from a golden image"))),
+            }
+        } else {
+            (self.driver.provision(&vm, &site).await?, None)
+        };
         self.workload.start(&vm, &site, &volume, rate).await?;
         self.driver.serving(&vm).await?;
-        Ok(vm)
+        Ok((vm, layout))
     }
 }
 

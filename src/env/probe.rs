@@ -9,7 +9,7 @@ use crate::config::Budgets;
 use crate::error::{from_wait, Cause, EnvError};
 use crate::events::{Bus, Event};
 use crate::oracle::{Ack, History};
-use crate::ports::{Served, Stopped, Volume, Workload};
+use crate::ports::{Boot as BootOf, Served, Stopped, Volume, Workload};
 use crate::wait;
 use async_trait::async_trait;
 use dr_probe::{boot_tag_hex, Msg, ScanAssembler, ScanReport};
@@ -460,6 +460,15 @@ impl ProbeWorkload {
         (max + 1 + 2048).min(self.launcher.disk_records() + 1)
     }
 
+    /// A resumed boot's way back into service: the probe up, its recovery scan, its first new write.
+    async fn served(&mut self, vm: &str, deadline: Duration) -> Result<Served, EnvError> {
+        let b = self.running(vm)?;
+        let booted = b.wait_for("the probe to start", deadline, |g| g.hello.as_ref().map(|h| h.0)).await?;
+        let (recovered, scan) = b.wait_for("the recovery scan", deadline, |g| g.scan.clone()).await?;
+        let serving = b.wait_for("the first new acknowledged write", deadline, |g| g.acks.first().map(|a| a.1)).await?;
+        Ok(Served { booted, recovered, scan, serving })
+    }
+
     /// A graceful stop of the running boot, if there is one still running.
     async fn stop_running(&mut self, vm: &str) -> Result<(), EnvError> {
         let deadline = self.budgets.graceful_stop.0;
@@ -525,11 +534,55 @@ impl Workload for ProbeWorkload {
         let limit = self.scan_limit(vm);
         let boot = self.budgets.boot.0;
         self.boot(vm, site, volume, Mode::Resume, limit).await?;
-        let b = self.running(vm)?;
-        let booted = b.wait_for("the probe to start", boot, |g| g.hello.as_ref().map(|h| h.0)).await?;
-        let (recovered, scan) = b.wait_for("the recovery scan", boot, |g| g.scan.clone()).await?;
-        let serving = b.wait_for("the first new acknowledged write", boot, |g| g.acks.first().map(|a| a.1)).await?;
-        Ok(Served { booted, recovered, scan, serving })
+        self.served(vm, boot).await
+    }
+
+    /// Every VM launched first, then each awaited: the guests boot side by side (each one's times are read
+    /// off its own stream, so waiting on them in turn measures nothing late).
+    async fn start_all(&mut self, vms: &[BootOf<'_>], rate: u32) -> Vec<Result<(), EnvError>> {
+        let limit = self.launcher.disk_records() + 1;
+        let mut launched = vec![];
+        for b in vms {
+            self.start_stopped(b.vm, rate);
+            launched.push(self.boot(b.vm, b.site, b.volume, Mode::Write, limit).await);
+        }
+        let deadline = self.budgets.boot.0;
+        let mut out = vec![];
+        for (b, l) in vms.iter().zip(launched) {
+            out.push(match l {
+                Ok(()) => match self.running(b.vm) {
+                    Ok(r) => r.wait_for("the first acknowledged write", deadline, |g| g.acks.first().map(|_| ())).await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            });
+        }
+        out
+    }
+
+    /// As [`Workload::resume`], every VM launched before any is awaited.
+    async fn resume_all(&mut self, vms: &[BootOf<'_>]) -> Vec<Result<Served, EnvError>> {
+        let mut launched = vec![];
+        for b in vms {
+            let l = async {
+                self.archive(b.vm).await?;
+                let limit = self.scan_limit(b.vm);
+                self.boot(b.vm, b.site, b.volume, Mode::Resume, limit).await
+            }
+            .await;
+            launched.push(l);
+        }
+        let deadline = self.budgets.boot.0;
+        let mut out = vec![];
+        for (b, l) in vms.iter().zip(launched) {
+            let served = async {
+                l?;
+                self.served(b.vm, deadline).await
+            }
+            .await;
+            out.push(served);
+        }
+        out
     }
 
     async fn abandon(&mut self, vm: &str) -> Result<u64, EnvError> {

@@ -19,6 +19,10 @@ pub const KINDS: &[(&str, &str, &str, bool)] = &[
     ("", "v1", "Pod", true),
     ("route.openshift.io", "v1", "Route", true),
     ("ramendr.openshift.io", "v1alpha1", "DRPolicy", false),
+    // the storage under the application, wherever Rook runs (cluster-wide)
+    ("storage.k8s.io", "v1", "StorageClass", false),
+    ("ceph.rook.io", "v1", "CephCluster", false),
+    ("ceph.rook.io", "v1", "CephBlockPool", false),
 ];
 
 fn err(ctx: &str, msg: String) -> LintError {
@@ -93,6 +97,7 @@ mod tests {
                 let k = kind.to_lowercase();
                 let plural = match k.strip_suffix('y') {
                     Some(stem) => format!("{stem}ies"),
+                    None if k.ends_with('s') => format!("{k}es"),
                     None => format!("{k}s"),
                 };
                 let base = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };

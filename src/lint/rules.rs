@@ -54,6 +54,7 @@ pub const RULES: &[(&str, &str, Severity, &str)] = &[
     ("DR040", "multi-disk-regional", Severity::Warning, "Under Regional-DR, each disk of a multi-disk VM is replicated at a slightly different point in time."),
     ("DR050", "drpolicy-interval", Severity::Error, "A DRPolicy's schedulingInterval is not larger than the RPO the environment declares."),
     ("DR060", "metro-rtt", Severity::Error, "Metro-DR (synchronous) needs the sites at most 10 ms apart."),
+    ("DR061", "metro-stretch-mode", Severity::Error, "Metro-DR on one Ceph cluster runs it in stretch mode (two data zones and an arbiter, 5 monitors), its pools 4 replicas, 2 per data zone."),
 ];
 
 fn rule(id: &'static str) -> (&'static str, &'static str, Severity) {
@@ -473,6 +474,74 @@ fn drpolicies(objects: &[Object], o: &Options, out: &mut Vec<Finding>) {
     }
 }
 
+/// Metro-DR on one Ceph cluster (Rook's CephCluster, its CephBlockPools): without stretch mode a partition
+/// between the data sites while the arbiter sees both is not survivable (the lab's negative control shows
+/// it), and pools must keep 2 replicas in each data zone (size 4, min_size 2). Pools are those the
+/// StorageClasses name, or every pool when no StorageClass is there.
+fn stretch_mode(objects: &[Object], out: &mut Vec<Finding>) {
+    const FIX: &str = "set spec.mon.stretchCluster (two data zones and one arbiter zone) with spec.mon.count 5, as Rook documents for stretch clusters";
+    for c in objects.iter().filter(|x| x.kind == "CephCluster") {
+        let Some(sc) = c.value.pointer("/spec/mon/stretchCluster") else {
+            out.push(finding(
+                "DR061",
+                c,
+                c.line_of("mon"),
+                format!("CephCluster {} is not a stretch cluster (no spec.mon.stretchCluster): Metro-DR over it does not survive a partition between the data sites", c.name),
+                FIX,
+            ));
+            continue;
+        };
+        let zones: Vec<&Value> = arr(sc, "/zones").collect();
+        let arbiters = zones.iter().filter(|z| z.get("arbiter").and_then(Value::as_bool) == Some(true)).count();
+        if zones.len() != 3 || arbiters != 1 {
+            out.push(finding(
+                "DR061",
+                c,
+                c.line_of("stretchCluster"),
+                format!(
+                    "CephCluster {} stretches over {} zones with {arbiters} arbiter(s): stretch mode needs two data zones and one arbiter",
+                    c.name,
+                    zones.len()
+                ),
+                FIX,
+            ));
+        }
+        let mons = c.value.pointer("/spec/mon/count").and_then(Value::as_u64);
+        if mons != Some(5) {
+            out.push(finding(
+                "DR061",
+                c,
+                c.line_of("count"),
+                format!(
+                    "CephCluster {} runs {} monitors: stretch mode needs 5 (two per data zone, the tiebreaker in the arbiter zone)",
+                    c.name,
+                    mons.map_or("an unset number of".into(), |m| m.to_string())
+                ),
+                FIX,
+            ));
+        }
+    }
+    let classes: Vec<&str> = objects.iter().filter(|x| x.kind == "StorageClass").filter_map(|x| str_at(&x.value, "/parameters/pool")).collect();
+    for p in objects.iter().filter(|x| x.kind == "CephBlockPool" && (classes.is_empty() || classes.contains(&x.name.as_str()))) {
+        let size = p.value.pointer("/spec/replicated/size").and_then(Value::as_u64);
+        let per = p.value.pointer("/spec/replicated/replicasPerFailureDomain").and_then(Value::as_u64);
+        if size != Some(4) || per != Some(2) {
+            out.push(finding(
+                "DR061",
+                p,
+                p.line_of("replicated"),
+                format!(
+                    "CephBlockPool {} keeps {} replicas, {} per failure domain: Metro-DR in stretch mode needs 4, 2 per data zone (min_size 2)",
+                    p.name,
+                    size.map_or("?".into(), |x| x.to_string()),
+                    per.map_or("?".into(), |x| x.to_string())
+                ),
+                "set spec.replicated.size 4 and spec.replicated.replicasPerFailureDomain 2, failureDomain the zone",
+            ));
+        }
+    }
+}
+
 /// Runs every rule. Findings come out ordered by file, line and rule.
 pub fn check(objects: &[Object], has_kustomization: bool, o: &Options) -> Vec<Finding> {
     let managed = match o.mode {
@@ -492,6 +561,9 @@ pub fn check(objects: &[Object], has_kustomization: bool, o: &Options) -> Vec<Fi
             cloned_pvcs(objects, &mut out);
         }
         multi_disk(objects, &mut out);
+    }
+    if o.dr == DrKind::Metro {
+        stretch_mode(objects, &mut out);
     }
     images(objects, &mut out);
     drpolicies(objects, o, &mut out);

@@ -275,6 +275,7 @@ impl DrDriver for RamenDriver {
                     warmup: crate::config::warmup(crate::config::Scheduler::Storage, interval, allowance),
                     checkpoint,
                     syncs,
+                    rollback: None,
                 }
             }
             None => Promise::NoLoss,

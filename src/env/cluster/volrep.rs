@@ -235,6 +235,7 @@ impl DrDriver for VolRepDriver {
                 warmup: crate::config::warmup(crate::config::Scheduler::Storage, self.s.interval, self.s.allowance),
                 checkpoint,
                 syncs,
+                rollback: None,
             },
             details,
         })

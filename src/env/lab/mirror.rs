@@ -6,6 +6,7 @@ use crate::clock::Wt;
 use crate::config::{Budgets, EnvConfig, Regional, Scheduler};
 use crate::error::{from_wait, Cause, EnvError};
 use crate::events::{Bus, Event};
+use crate::golden::GoldenLayout;
 use crate::oracle::{Checkpoint, SyncSample};
 use crate::ports::{DrDriver, DriverReport, Marker, Promise, Role, SiteRole, Volume};
 use crate::timeline::Segment;
@@ -287,6 +288,25 @@ pub fn parse_ceph_timestamp(ts: &str) -> Option<f64> {
     Some(crate::clock::unix_from_civil(y, m, d, t[0], t[1], t[2] as f64))
 }
 
+/// The next round of a harness schedule after `now` (within one interval): rounds fall on multiples of the
+/// interval from one origin shared by every image of the run, as Ceph's own schedule aligns every image
+/// with the same interval on the clock, so an application's images are snapshotted in the same round.
+pub fn next_round(now: tokio::time::Instant, interval: Duration) -> tokio::time::Instant {
+    static ORIGIN: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let origin = *ORIGIN.get_or_init(|| now);
+    aligned(origin, now, interval)
+}
+
+/// The first instant at or after `t` that is `origin` plus a whole number of `interval`s. Pure.
+pub fn aligned(origin: tokio::time::Instant, t: tokio::time::Instant, interval: Duration) -> tokio::time::Instant {
+    if interval.is_zero() || t <= origin {
+        return origin.max(t);
+    }
+    let since = t - origin;
+    let n = since.as_nanos().div_ceil(interval.as_nanos());
+    origin + Duration::from_nanos((n * interval.as_nanos()) as u64)
+}
+
 /// The per-image scheduler. With `scheduler: harness` it takes a mirror snapshot every interval on the
 /// primary, its start being the moment it asked; with `scheduler: ceph` Ceph takes them and this task only
 /// records them (start from Ceph's timestamp, truncated to the second, so never later than the truth).
@@ -311,7 +331,7 @@ pub fn spawn_scheduler(
         }
     };
     tokio::spawn(async move {
-        let mut next = tokio::time::Instant::now() + interval;
+        let mut next = next_round(tokio::time::Instant::now(), interval);
         // The baseline: snapshots the primary already has (its first snapshot, a promotion snapshot), with
         // Ceph's own time as their start, never later than the truth; their syncs are not judged.
         let mut first_poll = true;
@@ -393,10 +413,19 @@ pub async fn demote(s: &SiteRef, image: &str) -> Result<u64, EnvError> {
 /// Promotes the image. A non-forced promote is refused ("Read-only file system") until the demotion
 /// snapshot has been copied: that refusal is retried (infrastructure, not data) until the deadline.
 pub async fn promote(s: &SiteRef, image: &str, force: bool, deadline: Duration) -> Result<u32, EnvError> {
+    promote_logged(s, image, force, deadline, None).await
+}
+
+/// As [`promote`], the rbd tool logging at debug_rbd 20 to `log` (what a forced promote rolls back to).
+pub async fn promote_logged(s: &SiteRef, image: &str, force: bool, deadline: Duration, log: Option<&std::path::Path>) -> Result<u32, EnvError> {
     let spec = format!("rbd/{image}");
+    let log_arg = log.map(|p| format!("--log-file={}", p.display()));
     let mut args = vec!["mirror", "image", "promote"];
     if force {
         args.push("--force");
+    }
+    if let Some(l) = &log_arg {
+        args.extend([l.as_str(), "--debug-rbd=20", "--log-to-stderr=false"]);
     }
     args.push(&spec);
     let attempts = std::sync::atomic::AtomicU32::new(0);
@@ -415,6 +444,82 @@ pub async fn promote(s: &SiteRef, image: &str, force: bool, deadline: Duration) 
         .map_err(|e| from_wait(&s.name, Cause::System, e))
 }
 
+/// A site's role for an image from its own `rbd info` (Unknown when it did not answer).
+fn role_from(site: String, r: Result<bool, EnvError>) -> SiteRole {
+    match r {
+        Ok(true) => SiteRole { site, role: Role::Primary, detail: "rbd info: mirroring primary".into() },
+        Ok(false) => SiteRole { site, role: Role::Secondary, detail: "rbd info: mirroring non-primary".into() },
+        Err(e) => SiteRole { site, role: Role::Unknown, detail: e.to_string() },
+    }
+}
+
+/// Ceph's `PromoteRequest` logs (debug_rbd 20) the local snapshot a forced promote rolls back to:
+/// `rollback_snap_id=N`, CEPH_NOSNAP (2^64 - 2) when it rolls back nothing. Pure.
+pub fn parse_rollback(log: &str) -> Option<u64> {
+    const NOSNAP: u64 = u64::MAX - 1;
+    log.lines()
+        .filter_map(|l| l.split("rollback_snap_id=").nth(1))
+        .filter_map(|t| t.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u64>().ok())
+        .find(|id| *id != NOSNAP)
+}
+
+/// The steps of a forced promote, from the rbd tool's own log (debug_rbd 20), with their times (unix
+/// seconds): where its time goes. The orphan snapshot written (rbd-mirror is told to stop); rbd-mirror's
+/// watch gone (the promote polls for it every five seconds while rbd-mirror's replayer shuts down); the
+/// rollback done, if there was one. Pure.
+pub fn promote_steps(log: &str) -> Vec<(Segment, f64)> {
+    let at = |l: &str| -> Option<f64> {
+        // 2026-11-30T05:14:09.251+0000
+        let ts = l.split_whitespace().next()?;
+        let (date, time) = ts.split_once('T')?;
+        let d: Vec<i64> = date.split('-').filter_map(|x| x.parse().ok()).collect();
+        let time = time.split(['+', 'Z']).next()?;
+        let t: Vec<&str> = time.split(':').collect();
+        let [h, m, s] = t.as_slice() else { return None };
+        let [y, mo, dd] = d.as_slice() else { return None };
+        Some(crate::clock::unix_from_civil(*y, *mo, *dd, h.parse().ok()?, m.parse().ok()?, s.parse().ok()?))
+    };
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("snapshot::PromoteRequest:")).collect();
+    let mut out = vec![];
+    if let Some(t) = lines.iter().find(|l| l.contains(" handle_create_orphan_snapshot: r=0")).and_then(|l| at(l)) {
+        out.push((Segment::OrphanSnapshot, t));
+    }
+    // the watchers listed last before the lock is taken: rbd-mirror was gone by then
+    if let Some(i) = lines.iter().position(|l| l.contains(" acquire_exclusive_lock:") || l.contains(" rollback:") || l.contains(" create_promote_snapshot:")) {
+        if let Some(t) = lines[..i].iter().rev().find(|l| l.contains(" handle_list_watchers: r=0")).and_then(|l| at(l)) {
+            out.push((Segment::ReplayerReleased, t));
+        }
+    }
+    if let Some(t) = lines.iter().find(|l| l.contains(" handle_rollback: r=0")).and_then(|l| at(l)) {
+        out.push((Segment::RolledBack, t));
+    }
+    out
+}
+
+/// A snapshot list in a line each (`12 non-primary of 216 complete`), for the evidence. Pure.
+pub fn describe_snaps(snaps: &[SnapEntry]) -> Vec<String> {
+    snaps
+        .iter()
+        .filter(|s| s.is_mirror())
+        .map(|s| {
+            let of = s.namespace.primary_snap_id.map(|p| format!(" of {p}")).unwrap_or_default();
+            format!("{} {}{of}{}", s.id, s.namespace.state, if s.namespace.complete { " complete" } else { " incomplete" })
+        })
+        .collect()
+}
+
+/// What the survivor's forced promote rolled back to, named from its snapshot list before the promote
+/// (`b/215`: the copy of snapshot 215 of site b's image). Pure.
+pub fn rollback_name(local: u64, before: &[SnapEntry], from: &str) -> String {
+    match before.iter().find(|s| s.id == local) {
+        Some(s) => match s.namespace.primary_snap_id {
+            Some(p) => format!("{from}/{p} (local snapshot {local}, {})", if s.namespace.complete { "complete" } else { "incomplete" }),
+            None => format!("local snapshot {local} ({})", s.namespace.state),
+        },
+        None => format!("local snapshot {local}, which was not in the survivor's list before the promote"),
+    }
+}
+
 /// One protected VM disk: its image, where it is primary (and since when), its snapshots as the witness
 /// saw them, and the scheduler taking or watching them.
 struct Protected {
@@ -423,6 +528,8 @@ struct Protected {
     since: Wt,
     snaps: Arc<Mutex<SnapLog>>,
     scheduler: Option<tokio::task::JoinHandle<()>>,
+    /// Left out of mirroring (a negative control): no snapshot is taken of it any more.
+    unmirrored: bool,
 }
 
 /// The Regional-DR driver on RBD snapshot mirroring: a mirrored image per VM; relocate = demote, sync
@@ -437,13 +544,49 @@ pub struct RbdMirrorDriver {
     sites: BTreeMap<String, SiteRef>,
     bus: Bus,
     vms: BTreeMap<String, Protected>,
+    /// The lab's golden image once made: where its pattern sits, and the site it is primary on.
+    golden: Option<(GoldenLayout, String)>,
+}
+
+/// The golden image VM disks are cloned from (one per lab, made on first use).
+const GOLDEN_IMAGE: &str = "golden";
+/// Its pattern: two RBD objects (4 MiB each) right after the guest's disk, never written by a guest, so
+/// every site reads them through the clone's parent.
+const GOLDEN_BYTES: u64 = 8 << 20;
+
+/// The golden span of `spec` (an image or a snapshot) as `s` reads it: the image exported to a file beside
+/// the site's state, the span read, the file removed.
+async fn export_span(s: &SiteRef, spec: &str, layout: GoldenLayout) -> Result<Vec<u8>, EnvError> {
+    let file = s.dir.join(format!("export-{}.img", spec.replace(['/', '@'], "-")));
+    let _ = std::fs::remove_file(&file);
+    let exported = s.cli("rbd", &["export", "--no-progress", &format!("rbd/{spec}"), &file.display().to_string()]).await;
+    let read = exported.and_then(|_| {
+        use std::io::{Read, Seek, SeekFrom};
+        let (off, len) = layout.span();
+        let mut f = std::fs::File::open(&file).map_err(|source| EnvError::Io { what: format!("open the export of {spec}"), source })?;
+        f.seek(SeekFrom::Start(off)).map_err(|source| EnvError::Io { what: format!("read the export of {spec}"), source })?;
+        let mut out = Vec::with_capacity(len as usize);
+        f.take(len).read_to_end(&mut out).map_err(|source| EnvError::Io { what: format!("read the export of {spec}"), source })?;
+        Ok(out)
+    });
+    let _ = std::fs::remove_file(&file);
+    read
 }
 
 impl RbdMirrorDriver {
     pub fn new(cfg: &EnvConfig, topology: Topology, sites: BTreeMap<String, SiteRef>, bus: Bus) -> RbdMirrorDriver {
         let regional = cfg.spec.regional().cloned().expect("the RBD mirror driver serves Regional-DR environments");
         let lab = cfg.spec.lab().expect("the RBD mirror driver serves the lab");
-        RbdMirrorDriver { regional, disk_mib: lab.disk_size.0 >> 20, budgets: cfg.spec.budgets.clone(), topology, sites, bus, vms: BTreeMap::new() }
+        RbdMirrorDriver {
+            regional,
+            disk_mib: lab.disk_size.0 >> 20,
+            budgets: cfg.spec.budgets.clone(),
+            topology,
+            sites,
+            bus,
+            vms: BTreeMap::new(),
+            golden: None,
+        }
     }
 
     pub fn site(&self, name: &str) -> Result<&SiteRef, EnvError> {
@@ -463,7 +606,7 @@ impl RbdMirrorDriver {
     /// Starts the scheduler of `vm` on its primary (if it is not running already).
     fn start_scheduler(&mut self, vm: &str) -> Result<(), EnvError> {
         let p = self.vms.get(vm).ok_or_else(|| EnvError::Usage(format!("no VM named {vm}")))?;
-        if p.scheduler.as_ref().is_some_and(|h| !h.is_finished()) {
+        if p.unmirrored || p.scheduler.as_ref().is_some_and(|h| !h.is_finished()) {
             return Ok(());
         }
         let (primary, peer) = (self.site(&p.primary)?.clone(), self.site(&self.topology.peer_of(&p.primary)?)?.clone());
@@ -511,6 +654,96 @@ impl RbdMirrorDriver {
             })
     }
 
+    /// `vm`'s image promoted on `to` (a failover): the checkpoint it holds, the rounds since it was
+    /// protected, the declared bound as its promise.
+    #[allow(clippy::too_many_arguments)]
+    fn promoted(
+        &mut self,
+        vm: &str,
+        to: &str,
+        from: &str,
+        since: Wt,
+        log: &Mutex<SnapLog>,
+        newest: Option<u64>,
+        attempts: u32,
+        rollback: Option<String>,
+    ) -> Result<DriverReport, EnvError> {
+        let (checkpoint, syncs) = {
+            let g = log.lock().unwrap();
+            (newest.and_then(|id| g.checkpoint(from, id)), g.syncs(from, since))
+        };
+        let promise = Promise::Window {
+            interval: self.regional.interval.0,
+            allowance: self.regional.allowance(),
+            warmup: self.regional.warmup(),
+            checkpoint,
+            syncs,
+            rollback,
+        };
+        let p = self.vm(vm)?;
+        p.primary = to.to_string();
+        p.since = Wt::now();
+        Ok(DriverReport { promise, details: self.details(vm, None, attempts) })
+    }
+
+    /// The lab's golden image, made on first use on `site` as a CDI golden image is: its pattern imported,
+    /// snapshot `base` taken and protected, mirroring enabled, the snapshot's round complete on the peer,
+    /// and the pattern read back intact from `base` on both sites before anything is cloned from it.
+    async fn golden(&mut self, site: &str) -> Result<GoldenLayout, EnvError> {
+        if let Some((layout, on)) = &self.golden {
+            if on != site {
+                return Err(EnvError::Usage(format!("the lab's golden image is primary on site {on}: clone VMs from it on site {on}")));
+            }
+            return Ok(*layout);
+        }
+        let layout = GoldenLayout::after(self.disk_mib << 20, GOLDEN_BYTES);
+        let (s, peer) = (self.site(site)?.clone(), self.site(&self.topology.peer_of(site)?)?.clone());
+        let file = s.dir.join("golden.img");
+        std::fs::write(&file, layout.image()).map_err(|source| EnvError::Io { what: "write the golden image's pattern".into(), source })?;
+        let imported = s.cli("rbd", &["import", "--no-progress", &file.display().to_string(), &format!("rbd/{GOLDEN_IMAGE}")]).await;
+        let _ = std::fs::remove_file(&file);
+        imported?;
+        let base = format!("rbd/{GOLDEN_IMAGE}@base");
+        s.cli("rbd", &["snap", "create", &base]).await?;
+        s.cli("rbd", &["snap", "protect", &base]).await?;
+        s.cli("rbd", &["mirror", "image", "enable", &format!("rbd/{GOLDEN_IMAGE}"), "snapshot"]).await?;
+        if let Some(id) = newest_primary_snap(&s, GOLDEN_IMAGE).await? {
+            wait_synced(&peer, GOLDEN_IMAGE, id, self.budgets.sync_barrier.0).await?;
+        }
+        for at in [&s, &peer] {
+            let read = export_span(at, &format!("{GOLDEN_IMAGE}@base"), layout).await?;
+            let check = crate::golden::judge(layout, &at.name, &format!("{GOLDEN_IMAGE}@base"), &read);
+            if !check.intact() {
+                return Err(at.err("make the golden image", check.describe()));
+            }
+        }
+        self.bus.note(format!(
+            "golden image: {} blocks of pattern at {}..{}, snapshot base mirrored and read back intact on sites {} and {}",
+            layout.blocks,
+            layout.first,
+            layout.first + layout.blocks - 1,
+            s.name,
+            peer.name
+        ));
+        self.golden = Some((layout, site.to_string()));
+        Ok(layout)
+    }
+
+    /// `vm`'s image (created on `site`, named as the VM) mirrored: returns once its first snapshot is on the
+    /// peer, with the mirror-snapshot scheduler running.
+    async fn protect(&mut self, vm: &str, site: &str) -> Result<Volume, EnvError> {
+        let image = vm;
+        let (s, peer) = (self.site(site)?.clone(), self.site(&self.topology.peer_of(site)?)?.clone());
+        s.cli("rbd", &["mirror", "image", "enable", &format!("rbd/{image}"), "snapshot"]).await?;
+        if let Some(id) = newest_primary_snap(&s, image).await? {
+            wait_synced(&peer, image, id, self.budgets.sync_barrier.0).await?;
+        }
+        let p = Protected { image: image.to_string(), primary: site.to_string(), since: Wt::now(), snaps: Arc::default(), scheduler: None, unmirrored: false };
+        self.vms.insert(vm.to_string(), p);
+        self.start_scheduler(vm)?;
+        Ok(Volume { name: image.to_string() })
+    }
+
     fn details(&self, vm: &str, sync: Option<Duration>, attempts: u32) -> serde_json::Value {
         let (completed, errors) = self.vms.get(vm).map(|p| p.snaps.lock().unwrap().summary()).unwrap_or_default();
         json!({
@@ -527,17 +760,30 @@ impl DrDriver for RbdMirrorDriver {
     /// A mirrored image primary on `site`; returns once its first snapshot is on the peer, with the
     /// mirror-snapshot scheduler running.
     async fn provision(&mut self, vm: &str, site: &str) -> Result<Volume, EnvError> {
-        let image = vm.to_string();
-        let (s, peer) = (self.site(site)?.clone(), self.site(&self.topology.peer_of(site)?)?.clone());
-        s.cli("rbd", &["create", &format!("rbd/{image}"), "--size", &format!("{}M", self.disk_mib)]).await?;
-        s.cli("rbd", &["mirror", "image", "enable", &format!("rbd/{image}"), "snapshot"]).await?;
-        if let Some(id) = newest_primary_snap(&s, &image).await? {
-            wait_synced(&peer, &image, id, self.budgets.sync_barrier.0).await?;
+        self.site(site)?.cli("rbd", &["create", &format!("rbd/{vm}"), "--size", &format!("{}M", self.disk_mib)]).await?;
+        self.protect(vm, site).await
+    }
+
+    /// A clone of the golden image's snapshot `base` (a CDI clone), mirrored as any VM disk: Ceph needs the
+    /// parent mirrored, and its snapshot on the peer, before the peer can hold the clone.
+    async fn provision_clone(&mut self, vm: &str, site: &str) -> Option<Result<(Volume, GoldenLayout), EnvError>> {
+        let r = async {
+            let layout = self.golden(site).await?;
+            self.site(site)?.cli("rbd", &["clone", &format!("rbd/{GOLDEN_IMAGE}@base"), &format!("rbd/{vm}")]).await?;
+            Ok((self.protect(vm, site).await?, layout))
         }
-        let p = Protected { image: image.clone(), primary: site.to_string(), since: Wt::now(), snaps: Arc::default(), scheduler: None };
-        self.vms.insert(vm.to_string(), p);
-        self.start_scheduler(vm)?;
-        Ok(Volume { name: image })
+        .await;
+        Some(r)
+    }
+
+    async fn read_golden(&mut self, vm: &str, site: &str) -> Option<Result<Vec<u8>, EnvError>> {
+        let r = async {
+            let (layout, _) = self.golden.clone().ok_or_else(|| EnvError::Usage(format!("VM {vm} was not cloned from the golden image")))?;
+            let image = self.image(vm)?;
+            export_span(self.site(site)?, &image, layout).await
+        }
+        .await;
+        Some(r)
     }
 
     fn volume(&self, vm: &str) -> Result<Volume, EnvError> {
@@ -549,57 +795,236 @@ impl DrDriver for RbdMirrorDriver {
     }
 
     async fn relocate(&mut self, vm: &str, to: &str, barrier: bool, m: &mut Marker) -> Result<DriverReport, EnvError> {
-        let (image, from) = {
-            let p = self.vm(vm)?;
-            (p.image.clone(), p.primary.clone())
+        self.relocate_all(&[vm], to, barrier, std::slice::from_mut(m)).await.pop().expect("one result per VM")
+    }
+
+    /// Each phase side by side over the images (as Ramen sets an application's VolumeReplications
+    /// secondary, waits, then primary): the peer ready, every image demoted, every demotion snapshot
+    /// synced (the barrier), every image promoted. Each VM's marks are its own; one VM failing stops only
+    /// its part.
+    async fn relocate_all(&mut self, vms: &[&str], to: &str, barrier: bool, ms: &mut [Marker]) -> Vec<Result<DriverReport, EnvError>> {
+        let new = match self.site(to) {
+            Ok(s) => s.clone(),
+            Err(e) => return vms.iter().map(|_| Err(e.again())).collect(),
         };
-        let (old, new) = (self.site(&from)?.clone(), self.site(to)?.clone());
+        let mut legs: Vec<Result<(String, SiteRef), EnvError>> = vms
+            .iter()
+            .map(|vm| {
+                let p = self.vms.get(*vm).ok_or_else(|| EnvError::Usage(format!("no VM named {vm} in this scenario")))?;
+                Ok((p.image.clone(), self.site(&p.primary)?.clone()))
+            })
+            .collect();
+        /// Runs `f` side by side over the legs still in the action; a failure ends its leg.
+        async fn phase<T, F, Fut>(legs: &mut [Result<(String, SiteRef), EnvError>], f: F) -> Vec<Option<(T, Wt)>>
+        where
+            F: Fn(usize, String, SiteRef) -> Fut,
+            Fut: std::future::Future<Output = Result<T, EnvError>>,
+        {
+            let runs = legs.iter().enumerate().map(|(i, l)| {
+                let go = l.as_ref().ok().map(|(image, old)| f(i, image.clone(), old.clone()));
+                async move {
+                    match go {
+                        Some(fut) => Some(fut.await.map(|v| (v, Wt::now()))),
+                        None => None,
+                    }
+                }
+            });
+            let done = futures::future::join_all(runs).await;
+            legs.iter_mut()
+                .zip(done)
+                .map(|(l, r)| match r {
+                    Some(Ok(v)) => Some(v),
+                    Some(Err(e)) => {
+                        *l = Err(e);
+                        None
+                    }
+                    None => None,
+                })
+                .collect()
+        }
         if barrier {
             // a planned move needs a peer that can take over: up, non-primary, replaying (a failback waits for
             // the resync to finish, within budget); it fails saying what the site is missing
-            self.ready(&new, &image).await?;
+            let me = &*self;
+            phase(&mut legs, |_, image, _| {
+                let new = new.clone();
+                async move { me.ready(&new, &image).await }
+            })
+            .await;
         }
-        self.stop_scheduler(vm)?;
-        let demotion = demote(&old, &image).await?;
-        m.mark(Segment::Demoted);
-        let (sync, attempts) = if barrier {
-            let sync = wait_synced(&new, &image, demotion, self.budgets.sync_barrier.0).await?;
-            m.mark(Segment::Synced);
-            (Some(sync), promote(&new, &image, false, self.budgets.promote.0).await?)
-        } else {
-            (None, promote(&new, &image, true, self.budgets.promote.0).await?)
-        };
-        m.mark(Segment::Promoted);
-        let p = self.vm(vm)?;
-        p.primary = to.to_string();
-        p.since = Wt::now();
-        Ok(DriverReport { promise: Promise::NoLoss, details: self.details(vm, sync, attempts) })
+        for (vm, l) in vms.iter().zip(legs.iter_mut()) {
+            if l.is_ok() {
+                if let Err(e) = self.stop_scheduler(vm) {
+                    *l = Err(e);
+                }
+            }
+        }
+        let demoted = phase(&mut legs, |_, image, old| async move { demote(&old, &image).await }).await;
+        for (m, d) in ms.iter_mut().zip(&demoted) {
+            if let Some((_, at)) = d {
+                m.mark_at(Segment::Demoted, *at);
+            }
+        }
+        let (barrier_budget, promote_budget) = (self.budgets.sync_barrier.0, self.budgets.promote.0);
+        let mut syncs: Vec<Option<Duration>> = vec![None; vms.len()];
+        if barrier {
+            let ids: Vec<Option<u64>> = demoted.iter().map(|d| d.as_ref().map(|(id, _)| *id)).collect();
+            let ids = &ids;
+            let new = &new;
+            let synced = phase(&mut legs, |i, image, _| async move {
+                let id = ids[i].ok_or_else(|| EnvError::Usage(format!("{image} has no demotion snapshot")))?;
+                wait_synced(new, &image, id, barrier_budget).await
+            })
+            .await;
+            for ((m, s), out) in ms.iter_mut().zip(synced).zip(syncs.iter_mut()) {
+                if let Some((d, at)) = s {
+                    m.mark_at(Segment::Synced, at);
+                    *out = Some(d);
+                }
+            }
+        }
+        let new_ref = &new;
+        let promoted = phase(&mut legs, |_, image, _| async move { promote(new_ref, &image, !barrier, promote_budget).await }).await;
+        let mut out = vec![];
+        for ((((vm, m), l), p), sync) in vms.iter().zip(ms.iter_mut()).zip(legs).zip(promoted).zip(syncs) {
+            out.push(match (l, p) {
+                (Err(e), _) => Err(e),
+                (Ok(_), Some((attempts, at))) => {
+                    m.mark_at(Segment::Promoted, at);
+                    match self.vm(vm) {
+                        Ok(p) => {
+                            p.primary = to.to_string();
+                            p.since = Wt::now();
+                            Ok(DriverReport { promise: Promise::NoLoss, details: self.details(vm, sync, attempts) })
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                (Ok(_), None) => Err(EnvError::Usage(format!("VM {vm}: its image was not promoted"))),
+            });
+        }
+        out
     }
 
-    async fn failover(&mut self, vm: &str, to: &str, _fault_at: Wt, _fence: bool, m: &mut Marker) -> Result<DriverReport, EnvError> {
-        self.stop_scheduler(vm)?;
-        let (image, from, since, log) = {
-            let p = self.vm(vm)?;
-            (p.image.clone(), p.primary.clone(), p.since, p.snaps.clone())
+    async fn roles_all(&mut self, vms: &[&str]) -> Vec<Result<Vec<SiteRole>, EnvError>> {
+        let images: Vec<Result<String, EnvError>> = vms.iter().map(|vm| self.image(vm)).collect();
+        let sites: Vec<SiteRef> = self.sites.values().cloned().collect();
+        let asks = images.into_iter().map(|image| {
+            let sites = &sites;
+            async move {
+                let image = image?;
+                let per_site = sites.iter().map(|s| {
+                    let image = &image;
+                    async move { (s.name.clone(), is_primary(s, image, Duration::from_secs(5)).await) }
+                });
+                Ok(futures::future::join_all(per_site).await.into_iter().map(|(site, r)| role_from(site, r)).collect())
+            }
+        });
+        futures::future::join_all(asks).await
+    }
+
+    async fn failover(&mut self, vm: &str, to: &str, fault_at: Wt, fence: bool, m: &mut Marker) -> Result<DriverReport, EnvError> {
+        self.failover_all(&[vm], to, fault_at, fence, std::slice::from_mut(m)).await.pop().expect("one result per VM")
+    }
+
+    /// Every image's forced promote runs side by side (as Ramen sets an application's VolumeReplications
+    /// primary at once); each VM's evidence and promise are its own.
+    async fn failover_all(&mut self, vms: &[&str], to: &str, _fault_at: Wt, _fence: bool, ms: &mut [Marker]) -> Vec<Result<DriverReport, EnvError>> {
+        let survivor = match self.site(to) {
+            Ok(s) => s.clone(),
+            Err(e) => return vms.iter().map(|_| Err(e.again())).collect(),
         };
-        let survivor = self.site(to)?.clone();
         // No storage fencing here: the drill's isolation of the lost site is the fence.
         // What the survivor holds: the newest mirror snapshot of the old primary complete there.
-        let done = completed_on_peer(&snaps(&survivor, &image).await?);
-        log.lock().unwrap().complete_untimed(&from, &done);
-        let newest = done.iter().copied().max();
-        let attempts = promote(&survivor, &image, true, self.budgets.promote.0).await?;
-        m.mark(Segment::Promoted);
-        let (checkpoint, syncs) = {
-            let g = log.lock().unwrap();
-            (newest.and_then(|id| g.checkpoint(&from, id)), g.syncs(&from, since))
-        };
-        let promise =
-            Promise::Window { interval: self.regional.interval.0, allowance: self.regional.allowance(), warmup: self.regional.warmup(), checkpoint, syncs };
-        let p = self.vm(vm)?;
-        p.primary = to.to_string();
-        p.since = Wt::now();
-        Ok(DriverReport { promise, details: self.details(vm, None, attempts) })
+        let mut prepared = vec![];
+        for vm in vms {
+            let p = async {
+                self.stop_scheduler(vm)?;
+                let (image, from, since, log) = {
+                    let p = self.vm(vm)?;
+                    (p.image.clone(), p.primary.clone(), p.since, p.snaps.clone())
+                };
+                let held = snaps(&survivor, &image).await.map_err(|e| match e {
+                    EnvError::Site { site, detail, .. } if detail.contains("No such file or directory") => EnvError::Site {
+                        site,
+                        what: format!("fail VM {vm} over"),
+                        detail: format!("the site holds no copy of its disk (image {image} is not mirrored there): {detail}"),
+                        cause: Cause::System,
+                    },
+                    e => e,
+                })?;
+                let done = completed_on_peer(&held);
+                log.lock().unwrap().complete_untimed(&from, &done);
+                Ok::<_, EnvError>((image, from, since, log, done.iter().copied().max(), held))
+            }
+            .await;
+            prepared.push(p);
+        }
+        let budget = self.budgets.promote.0;
+        let promotes = prepared.iter().map(|p| {
+            let survivor = &survivor;
+            async move {
+                match p {
+                    Ok((image, ..)) => {
+                        let log = survivor.dir.join("log").join(format!("promote-{image}-{}.log", Wt::now().unix_secs() as u64));
+                        let r = promote_logged(survivor, image, true, budget, Some(&log)).await;
+                        let at = Wt::now();
+                        let text = std::fs::read_to_string(&log).unwrap_or_default();
+                        let rollback = (parse_rollback(&text), promote_steps(&text));
+                        // the evidence after the promote: the survivor's snapshots, and its mirroring status
+                        let after =
+                            snaps_within(survivor, image, Duration::from_secs(10)).await.map(|l| describe_snaps(&l)).unwrap_or_else(|e| vec![e.to_string()]);
+                        let status =
+                            mirror_state(survivor, image, Duration::from_secs(10)).await.map(|(st, d)| format!("{st}: {d}")).unwrap_or_else(|e| e.to_string());
+                        Some((r, at, rollback, after, status))
+                    }
+                    Err(_) => None,
+                }
+            }
+        });
+        let promoted = futures::future::join_all(promotes).await;
+        let mut out = vec![];
+        for ((vm, m), (p, r)) in vms.iter().zip(ms.iter_mut()).zip(prepared.into_iter().zip(promoted)) {
+            out.push(match (p, r) {
+                (Ok((_, from, since, log, newest, held)), Some((Ok(attempts), at, rollback, after, status))) => {
+                    // where the promote's time went, as its own segments (Ceph's, not the harness's)
+                    let (rollback, steps) = rollback;
+                    for (seg, t) in &steps {
+                        m.mark_at(*seg, Wt::from_unix_secs(*t));
+                    }
+                    m.mark_at(Segment::Promoted, at);
+                    let rollback = rollback.map(|id| rollback_name(id, &held, &from));
+                    let evidence = json!({
+                        "survivorSnapshotsBefore": describe_snaps(&held),
+                        "survivorSnapshotsAfter": after,
+                        "survivorStatusAfter": status,
+                        "rolledBackTo": rollback,
+                    });
+                    self.promoted(vm, to, &from, since, &log, newest, attempts, rollback).map(|mut r| {
+                        r.details["promote"] = evidence;
+                        r
+                    })
+                }
+                (Err(e), _) | (_, Some((Err(e), ..))) => Err(e),
+                (Ok(_), None) => unreachable!("a prepared image is promoted"),
+            });
+        }
+        out
+    }
+
+    /// An image never enabled for mirroring: the peer never holds a copy, no snapshot is taken. (Disabling
+    /// mirroring of one image while its application runs holds up rbd-mirror's rounds of the others on the
+    /// peer for several seconds here: the control leaves it out from the start, as a DRPC's selector would.)
+    async fn provision_unmirrored(&mut self, vm: &str, site: &str) -> Option<Result<Volume, EnvError>> {
+        let r = async {
+            let image = vm.to_string();
+            self.site(site)?.cli("rbd", &["create", &format!("rbd/{image}"), "--size", &format!("{}M", self.disk_mib)]).await?;
+            let p = Protected { image: image.clone(), primary: site.to_string(), since: Wt::now(), snaps: Arc::default(), scheduler: None, unmirrored: true };
+            self.vms.insert(vm.to_string(), p);
+            Ok(Volume { name: image })
+        }
+        .await;
+        Some(r)
     }
 
     /// Each site's role, asked of the site itself (`rbd info`); a site that does not answer within a few
@@ -608,15 +1033,7 @@ impl DrDriver for RbdMirrorDriver {
         let image = self.image(vm)?;
         let sites: Vec<SiteRef> = self.sites.values().cloned().collect();
         let asks = sites.iter().map(|s| async { (s.name.clone(), is_primary(s, &image, Duration::from_secs(5)).await) });
-        Ok(futures::future::join_all(asks)
-            .await
-            .into_iter()
-            .map(|(site, r)| match r {
-                Ok(true) => SiteRole { site, role: Role::Primary, detail: "rbd info: mirroring primary".into() },
-                Ok(false) => SiteRole { site, role: Role::Secondary, detail: "rbd info: mirroring non-primary".into() },
-                Err(e) => SiteRole { site, role: Role::Unknown, detail: e.to_string() },
-            })
-            .collect())
+        Ok(futures::future::join_all(asks).await.into_iter().map(|(site, r)| role_from(site, r)).collect())
     }
 
     /// The returned site's stale copy demoted (if it is still primary: a forced promote elsewhere left it
@@ -830,6 +1247,53 @@ mod tests {
         log.snaps[0].preexisting = false;
         log.asking = Some(("a".into(), Wt::from_ms(11_000)));
         assert_eq!(log.checkpoint("a", 6).unwrap().started, Wt::from_ms(6_000));
+    }
+
+    /// A forced promote's log as Ceph 16.2.15 wrote it here (trimmed): the orphan snapshot took 5 s (a
+    /// notify to rbd-mirror timing out), rbd-mirror let go 20 s later, no rollback.
+    #[test]
+    fn a_forced_promote_log_says_where_its_time_went() {
+        let log =
+            "2026-11-30T05:14:04.283+0000 7fc9 15 librbd::mirror::snapshot::PromoteRequest: 0x7f send: requires_orphan=1, rollback_snap_id=18446744073709551614
+2026-11-30T05:14:04.283+0000 7fc9 15 librbd::mirror::snapshot::PromoteRequest: 0x7f create_orphan_snapshot: 
+2026-11-30T05:14:09.251+0000 7fc9 15 librbd::mirror::snapshot::PromoteRequest: 0x7f handle_create_orphan_snapshot: r=0
+2026-11-30T05:14:09.251+0000 7fc9 15 librbd::mirror::snapshot::PromoteRequest: 0x7f handle_list_watchers: r=0
+2026-11-30T05:14:24.263+0000 7fc9 15 librbd::mirror::snapshot::PromoteRequest: 0x7f wait_update_notify: 
+2026-11-30T05:14:29.267+0000 7fc9 15 librbd::mirror::snapshot::PromoteRequest: 0x7f handle_list_watchers: r=0
+2026-11-30T05:14:29.267+0000 7fc9 15 librbd::mirror::snapshot::PromoteRequest: 0x7f acquire_exclusive_lock: 
+2026-11-30T05:14:32.711+0000 7fc9 15 librbd::mirror::snapshot::PromoteRequest: 0x7f finish: r=0";
+        let steps = promote_steps(log);
+        let base = crate::clock::unix_from_civil(2026, 11, 30, 5, 14, 0.0);
+        let rel: Vec<(Segment, i64)> = steps.iter().map(|(s, t)| (*s, ((t - base) * 1000.0).round() as i64)).collect();
+        assert_eq!(rel, [(Segment::OrphanSnapshot, 9251), (Segment::ReplayerReleased, 29267)]);
+        assert_eq!(parse_rollback(log), None);
+    }
+
+    #[test]
+    fn rounds_fall_on_the_shared_origin() {
+        let o = tokio::time::Instant::now();
+        let i = Duration::from_secs(5);
+        assert_eq!(aligned(o, o + Duration::from_millis(1), i), o + i);
+        assert_eq!(aligned(o, o + i, i), o + i);
+        assert_eq!(aligned(o, o + Duration::from_millis(12_300), i), o + Duration::from_secs(15));
+        assert_eq!(aligned(o, o, i), o);
+    }
+
+    /// Lines as Ceph 16's librbd writes them at debug_rbd 20 during `rbd mirror image promote --force`.
+    #[test]
+    fn the_snapshot_a_forced_promote_rolls_back_to_is_read_from_the_rbd_log() {
+        let log = "2026-11-30T05:01:02.1+0000 7f librbd::mirror::snapshot::util:  can_create_primary_snapshot: previous snapshot snap_id=5 [mirror state=non-primary, complete=0]
+2026-11-30T05:01:02.1+0000 7f librbd::mirror::snapshot::util:  can_create_primary_snapshot: needs rollback
+2026-11-30T05:01:02.1+0000 7f librbd::mirror::snapshot::util:  can_create_primary_snapshot: rollback_snap_id=3
+2026-11-30T05:01:02.1+0000 7f librbd::mirror::snapshot::PromoteRequest: 0x5 send: requires_orphan=1, rollback_snap_id=3\n";
+        assert_eq!(parse_rollback(log), Some(3));
+        // nothing to roll back: CEPH_NOSNAP
+        assert_eq!(parse_rollback("PromoteRequest: 0x5 send: requires_orphan=1, rollback_snap_id=18446744073709551614"), None);
+        assert_eq!(parse_rollback(""), None);
+        let before = parse_snaps(PEER).unwrap();
+        assert_eq!(rollback_name(3, &before, "b"), "b/4 (local snapshot 3, complete)");
+        assert_eq!(rollback_name(99, &before, "b"), "local snapshot 99, which was not in the survivor's list before the promote");
+        assert_eq!(describe_snaps(&before), ["3 non-primary of 4 complete", "5 non-primary of 7 incomplete"]);
     }
 
     #[test]

@@ -160,6 +160,7 @@ pub async fn up(cfg: &EnvConfig, spec: &LabSpec, topology: &Topology, bus: Bus) 
         links: vec![],
         up_time: Duration::ZERO,
         bus: bus.clone(),
+        watch: None,
     };
     let initramfs = root.join("initramfs.cpio");
     let budget = cfg.spec.budgets.up.0;
@@ -193,6 +194,70 @@ pub struct LabSites {
     pub links: Vec<wan::WanLink>,
     pub up_time: Duration,
     bus: Bus,
+    /// Metro-DR in stretch mode: the flags sampled in the background, and where the monitors log.
+    watch: Option<StretchWatch>,
+}
+
+/// Samples `ceph osd dump`'s stretch flags every 2 s from the first failure domain whose client gets an
+/// answer (the arbiter first: it sees both data sites through a partition between them); each change goes
+/// to the event bus. The monitors' elections are read from their own logs when asked.
+struct StretchWatch {
+    samples: std::sync::Arc<std::sync::Mutex<Vec<crate::stretch::Sample>>>,
+    task: tokio::task::JoinHandle<()>,
+    /// Each monitor's log file.
+    logs: Vec<PathBuf>,
+    mon_sites: BTreeMap<String, String>,
+}
+
+impl StretchWatch {
+    fn start(sites: &[Site], bus: Bus) -> StretchWatch {
+        let n = sites.len();
+        // the arbiter first, then the data sites
+        let order: Vec<SiteRef> = sites[n - 1..].iter().chain(&sites[..n - 1]).map(|s| s.r.clone()).collect();
+        let mut logs = vec![];
+        let mut mon_sites = BTreeMap::new();
+        for (i, s) in sites.iter().enumerate() {
+            for m in stretched::monitors(&s.name, &s.ip, i + 1 < n, true) {
+                logs.push(s.dir.join("log").join(format!("ceph-mon.{}.log", m.id)));
+                if i + 1 < n {
+                    mon_sites.insert(m.id, s.name.clone());
+                }
+            }
+        }
+        let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let out = samples.clone();
+        let task = tokio::spawn(async move {
+            let mut last: Option<(crate::stretch::StretchState, Option<u64>)> = None;
+            loop {
+                let at = Wt::now();
+                let mut flags = None;
+                for s in &order {
+                    if let Ok(d) = s.cli_within("ceph", &["osd", "dump", "--format", "json"], Duration::from_secs(4)).await {
+                        flags = crate::stretch::parse_osd_dump(&d, "rbd").ok();
+                        break;
+                    }
+                }
+                if let Some(f) = &flags {
+                    if last != Some((f.state, f.min_size)) {
+                        last = Some((f.state, f.min_size));
+                        let min = f.min_size.map(|m| format!(", pools at min_size {m}")).unwrap_or_default();
+                        bus.publish_at(at, Event::Note { text: format!("stretch mode: {}{min} (osdmap e{})", f.state, f.epoch) });
+                    }
+                }
+                out.lock().unwrap_or_else(|e| e.into_inner()).push(crate::stretch::Sample { at, flags });
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
+        StretchWatch { samples, task, logs, mon_sites }
+    }
+
+    fn evidence(&self, since: Wt) -> crate::stretch::Evidence {
+        let samples = self.samples.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|s| s.at >= since).cloned().collect();
+        let mut elections: Vec<crate::stretch::Election> =
+            self.logs.iter().flat_map(|p| crate::stretch::elections_in(&std::fs::read_to_string(p).unwrap_or_default(), since)).collect();
+        elections.sort_by_key(|e| e.at);
+        crate::stretch::Evidence { samples, elections, mon_sites: self.mon_sites.clone() }
+    }
 }
 
 impl LabSites {
@@ -211,8 +276,12 @@ impl LabSites {
                 ));
             }
             stretched::network(&self.sites, &mut self.links).await?;
-            let placement = cfg.spec.metro().map(|m| m.placement).unwrap_or_default();
-            return stretched::bootstrap(&mut self.sites, placement).await;
+            let metro = cfg.spec.metro().cloned().ok_or_else(|| EnvError::Usage("a Metro-DR lab needs `replication.metro`".into()))?;
+            stretched::bootstrap(&mut self.sites, metro.placement, metro.stretch_mode).await?;
+            if metro.stretch_mode {
+                self.watch = Some(StretchWatch::start(&self.sites, self.bus.clone()));
+            }
+            return Ok(());
         }
         let [a, b] = self.sites.as_slice() else {
             return Err(EnvError::Usage(format!("the lab joins two sites, environment {} has {}", self.env, self.sites.len())));
@@ -296,6 +365,14 @@ impl Faults for LabSites {
                 // Everything in the site dies at once, its VMs with it: the VMs' I/O halts abruptly.
                 s.kill_all().await;
             }
+            Fault::HostLoss { site } => {
+                let s = self.site_mut(site)?;
+                // the site's second storage host: its OSD (a stretch-mode data site has two hosts)
+                let Some(d) = s.daemon_mut("osd2") else {
+                    return Err(EnvError::Usage(format!("site {site} has one storage host: losing one needs Metro-DR in stretch mode (two per data site)")));
+                };
+                d.kill().await;
+            }
             Fault::StopReplication { site } => {
                 let s = self.site_mut(site)?;
                 if let Some(d) = s.daemon_mut("rbd-mirror") {
@@ -355,6 +432,12 @@ impl Faults for LabSites {
                 let s = self.site_mut(site)?;
                 if !s.powered() {
                     s.power_on().await?;
+                }
+            }
+            Fault::HostLoss { site } => {
+                let s = self.site_mut(site)?;
+                if s.powered() {
+                    s.restart("osd2")?;
                 }
             }
             Fault::StopReplication { site } => {
@@ -440,9 +523,16 @@ impl Infrastructure for LabSites {
         r.map_err(|e| EnvError::Site { site: from.into(), what, detail: e.to_string(), cause: Cause::System })
     }
 
+    async fn stretch(&mut self, since: Wt) -> Option<crate::stretch::Evidence> {
+        self.watch.as_ref().map(|w| w.evidence(since))
+    }
+
     /// Tears everything down: daemons, namespaces, the run directory (a lab kept on purpose is never
     /// brought down: see `Environment::keep`).
     async fn down(&mut self) {
+        if let Some(w) = self.watch.take() {
+            w.task.abort();
+        }
         for s in &mut self.sites {
             s.stop_all().await;
         }

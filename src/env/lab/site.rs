@@ -22,8 +22,8 @@ pub struct Site {
     pub daemons: Vec<Daemon>,
     /// How each daemon of the site was started (name, program, args), to power the site on again.
     started: Vec<(String, String, Vec<String>)>,
-    /// The site's OSD, if it has one.
-    pub osd: Option<u32>,
+    /// The site's OSDs (a stretch-mode data site has two, one per storage host; the arbiter none).
+    pub osds: Vec<u32>,
 }
 
 impl std::ops::Deref for Site {
@@ -37,7 +37,7 @@ const MGR_DISABLED: &str = "alerts,diskprediction_local,influx,insights,iostat,l
 
 impl Site {
     pub fn new(name: &str, ns: &str, ip: &str, dir: PathBuf, cmd_deadline: Duration) -> Site {
-        Site { r: SiteRef { name: name.into(), ns: ns.into(), ip: ip.into(), dir, cmd_deadline }, daemons: vec![], started: vec![], osd: None }
+        Site { r: SiteRef { name: name.into(), ns: ns.into(), ip: ip.into(), dir, cmd_deadline }, daemons: vec![], started: vec![], osds: vec![] }
     }
 }
 
@@ -139,16 +139,18 @@ mon_data_avail_crit = 1
 osd_client_watch_timeout = 10
 mgr_disabled_modules = {MGR_DISABLED}
 [mon]
-mon_data = {d}/mon
+mon_data = {d}/mon/$id
 mon_cluster_log_file = {d}/log/$cluster.log
 [mgr]
 mgr_data = {d}/mgr
 keyring = {d}/mgr/keyring
 [client.rbd-mirror-peer]
 # rbd-mirror's connection to the PEER site only (upstream's rbd_mirror_remote_osd_op_timeout, PR 52632):
-# Ceph 16 waits forever on ops to a peer that vanished, and a forced promote then hangs behind them.
-rados_osd_op_timeout = 10
-rados_mon_op_timeout = 10
+# Ceph 16 waits forever on ops to a peer that vanished, and a forced promote then hangs behind them:
+# it waits for rbd-mirror to let go of the image, which it does once its ops to the lost peer time out
+# (measured: 10 s here made a forced promote take 10-28 s; 5 s, 6-15 s).
+rados_osd_op_timeout = 5
+rados_mon_op_timeout = 5
 [osd]
 osd_data = {d}/osd$id
 keyring = {d}/osd$id/keyring
@@ -205,7 +207,7 @@ osd_op_num_threads_per_shard = 2
         self.cli("ceph-osd", &["-i", "0", "--mkfs", "--osd-uuid", &osd_uuid]).await?;
         self.start("osd", "ceph-osd", &["-i", "0", "-f"])?;
         // known, so that powering the site on again waits for its OSD to serve
-        self.osd = Some(0);
+        self.osds = vec![0];
         self.wait_osd().await
     }
 
@@ -254,11 +256,26 @@ osd_op_num_threads_per_shard = 2
         Ok(t0.elapsed())
     }
 
-    /// The OSD itself answers (the mon's map can say "up" for a dead OSD for minutes).
+    /// Each of the site's OSDs itself answers (the mon's map can say "up" for a dead OSD for minutes).
     pub async fn wait_osd(&mut self) -> Result<(), EnvError> {
-        let Some(id) = self.osd else { return Ok(()) };
-        let osd = format!("osd.{id}");
-        self.wait_cli_ok(&format!("{osd} serves"), Duration::from_secs(60), "ceph", &["tell", &osd, "version"]).await.map(|_| ())
+        for id in self.osds.clone() {
+            let osd = format!("osd.{id}");
+            self.wait_cli_ok(&format!("{osd} serves"), Duration::from_secs(60), "ceph", &["tell", &osd, "version"]).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts a daemon of the site again as it was first started (a storage host back after its power
+    /// loss); nothing if it runs.
+    pub fn restart(&mut self, name: &str) -> Result<(), EnvError> {
+        if self.daemon_mut(name).is_some_and(|d| d.alive()) {
+            return Ok(());
+        }
+        let Some((_, program, args)) = self.started.iter().find(|x| x.0 == name).cloned() else {
+            return Err(EnvError::Usage(format!("site {} never ran a daemon named {name}", self.name)));
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.start(name, &program, &args)
     }
 
     /// Restarts mon, mgr, OSD (and rbd-mirror if this site has one) after a power loss.
@@ -306,7 +323,7 @@ osd_op_num_threads_per_shard = 2
 
     /// Its daemons run (the OSD, or the monitor of a site without one).
     pub fn powered(&mut self) -> bool {
-        let key = if self.osd.is_some() { "osd" } else { "mon" };
+        let key = if self.osds.is_empty() { "mon" } else { "osd" };
         self.daemons.iter_mut().any(|d| d.name == key && d.alive())
     }
 }

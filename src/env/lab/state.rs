@@ -43,10 +43,10 @@ fn read_state(cfg: &EnvConfig) -> Result<Option<LabState>, EnvError> {
 
 fn daemon_comm(name: &str) -> &'static str {
     match name {
-        "mon" => "ceph-mon",
-        "mgr" => "ceph-mgr",
-        "osd" => "ceph-osd",
         "rbd-mirror" => "rbd-mirror",
+        n if n.starts_with("mon") => "ceph-mon",
+        n if n.starts_with("mgr") => "ceph-mgr",
+        n if n.starts_with("osd") => "ceph-osd",
         _ => "qemu-system-x86_64",
     }
 }

@@ -9,6 +9,7 @@ use crate::config::{Budgets, Regional};
 use crate::env::lab::mirror::{SnapLog, SnapRecord};
 use crate::error::{from_wait, Cause, EnvError};
 use crate::events::{Bus, Event};
+use crate::golden::GoldenLayout;
 use crate::ports::{DrDriver, DriverReport, Marker, Promise, Role, SiteRole, Volume};
 use crate::timeline::Segment;
 use crate::topology::Topology;
@@ -25,6 +26,8 @@ struct Protected {
     since: Wt,
     snaps: Arc<Mutex<SnapLog>>,
     scheduler: Option<tokio::task::JoinHandle<()>>,
+    /// Left out of mirroring (a negative control): no snapshot is taken of it any more.
+    unmirrored: bool,
 }
 
 pub struct SimDriver {
@@ -35,6 +38,8 @@ pub struct SimDriver {
     /// None: Metro-DR.
     pub regional: Option<Regional>,
     vms: BTreeMap<String, Protected>,
+    /// Where the golden image's pattern sits on its clones.
+    golden: GoldenLayout,
 }
 
 fn storage_err(site: &str, what: &str, e: String) -> EnvError {
@@ -42,8 +47,10 @@ fn storage_err(site: &str, what: &str, e: String) -> EnvError {
 }
 
 impl SimDriver {
-    pub fn new(world: Shared, topology: Topology, bus: Bus, budgets: Budgets, regional: Option<Regional>) -> SimDriver {
-        SimDriver { world, topology, bus, budgets, regional, vms: BTreeMap::new() }
+    /// `disk_records`: what the guest's disk holds (the golden pattern lies after it).
+    pub fn new(world: Shared, topology: Topology, bus: Bus, budgets: Budgets, regional: Option<Regional>, disk_records: u64) -> SimDriver {
+        let golden = GoldenLayout::after((disk_records + 1) * crate::golden::BLOCK, 1 << 20);
+        SimDriver { world, topology, bus, budgets, regional, vms: BTreeMap::new(), golden }
     }
 
     fn vm(&mut self, vm: &str) -> Result<&mut Protected, EnvError> {
@@ -62,7 +69,7 @@ impl SimDriver {
         let Some(regional) = self.regional.clone() else { return Ok(()) };
         let (world, bus) = (self.world.clone(), self.bus.clone());
         let p = self.vm(vm)?;
-        if p.scheduler.as_ref().is_some_and(|h| !h.is_finished()) {
+        if p.unmirrored || p.scheduler.as_ref().is_some_and(|h| !h.is_finished()) {
             return Ok(());
         }
         let (primary, log, image) = (p.primary.clone(), p.snaps.clone(), vm.to_string());
@@ -124,18 +131,9 @@ impl SimDriver {
         wait::until(what, budget, probe, wait::every(Duration::from_millis(100))).await.map_err(|e| from_wait(site, cause, e))
     }
 
-    fn details(&self, vm: &str, sync: Option<Duration>) -> serde_json::Value {
-        let (completed, errors) = self.vms.get(vm).map(|p| p.snaps.lock().unwrap().summary()).unwrap_or_default();
-        let lied: Vec<String> = self.world.lock().unwrap().lied.iter().map(|m| format!("{m:?}")).collect();
-        json!({ "syncBarrierMs": sync.map(|d| d.as_secs_f64() * 1e3), "mirrorSnapshotsCompleted": completed, "schedulerErrors": errors, "simulatedLies": lied })
-    }
-}
-
-#[async_trait]
-impl DrDriver for SimDriver {
-    async fn provision(&mut self, vm: &str, site: &str) -> Result<Volume, EnvError> {
-        self.world.lock().unwrap().create(vm, site);
-        let p = Protected { primary: site.into(), since: Wt::now(), snaps: Arc::default(), scheduler: None };
+    /// `vm`'s new image protected: (Regional-DR) its first snapshot on the peer, the scheduler running.
+    async fn protect(&mut self, vm: &str, site: &str) -> Result<Volume, EnvError> {
+        let p = Protected { primary: site.into(), since: Wt::now(), snaps: Arc::default(), scheduler: None, unmirrored: false };
         self.vms.insert(vm.into(), p);
         if self.regional.is_some() {
             // the image's first snapshot on the peer before anything is written, as `mirror image enable` does
@@ -150,6 +148,32 @@ impl DrDriver for SimDriver {
             self.start_scheduler(vm)?;
         }
         Ok(Volume { name: vm.into() })
+    }
+
+    fn details(&self, vm: &str, sync: Option<Duration>) -> serde_json::Value {
+        let (completed, errors) = self.vms.get(vm).map(|p| p.snaps.lock().unwrap().summary()).unwrap_or_default();
+        let lied: Vec<String> = self.world.lock().unwrap().lied.iter().map(|m| format!("{m:?}")).collect();
+        json!({ "syncBarrierMs": sync.map(|d| d.as_secs_f64() * 1e3), "mirrorSnapshotsCompleted": completed, "schedulerErrors": errors, "simulatedLies": lied })
+    }
+}
+
+#[async_trait]
+impl DrDriver for SimDriver {
+    /// A clone of the golden image: the parent's data on the primary; the peer gets it with the clone's
+    /// first snapshot (CloneLosesParent: never).
+    async fn provision_clone(&mut self, vm: &str, site: &str) -> Option<Result<(Volume, GoldenLayout), EnvError>> {
+        self.world.lock().unwrap().create_clone(vm, site);
+        Some(self.protect(vm, site).await.map(|v| (v, self.golden)))
+    }
+
+    async fn read_golden(&mut self, vm: &str, site: &str) -> Option<Result<Vec<u8>, EnvError>> {
+        let r = self.world.lock().unwrap().reads_parent(site, vm).map_err(|e| storage_err(site, "read the golden blocks", e));
+        Some(r.map(|parent| if parent { self.golden.span_bytes() } else { vec![0; self.golden.span().1 as usize] }))
+    }
+
+    async fn provision(&mut self, vm: &str, site: &str) -> Result<Volume, EnvError> {
+        self.world.lock().unwrap().create(vm, site);
+        self.protect(vm, site).await
     }
 
     fn volume(&self, vm: &str) -> Result<Volume, EnvError> {
@@ -220,7 +244,7 @@ impl DrDriver for SimDriver {
                 let g = log.lock().unwrap();
                 (newest.and_then(|id| g.checkpoint(&from, id)), g.syncs(&from, since))
             };
-            Promise::Window { interval: regional.interval.0, allowance: regional.allowance(), warmup: regional.warmup(), checkpoint, syncs }
+            Promise::Window { interval: regional.interval.0, allowance: regional.allowance(), warmup: regional.warmup(), checkpoint, syncs, rollback: None }
         } else {
             if fence {
                 self.world.lock().unwrap().site_mut(&from).map_err(|e| storage_err(&from, "fence", e))?.fenced = true;
@@ -233,6 +257,16 @@ impl DrDriver for SimDriver {
         p.primary = to.into();
         p.since = Wt::now();
         Ok(DriverReport { promise, details: self.details(vm, None) })
+    }
+
+    /// An image no snapshot of which is ever taken: the peer holds nothing of what the VM writes.
+    async fn provision_unmirrored(&mut self, vm: &str, site: &str) -> Option<Result<Volume, EnvError>> {
+        // Metro-DR has nothing to leave out: one image, replicated by the cluster itself
+        self.regional.as_ref()?;
+        self.world.lock().unwrap().create(vm, site);
+        let p = Protected { primary: site.into(), since: Wt::now(), snaps: Arc::default(), scheduler: None, unmirrored: true };
+        self.vms.insert(vm.into(), p);
+        Some(Ok(Volume { name: vm.into() }))
     }
 
     async fn replicated(&mut self, vm: &str, to: &str, since: Wt) -> Result<String, EnvError> {

@@ -67,6 +67,8 @@ impl SimSites {
             }
             // TCP carries a lossy link's data, later: modelled as nothing lost
             Fault::Loss { .. } => {}
+            // the capabilities keep it out (a simulated site is one failure domain, without hosts)
+            Fault::HostLoss { site } => return Err(EnvError::Usage(format!("the simulation has no storage hosts: cannot {what} (site {site})"))),
         }
         Ok(())
     }

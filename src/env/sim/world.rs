@@ -109,6 +109,8 @@ pub struct Copy {
     resync: bool,
     /// Regional: promoted by force (a later demotion of it is where TwoPrimaries lies).
     forced: bool,
+    /// A clone of the golden image: this copy holds the data it reads through its parent.
+    pub parent: bool,
     /// Regional: demoted while another copy had been promoted over it: its data diverged (split-brain until
     /// resynced).
     pub diverged: bool,
@@ -130,6 +132,8 @@ pub struct Image {
     recovering: BTreeMap<String, Wt>,
     /// Writes taken (AckUnpersisted drops every 7th).
     writes: u64,
+    /// A clone of the golden image (its copies read the golden blocks through their parent).
+    pub golden: bool,
 }
 
 /// What became of a write.
@@ -290,6 +294,31 @@ impl World {
             img.copies.insert(s.clone(), Copy { primary: s == site, ..Default::default() });
         }
         self.images.insert(image.to_string(), img);
+    }
+
+    /// A clone of the golden image, primary on `site`: the parent's data there, and (Metro-DR, one cluster)
+    /// on every replica; a Regional-DR peer gets it with its first completed snapshot.
+    pub fn create_clone(&mut self, image: &str, site: &str) {
+        self.create(image, site);
+        let metro = self.metro();
+        let img = self.images.get_mut(image).expect("just made");
+        img.golden = true;
+        for (s, c) in img.copies.iter_mut() {
+            c.parent = metro || s == site;
+        }
+    }
+
+    /// Does `site` read a clone's golden blocks through its parent (false: the parent's data is missing
+    /// there)? An error when the site does not answer.
+    pub fn reads_parent(&self, site: &str, image: &str) -> Result<bool, String> {
+        let img = self.image_ref(image)?;
+        if !img.golden {
+            return Err(format!("image {image} is no clone of the golden image"));
+        }
+        if !self.site(site)?.alive() {
+            return Err(format!("site {site} does not answer"));
+        }
+        Ok(img.copies.get(site).is_some_and(|c| c.parent))
     }
 
     pub fn remove(&mut self, image: &str) {
@@ -586,6 +615,7 @@ impl World {
         let early = self.lie(Misbehaviour::SnapshotCompleteEarly);
         let parent = self.lie(Misbehaviour::CloneLosesParent);
         let img = self.images.get_mut(image).expect("checked");
+        let golden = img.golden;
         let Some(snap) = img.snaps.get(source).and_then(|v| v.iter().find(|s| s.id == id)).cloned() else { return };
         let c = img.copies.get_mut(to).expect("checked");
         c.transfer = None;
@@ -598,7 +628,11 @@ impl World {
                 data.remove(k);
             }
         }
-        if parent {
+        // a clone of the golden image loses what it reads through its parent (its golden blocks); any other
+        // image, the records it would share with one
+        if golden {
+            c.parent = !parent;
+        } else if parent {
             data.retain(|k, _| *k > 32);
         }
         c.previous = Some(std::mem::replace(&mut c.blocks, data));
