@@ -5,7 +5,10 @@ Feature: Metro-DR: synchronous replication over a stretched cluster loses nothin
   cluster goes on with the other site (degraded stretch mode) and the VM restarts there against the same
   image, losing nothing; the site back, the cluster heals itself to healthy stretch mode.
   Skipped, with the reason, on a Regional-DR environment: `dr-drill run --env environments/lab-metro.yaml`.
+  The tag smoke marks the quick subset that proves the main promises on real Ceph (what `cargo test` runs,
+  about 10 minutes here); the others are release qualification (`cargo test --test lab -- --ignored`).
 
+  @smoke
   Scenario: Metro-DR failover after a power loss loses nothing
     Given a Metro-DR environment with sites a and b
     And the round-trip time between sites a and b is at most 10ms
@@ -16,6 +19,7 @@ Feature: Metro-DR: synchronous replication over a stretched cluster loses nothin
     And the VM is failed over to site b
     Then no acknowledged write is lost
 
+  @smoke
   Scenario: Metro-DR with the sites 2 ms apart: in spec, and writes pay for the distance
     Given a Metro-DR environment with sites a and b
     And sites a and b are 2ms apart
@@ -82,6 +86,7 @@ Feature: Metro-DR: synchronous replication over a stretched cluster loses nothin
     And the VM is failed over to site b
     Then no acknowledged write is lost
 
+  @smoke
   Scenario: Stretch mode: site a lost, degraded stretch mode, failover to b; site a back, healthy stretch mode again
     Given a Metro-DR environment with sites a and b
     And a VM writing 100 records per second on site a
@@ -108,6 +113,7 @@ Feature: Metro-DR: synchronous replication over a stretched cluster loses nothin
     Then no acknowledged write is lost
     And the cluster returns to healthy stretch mode within 5m
 
+  @smoke
   Scenario: A storage host of site a lost: the site serves on, nothing lost
     # 3 of 4 replicas left, min_size 2 still met: no degraded stretch mode, no failover
     Given a Metro-DR environment with sites a and b

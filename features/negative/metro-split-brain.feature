@@ -4,6 +4,7 @@ Feature: Negative control: Metro-DR failover without fencing lets the old site w
   blocklisted); site a thaws and its VM, still holding the disk open, writes again beside the new one. The
   split-brain check must catch the old writer's acknowledged writes after the failover. Expected to FAIL.
 
+  @smoke
   Scenario: Failover without fencing, the old site thawed: split brain
     Given a Metro-DR environment with sites a and b
     And a VM writing 100 records per second on site a
