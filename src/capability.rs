@@ -53,6 +53,10 @@ pub enum Need {
     Unprotect,
     /// VM disks cloned from a golden image, its blocks read back on a site.
     GoldenImage,
+    /// A VM of several disks: one machine, a protected image and a writer per disk.
+    MultiDisk,
+    /// Each disk's snapshots timed on their own (the harness's scheduler on Regional-DR).
+    IndependentSnapshots,
 }
 
 impl fmt::Display for Need {
@@ -81,6 +85,8 @@ impl fmt::Display for Need {
             Need::NoStretchMode => "Metro-DR without stretch mode (a deliberate misconfiguration)",
             Need::Unprotect => "leaving one VM's disk out of replication",
             Need::GoldenImage => "VM disks cloned from a golden image",
+            Need::MultiDisk => "a VM of several disks",
+            Need::IndependentSnapshots => "snapshotting each disk on its own",
         };
         f.write_str(s)
     }
@@ -163,6 +169,13 @@ pub const SENTENCES: &[Sentence] = &[
     // disks cloned from a golden image (CDI clones)
     Sentence { expr: "a VM cloned from a golden image writing {int} records per second on site {site}", needs: &[N::GoldenImage] },
     Sentence { expr: "the golden image's data is intact", needs: &[N::GoldenImage] },
+    // a VM of several disks
+    Sentence { expr: "a VM with {int} disks writing {int} records per second on site {site}", needs: &[N::MultiDisk] },
+    Sentence {
+        expr: "a VM with {int} disks writing {int} records per second on site {site}, each disk snapshotted on its own",
+        needs: &[N::MultiDisk, N::IndependentSnapshots],
+    },
+    Sentence { expr: "the VM's disks are at most {duration} apart after the failover", needs: &[N::MultiDisk] },
 ];
 
 /// The regex of a cucumber expression as the steps use them (parameters `{site}`, `{int}`, `{float}`,
@@ -266,6 +279,22 @@ impl Capabilities {
                 format!(
                     "{} are made and read back by the lab's Regional-DR driver and the simulation: run with --env environments/lab-regional.yaml; environment {env} is {backend} ({})",
                     N::GoldenImage,
+                    cfg.replication_summary()
+                ),
+            );
+        }
+        // a VM of several disks: the lab's QEMU boots one machine with a drive per disk; the simulation boots
+        // a writer per disk; a KubeVirt VM of several DataVolumes is not built by the Kubernetes drivers yet
+        if !matches!(cfg.spec.backend, Backend::Lab(_) | Backend::Sim(_)) {
+            lack(N::MultiDisk, format!("{} is booted by the lab and the simulation only; environment {env} is {backend}", N::MultiDisk));
+        }
+        let harness_rounds = cfg.spec.regional().is_some_and(|r| r.scheduler == crate::config::Scheduler::Harness);
+        if !(harness_rounds && matches!(cfg.spec.backend, Backend::Lab(_) | Backend::Sim(_))) {
+            lack(
+                N::IndependentSnapshots,
+                format!(
+                    "{} needs the harness's snapshot rounds (Regional-DR, `scheduler: harness`) in the lab or the simulation; environment {env} is {backend} ({})",
+                    N::IndependentSnapshots,
                     cfg.replication_summary()
                 ),
             );

@@ -186,6 +186,9 @@ pub struct Verdict {
     /// A disk cloned from a golden image: its golden blocks as the VM's site read them back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub golden: Option<crate::golden::GoldenCheck>,
+    /// The disks of a VM of several disks after a failover: how far apart in time what each kept is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skew: Option<DiskSkew>,
     /// Why it failed or is inconclusive (empty when passed).
     pub why: Vec<String>,
 }
@@ -202,6 +205,61 @@ pub fn judge_golden(check: crate::golden::GoldenCheck) -> Verdict {
         v.passed = true;
     }
     v.golden = Some(check);
+    v
+}
+
+/// How far apart in time the disks of one VM are after a failover: for each disk, how long before the
+/// fault its newest surviving record was acknowledged (its loss window); the skew is the greatest minus the
+/// least. Crash-consistent across disks means the skew stays within what the snapshots of one round
+/// spread over (plus a write period); disks snapshotted independently can be up to an interval apart.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiskSkew {
+    /// (disk, its newest surviving record, how long before the fault it was acknowledged in ms).
+    pub disks: Vec<(String, Option<u64>, Option<f64>)>,
+    pub skew_ms: Option<f64>,
+    pub bound_ms: f64,
+}
+
+/// The disks of one VM after a failover, each judged already (`disks`: its name and its verdict), must
+/// hold data from points in time at most `bound` apart. A disk that kept no acknowledged record cannot be
+/// placed in time: the VM's disks are then as far apart as they can be, and the verdict fails naming it.
+pub fn judge_skew(disks: &[(String, &Verdict)], bound: Duration) -> Verdict {
+    let mut v = Verdict::default();
+    let mut skew = DiskSkew { bound_ms: bound.as_secs_f64() * 1e3, ..Default::default() };
+    for (disk, d) in disks {
+        skew.disks.push((disk.clone(), d.newest_surviving, d.loss_window_ms));
+    }
+    let placed: Vec<(&str, f64)> = skew.disks.iter().filter_map(|(d, n, w)| n.and(*w).map(|w| (d.as_str(), w))).collect();
+    let unplaced: Vec<&str> = skew.disks.iter().filter(|(_, n, w)| n.is_none() || w.is_none()).map(|(d, _, _)| d.as_str()).collect();
+    if disks.len() < 2 {
+        v.conclusion = Conclusion::Inconclusive;
+        v.why.push(format!("{} disk judged: a skew needs the disks of a VM of several", disks.len()));
+    } else if !unplaced.is_empty() {
+        v.conclusion = Conclusion::Failed;
+        v.why.push(format!("{} kept no acknowledged record: the VM's disks cannot be from one point in time", unplaced.join(", ")));
+    } else {
+        let newest = placed.iter().copied().fold(None::<(&str, f64)>, |a, x| if a.is_none_or(|a| x.1 < a.1) { Some(x) } else { a });
+        let oldest = placed.iter().copied().fold(None::<(&str, f64)>, |a, x| if a.is_none_or(|a| x.1 > a.1) { Some(x) } else { a });
+        if let (Some(n), Some(o)) = (newest, oldest) {
+            let ms = o.1 - n.1;
+            skew.skew_ms = Some(ms);
+            if ms > skew.bound_ms {
+                v.conclusion = Conclusion::Failed;
+                v.why.push(format!(
+                    "the VM's disks are {:.2} s apart after the failover (bound {:.2} s): {}'s newest surviving record was acknowledged {:.2} s before the fault, {}'s {:.2} s before",
+                    ms / 1e3,
+                    skew.bound_ms / 1e3,
+                    n.0,
+                    n.1 / 1e3,
+                    o.0,
+                    o.1 / 1e3
+                ));
+            }
+        }
+    }
+    v.passed = v.conclusion == Conclusion::Passed;
+    v.skew = Some(skew);
     v
 }
 
@@ -473,7 +531,8 @@ fn judge_window(
             failed.push(format!("{why}: nothing the VM wrote in {} is proven replicated", secs(wrote)));
         }
     }
-    if let (Some(w), Some(_)) = (v.loss_window_ms, newest) {
+    // with nothing surviving the window counts from the writer's first acknowledgement: still the promise
+    if let Some(w) = v.loss_window_ms {
         let bound_ms = max_window.as_secs_f64() * 1e3;
         if w > bound_ms {
             let what = format!(
@@ -614,6 +673,34 @@ mod tests {
     use super::*;
     use dr_probe::Corruption;
     use proptest::prelude::*;
+
+    fn kept(newest: Option<u64>, window_ms: Option<f64>) -> Verdict {
+        Verdict { newest_surviving: newest, loss_window_ms: window_ms, passed: true, ..Default::default() }
+    }
+
+    #[test]
+    fn disks_snapshotted_together_are_close_and_independent_ones_are_not() {
+        let (a, b, c) = (kept(Some(410), Some(1210.0)), kept(Some(399), Some(1390.0)), kept(Some(402), Some(1330.0)));
+        let together = judge_skew(&[("vm0-disk1".into(), &a), ("vm0-disk2".into(), &b), ("vm0-disk3".into(), &c)], Duration::from_secs(1));
+        assert_eq!(together.conclusion, Conclusion::Passed, "{:?}", together.why);
+        assert!((together.skew.as_ref().unwrap().skew_ms.unwrap() - 180.0).abs() < 1e-6);
+        // a third of an interval apart each (5 s interval, 3 disks): 3.3 s between the first and the last
+        let c = kept(Some(250), Some(4540.0));
+        let apart = judge_skew(&[("vm0-disk1".into(), &a), ("vm0-disk2".into(), &b), ("vm0-disk3".into(), &c)], Duration::from_secs(1));
+        assert_eq!(apart.conclusion, Conclusion::Failed);
+        assert!(apart.why[0].starts_with("the VM's disks are 3.33 s apart after the failover (bound 1.00 s): vm0-disk1's"), "{:?}", apart.why);
+        assert!(apart.why[0].contains("vm0-disk3's 4.54 s before"), "{:?}", apart.why);
+    }
+
+    #[test]
+    fn a_disk_that_kept_nothing_fails_the_skew_and_one_disk_proves_nothing() {
+        let (a, none) = (kept(Some(410), Some(1210.0)), kept(None, None));
+        let v = judge_skew(&[("vm0-disk1".into(), &a), ("vm0-disk2".into(), &none)], Duration::from_secs(1));
+        assert_eq!(v.conclusion, Conclusion::Failed);
+        assert!(v.why[0].starts_with("vm0-disk2 kept no acknowledged record"), "{:?}", v.why);
+        let one = judge_skew(&[("vm0-disk1".into(), &a)], Duration::from_secs(1));
+        assert_eq!(one.conclusion, Conclusion::Inconclusive);
+    }
 
     const B1: u64 = 0xb1;
     const B2: u64 = 0xb2;
@@ -977,9 +1064,10 @@ mod tests {
         let v = judge(&hist(acks(5000, B1)), &scan(&[]), Some(Wt::from_ms(102_000)), &Bound::Window(b.clone()));
         assert_eq!(v.conclusion, Conclusion::Inconclusive, "{:?}", v.why);
         assert!(v.why.iter().any(|w| w.contains("inside the replication warm-up (180.0 s")), "{:?}", v.why);
-        // past the warm-up with nothing replicated: the system's failure
+        // past the warm-up with nothing replicated: the system's failure, and the window over the bound said
         let v = judge(&hist(acks(10_000, B1)), &scan(&[]), Some(Wt::from_ms(202_000)), &Bound::Window(b));
         assert_eq!(v.conclusion, Conclusion::Failed, "{:?}", v.why);
+        assert!(v.why.iter().any(|w| w.starts_with("loss window 200980 ms exceeds the bound 120020 ms")), "{:?}", v.why);
     }
 
     #[test]

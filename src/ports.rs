@@ -83,6 +83,12 @@ pub trait Workload: Send {
         }
         out
     }
+    /// `disks` are the disks of one VM (several disks, one machine): from now on they boot together, and a
+    /// graceful stop of one asks every one of them for its STOP record. Backends that boot one disk per
+    /// machine refuse (the capabilities keep such scenarios off them).
+    fn one_machine(&mut self, disks: &[String]) -> Result<(), EnvError> {
+        Err(EnvError::Usage(format!("this workload boots one disk per VM, not {} disks as one VM", disks.len())))
+    }
     /// The VM's site cannot be reached (frozen): the harness cannot stop the VM, so its boot is left where
     /// it stands, still watched by the witness; the next boot of the VM runs beside it. Returns its tag.
     async fn abandon(&mut self, vm: &str) -> Result<u64, EnvError>;
@@ -194,6 +200,12 @@ pub trait DrDriver: Send {
             out.push(self.failover(vm, to, fault_at, fence, m).await);
         }
         out
+    }
+    /// `vm`'s disk snapshotted `phase` after the rounds of the run's other disks (the disks of a VM
+    /// snapshotted independently, not together). false: the backend cannot (its snapshots are not the
+    /// harness's to time).
+    fn stagger(&mut self, _vm: &str, _phase: Duration) -> bool {
+        false
     }
     /// Negative control: a disk for `vm` on `site` that is never replicated (a volume the application's
     /// protection does not select). None: the backend cannot do it.

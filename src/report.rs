@@ -315,6 +315,9 @@ pub struct FleetAction {
     pub rto_ms: Option<Spread>,
     pub loss_window_ms: Option<Spread>,
     pub per_vm: Vec<serde_json::Value>,
+    /// The action moved the disks of one VM of several disks (this VM), not VMs of one disk each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disks_of: Option<String>,
 }
 
 impl FleetAction {
@@ -342,14 +345,19 @@ impl FleetAction {
             rto_ms: Spread::of(&rto),
             loss_window_ms: Spread::of(&loss),
             per_vm,
+            disks_of: None,
         }
     }
 
     /// One line for the run's output.
     pub fn line(&self) -> String {
         let or = |s: Option<Spread>| s.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+        let (what, units) = match &self.disks_of {
+            Some(vm) => (format!("VM {vm}"), "disks"),
+            None => ("fleet".to_string(), "VMs"),
+        };
         format!(
-            "fleet {} {} -> {}: {} VMs, {} failed{}; RTO min/median/max {} ms; loss window {} ms",
+            "{what} {} {} -> {}: {} {units}, {} failed{}; RTO min/median/max {} ms; loss window {} ms",
             self.kind,
             self.from,
             self.to,

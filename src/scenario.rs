@@ -63,6 +63,9 @@ pub struct Scenario {
     fleet: Vec<String>,
     /// The fleet's VM whose disk its protection leaves out (a negative control): nothing of it is awaited.
     left_out: Option<String>,
+    /// A VM of several disks (its name): `fleet` holds its disks, each judged on its own, and the "the VM
+    /// ..." sentences act on all of them as one VM.
+    disks_of: Option<String>,
     /// VMs whose disk is a clone of the golden image, and where its pattern sits.
     golden: BTreeMap<String, crate::golden::GoldenLayout>,
     /// The outcomes (by index) of the last DR action: one, or one per VM of a fleet.
@@ -137,6 +140,7 @@ impl Scenario {
             vms: vec![],
             fleet: vec![],
             left_out: None,
+            disks_of: None,
             golden: BTreeMap::new(),
             last_action: vec![],
             fleet_actions: vec![],
@@ -364,14 +368,47 @@ impl Scenario {
         Ok(())
     }
 
+    /// "a VM with N disks writing R records per second on site X": one machine, each disk its own protected
+    /// image and writer; with `independent` the disks' snapshots are not taken together (each a fraction of
+    /// an interval after the previous disk's), the case Ceph 16's lack of group mirroring leaves to chance.
+    pub async fn start_vm_disks(&mut self, disks: u32, rate: u32, site: &str, independent: bool) -> R {
+        let r = async {
+            if !(1..=1000).contains(&rate) {
+                return Err(StepError::Mismatch(format!("a rate of {rate} records per second is outside 1..1000")));
+            }
+            if !(2..=8).contains(&disks) {
+                return Err(StepError::Mismatch(format!("a VM of {disks} disks is outside 2..8 (one disk: \"a VM writing ...\")")));
+            }
+            if !self.fleet.is_empty() || self.vm.is_some() {
+                return Err(StepError::Order("this scenario has its VM already: one VM of several disks per scenario".into()));
+            }
+            let mut env = self.session.env().await?;
+            let (vm, names, r) = env.start_disks(site, rate, disks as usize, independent).await;
+            drop(env);
+            self.vms.extend(names.iter().cloned());
+            self.fleet = names;
+            self.disks_of = Some(vm);
+            r.map_err(StepError::from)
+        }
+        .await;
+        self.track(r)?;
+        let how = if independent { ", each disk snapshotted on its own" } else { ", its disks snapshotted together" };
+        let vm = self.disks_of.clone().unwrap_or_default();
+        self.session.bus.note(format!("VM {vm} with {disks} disks writing on site {site}: {}{how}", self.fleet.join(", ")));
+        Ok(())
+    }
+
     /// Waits for `n` acknowledged records: twice the time the rate needs, plus slack for a slow machine.
     pub async fn written(&mut self, n: u64) -> R {
         let r = async {
-            let vm = self.vm()?;
+            let vms = if self.disks_of.is_some() { self.targets()? } else { vec![self.vm()?] };
             let mut env = self.session.env().await?;
-            let rate = env.workload.rate(&vm)?;
-            let deadline = Duration::from_secs_f64(n as f64 / rate as f64 * 2.0 + 30.0);
-            Ok(env.workload.wait_acks(&vm, n, deadline).await?)
+            for vm in vms {
+                let rate = env.workload.rate(&vm)?;
+                let deadline = Duration::from_secs_f64(n as f64 / rate as f64 * 2.0 + 30.0);
+                env.workload.wait_acks(&vm, n, deadline).await?;
+            }
+            Ok(())
         }
         .await;
         self.track(r)
@@ -504,6 +541,12 @@ impl Scenario {
     }
 
     pub async fn relocate(&mut self, to: &str, barrier: bool) -> R {
+        if self.disks_of.is_some() {
+            if !barrier {
+                return self.track(Err(StepError::Mismatch("a relocate without the sync barrier is a control for a VM of one disk".into())));
+            }
+            return self.relocate_fleet(to).await;
+        }
         let since = self.previous_action();
         let r = async {
             let vm = self.vm()?;
@@ -582,6 +625,7 @@ impl Scenario {
         let errored: Vec<(String, String)> = failed.iter().filter(|(vm, _)| !self.last_action.iter().any(|&i| self.outcomes[i].vm == *vm)).cloned().collect();
         let mut fa = crate::report::FleetAction::of(kind, &from, &to, &judged, &errored);
         fa.failed = failed.iter().map(|f| f.0.clone()).collect();
+        fa.disks_of = self.disks_of.clone();
         // VMs judged and failed: the reason beside their verdict
         for (vm, why) in &failed {
             if let Some(x) = fa.per_vm.iter_mut().find(|x| x["vm"] == vm.as_str() && x.get("error").is_none()) {
@@ -596,6 +640,12 @@ impl Scenario {
 
     /// Fails the VM over to `to`; `fencing` less than full is a control (see [`drill::Fencing`]).
     pub async fn failover(&mut self, to: &str, fencing: drill::Fencing) -> R {
+        if self.disks_of.is_some() {
+            if fencing != drill::Fencing::FULL {
+                return self.track(Err(StepError::Mismatch("a failover with less than full fencing is a control for a VM of one disk".into())));
+            }
+            return self.failover_fleet(to).await;
+        }
         let since = self.previous_action();
         let r = async {
             let vm = self.vm()?;
@@ -750,6 +800,8 @@ impl Scenario {
     fn conclude(&mut self, what: &str, v: Verdict) -> R {
         let line = if let Some(g) = &v.golden {
             g.describe()
+        } else if let Some(k) = &v.skew {
+            format!("skew {} (bound {:.2} s)", k.skew_ms.map(|m| format!("{:.2} s", m / 1e3)).unwrap_or("-".into()), k.bound_ms / 1e3)
         } else {
             format!(
                 "acked {}, stable {}, lost {}, indeterminate {}{}",
@@ -762,7 +814,7 @@ impl Scenario {
             )
         };
         self.session.bus.note(format!("{what}: {line}"));
-        let (conclusion, why, golden) = (v.conclusion, v.why.join("; "), v.golden.is_some());
+        let (conclusion, why, golden) = (v.conclusion, v.why.join("; "), v.golden.is_some() || v.skew.is_some());
         self.verdicts.push((what.to_string(), v));
         let r = match conclusion {
             Conclusion::Passed => Ok(()),
@@ -795,6 +847,39 @@ impl Scenario {
         });
         let vs = self.track(r)?;
         self.conclude_each("loss window within the replication interval", vs)
+    }
+
+    /// "the VM's disks are at most D apart after the failover": the disks of the VM of several disks, each
+    /// judged by the last failover, hold data from points in time at most `bound` apart (see
+    /// [`crate::oracle::judge_skew`]).
+    pub fn disks_apart(&mut self, bound: Duration) -> R {
+        let r = (|| {
+            let Some(vm) = self.disks_of.clone() else {
+                return Err(StepError::Order("no VM of several disks in this scenario: start with \"a VM with N disks writing ...\"".into()));
+            };
+            let all = self.last()?;
+            if all.iter().any(|o| o.kind != crate::timeline::ActionKind::Failover) {
+                return Err(StepError::Order(format!("the last DR action of VM {vm} was not a failover: its disks were stopped together, nothing to measure")));
+            }
+            let judged: Vec<(String, Verdict)> = all.iter().map(|o| (o.vm.clone(), o.evidence.verdict())).collect();
+            if judged.len() < self.fleet.len() {
+                let missing: Vec<&String> = self.fleet.iter().filter(|d| !judged.iter().any(|(j, _)| j == *d)).collect();
+                let missing: Vec<&str> = missing.iter().map(|d| d.as_str()).collect();
+                return Err(StepError::Expectation(format!("the failover did not bring every disk of VM {vm} back: {}", missing.join(", "))));
+            }
+            let refs: Vec<(String, &Verdict)> = judged.iter().map(|(d, v)| (d.clone(), v)).collect();
+            Ok((vm, crate::oracle::judge_skew(&refs, bound)))
+        })();
+        let (vm, v) = self.track(r)?;
+        if let Some(s) = &v.skew {
+            let each: Vec<String> = s.disks.iter().map(|(d, _, w)| format!("{d} {}", w.map(|w| format!("{:.2} s", w / 1e3)).unwrap_or("-".into()))).collect();
+            self.session.bus.note(format!(
+                "VM {vm}'s disks: newest surviving record acknowledged before the fault: {}; skew {}",
+                each.join(", "),
+                s.skew_ms.map(|m| format!("{:.2} s", m / 1e3)).unwrap_or("-".into())
+            ));
+        }
+        self.conclude(&format!("the disks of VM {vm} at most {} apart", Dur(bound)), v)
     }
 
     /// One verdict per VM of the last action (named by VM when there are several); fails naming each VM

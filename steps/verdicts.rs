@@ -1,6 +1,7 @@
 //! Data verdicts: the oracle judges the last DR action's evidence. A failed bound fails the step with the
 //! oracle's reasons; it is never retried.
 
+use super::params::Duration;
 use super::DrWorld;
 use cucumber::then;
 
@@ -12,6 +13,12 @@ async fn no_loss(w: &mut DrWorld) -> anyhow::Result<()> {
 #[then("the STOP record of the graceful shutdown survives")]
 async fn stop_survives(w: &mut DrWorld) -> anyhow::Result<()> {
     Ok(w.s()?.stop_survives()?)
+}
+
+/// The disks of a VM of several disks hold data from points in time at most this far apart.
+#[then(expr = "the VM's disks are at most {duration} apart after the failover")]
+async fn disks_apart(w: &mut DrWorld, d: Duration) -> anyhow::Result<()> {
+    Ok(w.s()?.disks_apart(d.0)?)
 }
 
 #[then("the data loss window is at most the replication interval")]

@@ -15,6 +15,18 @@ async fn vm_cloned_writing(w: &mut DrWorld, rate: u32, site: Site) -> anyhow::Re
     Ok(w.s()?.start_vm_from(rate, &site.0, true).await?)
 }
 
+/// A VM of several disks (one machine), each disk its own protected image and record stream.
+#[given(expr = "a VM with {int} disks writing {int} records per second on site {site}")]
+async fn vm_with_disks(w: &mut DrWorld, disks: u32, rate: u32, site: Site) -> anyhow::Result<()> {
+    Ok(w.s()?.start_vm_disks(disks, rate, &site.0, false).await?)
+}
+
+/// As above, each disk's snapshots taken on their own (a fraction of an interval apart), not together.
+#[given(expr = "a VM with {int} disks writing {int} records per second on site {site}, each disk snapshotted on its own")]
+async fn vm_with_disks_apart(w: &mut DrWorld, disks: u32, rate: u32, site: Site) -> anyhow::Result<()> {
+    Ok(w.s()?.start_vm_disks(disks, rate, &site.0, true).await?)
+}
+
 #[when(expr = "the VM has written {int} records")]
 async fn has_written(w: &mut DrWorld, n: u64) -> anyhow::Result<()> {
     Ok(w.s()?.written(n).await?)

@@ -197,7 +197,7 @@ fn default_drills_pass() {
     println!("{}", digest(&stdout));
     assert_eq!(out.status.code(), Some(0), "{}\n{}", digest(&stdout), String::from_utf8_lossy(&out.stderr));
     // the Metro-DR scenarios are skipped here, each with the reason
-    assert!(stdout.lines().any(|l| l.starts_with("scenarios: 6 passed, 0 failed, ") && l.ends_with(" skipped")), "{}", digest(&stdout));
+    assert!(stdout.lines().any(|l| l.starts_with("scenarios: 8 passed, 0 failed, ") && l.ends_with(" skipped")), "{}", digest(&stdout));
     for f in ["junit.xml", "cucumber.json", "summary.json"] {
         assert!(dir.path().join(f).metadata().unwrap().len() > 0, "{f}");
     }
@@ -239,14 +239,29 @@ fn default_drills_pass() {
     assert_eq!(checks.len(), 2, "{golden}");
     assert!(checks.iter().all(|c| c["damaged"].as_array().unwrap().is_empty() && c["blocksIntact"].as_u64().unwrap() >= 2048), "{golden}");
     assert_eq!(checks.iter().map(|c| c["site"].as_str().unwrap()).collect::<Vec<_>>(), ["b", "a"], "{golden}");
+    // a VM of 3 disks (one guest, a writer and a mirrored image per disk): relocated, and failed over, each
+    // disk judged on its own; after the failover the disks, snapshotted in the same round, within a second
+    for name in ["A VM with 3 disks fails over", "A VM with 3 disks is relocated"] {
+        let md = scenarios.iter().find(|x| x["scenario"].as_str().unwrap().contains(name)).unwrap();
+        assert_eq!(md["status"], "passed", "{md}");
+        let fleet = md["fleet"].as_array().unwrap();
+        assert!(fleet.len() == 1 && fleet[0]["disksOf"].as_str().is_some_and(|v| v.starts_with("vm")), "{md}");
+        assert!(fleet[0]["vms"] == 3 && fleet[0]["failed"].as_array().unwrap().is_empty(), "{md}");
+    }
+    let md = scenarios.iter().find(|x| x["scenario"].as_str().unwrap().contains("A VM with 3 disks fails over")).unwrap();
+    let skew =
+        md["verdicts"].as_array().unwrap().iter().find(|v| v[0].as_str().unwrap().starts_with("the disks of VM")).expect("a skew verdict")[1]["skew"].clone();
+    assert!(skew["disks"].as_array().unwrap().len() == 3 && skew["skewMs"].as_f64().unwrap() <= 1000.0, "{skew}");
+    println!("a VM of 3 disks: skew after the failover {} ms ({})", skew["skewMs"], skew["disks"]);
     let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
     assert!(junit.contains("<testsuites") && junit.contains("Relocate a writing VM"));
 }
 
 /// Negative controls: replication stopped before a failover, replication lagging for several intervals
 /// (then caught up), a relocate promoted without the sync barrier, a record corrupted on disk, a healed
-/// outage that must not count as the fault, a lossy failover asked only for its recovery time, and damage
-/// after a lossy relocate must all fail (exit 1), each for its own reason. The Ceph-schedule control is
+/// outage that must not count as the fault, a lossy failover asked only for its recovery time, damage
+/// after a lossy relocate, a VM left out of an application's mirroring and the disks of a VM snapshotted
+/// each on their own must all fail (exit 1), each for its own reason. The Ceph-schedule control is
 /// skipped here (harness scheduler), the Metro-DR ones too.
 #[test]
 fn negative_controls_fail() {
@@ -256,7 +271,7 @@ fn negative_controls_fail() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{}", digest(&stdout));
     assert_eq!(out.status.code(), Some(1), "{}\n{}", digest(&stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.lines().any(|l| l == "scenarios: 0 passed, 8 failed, 5 skipped"), "{}", digest(&stdout));
+    assert!(stdout.lines().any(|l| l == "scenarios: 0 passed, 9 failed, 5 skipped"), "{}", digest(&stdout));
     let s = summary(dir.path());
     let sc = s["scenarios"].as_array().unwrap();
     let find = |needle: &str| sc.iter().find(|x| x["scenario"].as_str().unwrap().contains(needle)).unwrap_or_else(|| panic!("no scenario {needle}"));
@@ -329,6 +344,14 @@ fn negative_controls_fail() {
         }
     }
     println!("fleet control: {}", left_out["reason"]);
+    // the disks of a VM snapshotted each on their own: far apart after the failover, named
+    let apart = find("snapshotted each on its own");
+    assert_eq!((apart["status"].as_str(), apart["cause"].as_str()), (Some("failed"), Some("system")), "{apart}");
+    assert!(apart["reason"].as_str().unwrap().contains("apart after the failover (bound 1.00 s)"), "{apart}");
+    let skew = apart["verdicts"].as_array().unwrap().iter().find(|v| v[0].as_str().unwrap().starts_with("the disks of VM")).expect("a skew verdict")[1]["skew"]
+        .clone();
+    println!("disks snapshotted each on their own: skew {} ms", skew["skewMs"]);
+    assert!(skew["skewMs"].as_f64().unwrap() > 1000.0, "{skew}");
     let skipped = find("Ceph's 1-minute schedule");
     assert_eq!(skipped["status"], "skipped");
     assert!(skipped["reason"].as_str().unwrap().contains("scheduler: ceph"), "{skipped}");

@@ -129,6 +129,38 @@ fn a_fleet_moves_as_one_and_the_vm_left_out_is_named() {
     assert_eq!(f["perVm"].as_array().unwrap().iter().filter(|v| v["conclusion"] == "passed").count(), 2, "{f}");
 }
 
+/// A VM of 3 disks (one guest, a writer and a mirrored image per disk) relocated and failed over as one VM:
+/// its disks snapshotted in the same round hold data from within a second of each other; snapshotted each
+/// on its own (half an interval apart) the skew verdict fails, naming the disks and how far apart.
+#[test]
+fn a_vm_of_several_disks_keeps_them_together_and_names_them_apart() {
+    let r = drill(&env("sim-regional.yaml"), &[feature("multidisk.feature")], &[]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let kinds: Vec<(&str, &str, u64)> = r
+        .scenarios()
+        .iter()
+        .flat_map(|sc| {
+            sc["fleet"].as_array().unwrap().iter().map(|f| (f["kind"].as_str().unwrap(), f["disksOf"].as_str().unwrap(), f["vms"].as_u64().unwrap()))
+        })
+        .collect();
+    assert_eq!(kinds, [("failover", "vm0", 3), ("relocate", "vm1", 3)], "{}", r.stdout);
+    let sc = r.scenarios()[0];
+    let skew = |sc: &Value| {
+        sc["verdicts"].as_array().unwrap().iter().find(|v| v[0].as_str().unwrap().starts_with("the disks of VM vm0")).map(|v| v[1]["skew"].clone()).unwrap()
+    };
+    let together = skew(sc);
+    assert_eq!(together["disks"].as_array().unwrap().len(), 3, "{together}");
+    assert!(together["skewMs"].as_f64().unwrap() < 1000.0, "{together}");
+    let r = drill(&env("sim-regional.yaml"), &[feature("negative/multidisk-independent.feature")], &[]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let (status, reason) = r.status_of("A VM with 2 disks snapshotted each on its own");
+    assert_eq!(status, "failed", "{}", r.stdout);
+    assert!(reason.contains("apart after the failover (bound 1.00 s): vm0-disk"), "{reason}");
+    // two disks' rounds half an interval (5 s) apart: about 2.5 s
+    let apart = skew(r.scenarios()[0]);
+    assert!(apart["skewMs"].as_f64().unwrap() > 2000.0, "{apart}");
+}
+
 /// Misbehaviour x drill -> expected verdict, with what the failure must name. A lie a drill cannot see
 /// (a forced promote's rollback in a relocate that never forces) leaves it passing: the lie is targeted.
 #[test]

@@ -31,11 +31,13 @@ struct Settings {
     /// Wait for the host's "go" before writing anything (a channel that drops what nobody reads, like a
     /// serial console before the harness attaches).
     wait: bool,
+    /// Disks of the VM (the guest only): each its own writer, record stream and port (`dr.probe.0`, ...).
+    disks: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { mode: "write".into(), device: String::new(), port: None, rate: 50, limit: 0, seq: 0, wait: false }
+        Settings { mode: "write".into(), device: String::new(), port: None, rate: 50, limit: 0, seq: 0, wait: false, disks: 1 }
     }
 }
 
@@ -50,6 +52,7 @@ impl Settings {
             "limit" => self.limit = num(val)?,
             "seq" => self.seq = num(val)?,
             "wait" => self.wait = num(val)? != 0,
+            "disks" => self.disks = (num(val)? as u32).clamp(1, 16),
             _ => return Err(format!("unknown setting {key}")),
         }
         Ok(())
@@ -287,10 +290,10 @@ fn wait_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>)
     }
 }
 
-fn find_port() -> Option<String> {
+fn find_port(want: &str) -> Option<String> {
     for e in fs::read_dir("/sys/class/virtio-ports").ok()?.flatten() {
         let name = fs::read_to_string(e.path().join("name")).unwrap_or_default();
-        if name.trim() == PORT_NAME {
+        if name.trim() == want {
             let dev = format!("/dev/{}", e.file_name().to_string_lossy());
             if fs::metadata(&dev).is_ok() {
                 return Some(dev);
@@ -340,12 +343,19 @@ fn guest_main() -> ! {
     }
     // The harness's channel: the virtio-serial port `dr.probe` (lab), or a serial console named on the
     // command line (`drprobe.port=ttyS0`: KubeVirt's console subresource carries it), put in raw mode.
+    if cfg.disks > 1 && cfg.port.is_none() {
+        if let Some(e) = bad {
+            eprintln!("dr-probe: {e}");
+            power_off()
+        }
+        multi_disk(&cfg)
+    }
     let port = match &cfg.port {
         Some(tty) => wait_for(tty, Duration::from_secs(20), || {
             let dev = format!("/dev/{}", tty.trim_start_matches("/dev/"));
             fs::metadata(&dev).is_ok().then_some(dev)
         }),
-        None => wait_for("virtio-serial port dr.probe", Duration::from_secs(20), find_port),
+        None => wait_for("virtio-serial port dr.probe", Duration::from_secs(20), || find_port(PORT_NAME)),
     };
     let port = match port {
         Ok(p) => p,
@@ -381,6 +391,55 @@ fn guest_main() -> ! {
     }
     if let Err(e) = run(&cfg, &out, stop) {
         send(&out, &Msg::Error { msg: e });
+    }
+    power_off()
+}
+
+/// The block device whose virtio serial is `serial` (the harness names each drive `drdisk<i>`).
+fn find_disk(serial: &str) -> Option<String> {
+    for e in fs::read_dir("/sys/block").ok()?.flatten() {
+        let got = fs::read_to_string(e.path().join("serial")).unwrap_or_default();
+        if got.trim() == serial {
+            let dev = format!("/dev/{}", e.file_name().to_string_lossy());
+            if fs::metadata(&dev).is_ok() {
+                return Some(dev);
+            }
+        }
+    }
+    None
+}
+
+/// A VM of several disks: one writer per disk, each on its own port (`dr.probe.<i>`) with its own record
+/// stream and boot id, found by the drive's serial (`drdisk<i>`); the guest powers off once every writer has
+/// ended (a graceful stop asks each port for its STOP record).
+fn multi_disk(cfg: &Settings) -> ! {
+    let writers: Vec<_> = (0..cfg.disks)
+        .map(|i| {
+            let mut cfg = cfg.clone();
+            std::thread::spawn(move || {
+                let name = format!("{PORT_NAME}.{i}");
+                let Ok(port) = wait_for(&format!("virtio-serial port {name}"), Duration::from_secs(20), || find_port(&name)) else { return };
+                let Ok(w) = OpenOptions::new().read(true).write(true).open(&port) else { return };
+                let Ok(r) = w.try_clone() else { return };
+                let out: Out = Arc::new(Mutex::new(Box::new(w)));
+                let (stop, go) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+                watch_commands(Box::new(r), stop.clone(), go.clone(), out.clone());
+                if cfg.wait && wait_for("the host's go", Duration::from_secs(600), || go.load(Ordering::SeqCst).then_some(())).is_err() {
+                    return;
+                }
+                let serial = format!("drdisk{i}");
+                match wait_for(&format!("the disk with serial {serial}"), Duration::from_secs(20), || find_disk(&serial)) {
+                    Ok(dev) => cfg.device = dev,
+                    Err(e) => return send(&out, &Msg::Error { msg: e }),
+                }
+                if let Err(e) = run(&cfg, &out, stop) {
+                    send(&out, &Msg::Error { msg: e });
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        let _ = w.join();
     }
     power_off()
 }

@@ -115,6 +115,59 @@ impl Environment {
         (vms, first.map_or(Ok(()), Err))
     }
 
+    /// A new VM of `disks` disks on `site` (one machine), each disk its own protected image and writer at
+    /// `rate` records per second; with `independent`, each disk's snapshots are taken `interval / disks`
+    /// after the previous disk's, not together. Returns the VM's name and its disks' (`vm0-disk1`, ...); the
+    /// disks that started are returned with the first error, so that the scenario stops them.
+    pub async fn start_disks(&mut self, site: &str, rate: u32, disks: usize, independent: bool) -> (String, Vec<String>, Result<(), EnvError>) {
+        let vm = format!("vm{}", self.vms);
+        self.vms += 1;
+        let site = match self.topology.site(site) {
+            Ok(s) => s,
+            Err(e) => return (vm, vec![], Err(e)),
+        };
+        let (mut names, mut volumes) = (vec![], vec![]);
+        for i in 0..disks {
+            let disk = format!("{vm}-disk{}", i + 1);
+            match self.driver.provision(&disk, &site).await {
+                Ok(v) => {
+                    names.push(disk);
+                    volumes.push(v);
+                }
+                Err(e) => {
+                    self.driver.release(&disk).await;
+                    return (vm, names, Err(e));
+                }
+            }
+        }
+        if independent {
+            let interval = self.cfg.spec.interval();
+            for (i, d) in names.iter().enumerate() {
+                if !self.driver.stagger(d, interval * i as u32 / disks as u32) {
+                    let env = &self.cfg.spec.name;
+                    return (vm, names, Err(EnvError::Usage(format!("environment {env} cannot time each disk's snapshots on its own"))));
+                }
+            }
+        }
+        if let Err(e) = self.workload.one_machine(&names) {
+            return (vm, names, Err(e));
+        }
+        let boots: Vec<crate::ports::Boot<'_>> = names.iter().zip(&volumes).map(|(d, volume)| crate::ports::Boot { vm: d, site: &site, volume }).collect();
+        let started = self.workload.start_all(&boots, rate).await;
+        drop(boots);
+        let mut first = None;
+        for (d, r) in names.iter().zip(started) {
+            let r = match r {
+                Ok(()) => self.driver.serving(d).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
+                first.get_or_insert(EnvError::Earlier { msg: format!("disk {d}: {e}"), cause: crate::error::Caused::cause(&e) });
+            }
+        }
+        (vm, names, first.map_or(Ok(()), Err))
+    }
+
     /// A new VM writing `rate` records per second on `site`, its disk protected as the environment says;
     /// returns its name once its first write is acknowledged.
     pub async fn start_vm(&mut self, site: &str, rate: u32) -> Result<String, EnvError> {

@@ -68,6 +68,9 @@ pub struct BootLog {
     pub pongs: Vec<(u64, Wt)>,
     /// Lines from the probe that could not be parsed (kept: an ack among them would be missing evidence).
     pub garbled: Vec<String>,
+    /// The stream ended inside a line (the guest killed while sending it: a power loss): what arrived of
+    /// it. Nothing in it reached the harness whole, so it acknowledged nothing; kept, not judged.
+    pub cut_tail: Option<String>,
     /// The stream was cut by the witness (its site lost without closing the channel), not ended by it.
     pub cut: bool,
 }
@@ -102,6 +105,15 @@ pub fn history_since(boots: &[BootLog], since: Option<Wt>) -> History {
     h
 }
 
+/// A line as the probe sent it (its newline removed, a CR before it too), or None: the stream ended inside
+/// it (no newline), a line cut off by the guest's death, never whole at the harness. Bytes that are not
+/// UTF-8 stay in the line (replaced), so that it is kept as unreadable rather than lost. Pure.
+pub fn whole_line(buf: &[u8]) -> Option<String> {
+    let body = buf.strip_suffix(b"\n")?;
+    let body = body.strip_suffix(b"\r").unwrap_or(body);
+    Some(String::from_utf8_lossy(body).into_owned())
+}
+
 /// One running guest as its launcher sees it.
 #[async_trait]
 pub trait Machine: Send {
@@ -115,6 +127,40 @@ pub trait Machine: Send {
     fn rss_bytes(&self) -> u64;
     /// The last lines of the guest's own console, for errors ("" where there is none).
     fn console_tail(&self, lines: usize) -> String;
+}
+
+/// One machine seen through each of its disks' channels (a VM of several disks): every view kills, awaits
+/// and measures the same machine; killing it twice is harmless.
+#[derive(Clone)]
+pub struct SharedMachine(Arc<tokio::sync::Mutex<Box<dyn Machine>>>);
+
+impl SharedMachine {
+    pub fn new(m: Box<dyn Machine>) -> SharedMachine {
+        SharedMachine(Arc::new(tokio::sync::Mutex::new(m)))
+    }
+}
+
+#[async_trait]
+impl Machine for SharedMachine {
+    async fn alive(&mut self) -> bool {
+        self.0.lock().await.alive().await
+    }
+    async fn kill(&mut self) {
+        self.0.lock().await.kill().await
+    }
+    async fn wait_exit(&mut self, deadline: Duration) -> bool {
+        let t0 = std::time::Instant::now();
+        match tokio::time::timeout(deadline, self.0.lock()).await {
+            Ok(mut m) => m.wait_exit(deadline.saturating_sub(t0.elapsed())).await,
+            Err(_) => false,
+        }
+    }
+    fn rss_bytes(&self) -> u64 {
+        self.0.try_lock().map(|m| m.rss_bytes()).unwrap_or(0)
+    }
+    fn console_tail(&self, lines: usize) -> String {
+        self.0.try_lock().map(|m| m.console_tail(lines)).unwrap_or_default()
+    }
 }
 
 /// What to boot.
@@ -141,6 +187,25 @@ pub struct Launched {
 #[async_trait]
 pub trait Launcher: Send {
     async fn launch(&mut self, l: &Launch<'_>) -> Result<Launched, EnvError>;
+    /// Boots one machine with a disk per launch (the disks of one VM, same site and mode), each disk its
+    /// own probe writer and channel; killing any one's machine kills them all. A backend whose machines
+    /// carry one disk boots each disk as its own machine (the simulation: the writers are independent
+    /// anyway); the capabilities keep a multi-disk VM off backends that cannot boot one.
+    async fn launch_group(&mut self, ls: &[Launch<'_>]) -> Result<Vec<Launched>, EnvError> {
+        let mut out: Vec<Launched> = vec![];
+        for l in ls {
+            match self.launch(l).await {
+                Ok(x) => out.push(x),
+                Err(e) => {
+                    for mut x in out {
+                        x.machine.kill().await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
+    }
     /// Records the VM's disk holds.
     fn disk_records(&self) -> u64;
     /// The scenario is over: remove what the launcher made for `vm` (nothing left behind).
@@ -178,11 +243,21 @@ impl Boot {
         bus.publish_at(started, Event::BootRequested { vm: vm_name.clone(), site: site.to_string(), mode: mode.name().to_string() });
         let rd = l.reader;
         let reader = tokio::spawn(async move {
-            let mut lines = BufReader::new(rd).lines();
+            let mut rd = BufReader::new(rd);
             let mut asm = ScanAssembler::default();
             let mut n = 0u64;
-            while let Ok(Some(line)) = lines.next_line().await {
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                if !matches!(rd.read_until(b'\n', &mut buf).await, Ok(k) if k > 0) {
+                    break;
+                }
                 let t = Wt::now();
+                let Some(whole) = whole_line(&buf) else {
+                    l2.lock().unwrap().cut_tail = Some(String::from_utf8_lossy(&buf).into_owned());
+                    break;
+                };
+                let line = whole;
                 let Some(m) = Msg::parse(&line) else {
                     // the kernel's own console lines never come over this channel; anything unreadable is kept
                     if !line.trim().is_empty() {
@@ -292,13 +367,28 @@ impl Boot {
 
     /// Graceful shutdown: asks the probe to stop, waits for the durable STOP record and the guest's end.
     pub async fn graceful_stop(&mut self, deadline: Duration) -> Result<(Wt, u64), EnvError> {
-        self.send("stop", "stop\n", Cause::System).await?;
+        // a disk of a VM of several disks may have been asked already, with its siblings
+        if self.log.lock().unwrap().stopped.is_none() {
+            self.send("stop", "stop\n", Cause::System).await?;
+        }
         let r = self.wait_for("the STOP record", deadline, |g| g.stopped).await?;
         if !self.machine.wait_exit(deadline).await {
             self.machine.kill().await;
             return Err(self.err(Cause::System, "the guest did not power off after the STOP record"));
         }
         Ok(r)
+    }
+
+    /// Asks the probe for its STOP record without waiting for it (a sibling disk is being stopped: the
+    /// machine powers off once every disk's writer has ended). A channel already closed is left alone.
+    pub async fn ask_stop(&mut self) {
+        let done = {
+            let g = self.log.lock().unwrap();
+            g.stopped.is_some() || g.eof.is_some()
+        };
+        if !done {
+            let _ = self.send("stop", "stop\n", Cause::System).await;
+        }
     }
 
     /// Round trip over the probe's channel: host "ping" to guest PONG, as the witness sees it.
@@ -394,11 +484,13 @@ pub struct ProbeWorkload {
     budgets: Budgets,
     bus: Bus,
     vms: BTreeMap<String, Vm>,
+    /// The disks of a VM of several disks, each by every one of its disks (one machine boots them all).
+    machines: BTreeMap<String, Vec<String>>,
 }
 
 impl ProbeWorkload {
     pub fn new(launcher: Box<dyn Launcher>, budgets: Budgets, bus: Bus) -> ProbeWorkload {
-        ProbeWorkload { launcher, budgets, bus, vms: BTreeMap::new() }
+        ProbeWorkload { launcher, budgets, bus, vms: BTreeMap::new(), machines: BTreeMap::new() }
     }
 
     /// Registers a VM that is not running yet (benchmarks and tests boot it by hand).
@@ -430,6 +522,66 @@ impl ProbeWorkload {
         let launched = self.launcher.launch(&Launch { vm, site, volume, mode, rate, scan_limit }).await?;
         let boot = Boot::witness(launched, &self.bus, vm, site, mode);
         self.vm(vm)?.boot = Some(boot);
+        Ok(())
+    }
+
+    /// The other disks of `vm`'s machine (none for a VM of one disk).
+    fn siblings(&self, vm: &str) -> Vec<String> {
+        self.machines.get(vm).map(|d| d.iter().filter(|d| *d != vm).cloned().collect()).unwrap_or_default()
+    }
+
+    /// Asks every other disk of `vm`'s machine for its STOP record (the machine powers off once all wrote
+    /// theirs), so a graceful stop of one disk cannot wait on the others' writers.
+    async fn ask_siblings_to_stop(&mut self, vm: &str) {
+        for d in self.siblings(vm) {
+            if let Some(b) = self.vms.get_mut(&d).and_then(|v| v.boot.as_mut()) {
+                b.ask_stop().await;
+            }
+        }
+    }
+
+    /// Boots the disks of `boots` (one VM's, or VMs of one disk each) in `mode`: the disks of one machine
+    /// by one launch, the others one by one. Each disk's result is its own.
+    async fn boot_units(&mut self, boots: &[(BootOf<'_>, u64)], mode: Mode) -> Vec<Result<(), EnvError>> {
+        let mut out: Vec<Option<Result<(), EnvError>>> = boots.iter().map(|_| None).collect();
+        for i in 0..boots.len() {
+            if out[i].is_some() {
+                continue;
+            }
+            let (b, limit) = boots[i];
+            let together: Vec<usize> = match self.machines.get(b.vm) {
+                Some(disks) => (i..boots.len()).filter(|&j| disks.iter().any(|d| d == boots[j].0.vm)).collect(),
+                None => vec![i],
+            };
+            if together.len() == 1 {
+                out[i] = Some(self.boot(b.vm, b.site, b.volume, mode, limit).await);
+                continue;
+            }
+            let r = self.boot_together(&together.iter().map(|&j| boots[j]).collect::<Vec<_>>(), mode).await;
+            for &j in &together {
+                out[j] = Some(r.as_ref().map(|_| ()).map_err(|e| e.again()));
+            }
+        }
+        out.into_iter().map(|r| r.unwrap_or_else(|| Err(EnvError::Usage("a disk was not booted".into())))).collect()
+    }
+
+    /// One machine for the disks of one VM (same site), each disk's stream witnessed on its own.
+    async fn boot_together(&mut self, boots: &[(BootOf<'_>, u64)], mode: Mode) -> Result<(), EnvError> {
+        let mut launches = vec![];
+        for (b, limit) in boots {
+            let rate = self.vm_ref(b.vm)?.rate;
+            if let Some(x) = self.vm(b.vm)?.boot.as_mut() {
+                if x.machine.alive().await {
+                    return Err(EnvError::Usage(format!("VM {} is already running on site {}", b.vm, x.site)));
+                }
+            }
+            launches.push(Launch { vm: b.vm, site: b.site, volume: b.volume, mode, rate, scan_limit: *limit });
+        }
+        let launched = self.launcher.launch_group(&launches).await?;
+        for ((b, _), l) in boots.iter().zip(launched) {
+            let boot = Boot::witness(l, &self.bus, b.vm, b.site, mode);
+            self.vm(b.vm)?.boot = Some(boot);
+        }
         Ok(())
     }
 
@@ -472,6 +624,7 @@ impl ProbeWorkload {
     /// A graceful stop of the running boot, if there is one still running.
     async fn stop_running(&mut self, vm: &str) -> Result<(), EnvError> {
         let deadline = self.budgets.graceful_stop.0;
+        self.ask_siblings_to_stop(vm).await;
         if let Some(b) = self.vm(vm)?.boot.as_mut() {
             if b.machine.alive().await {
                 b.graceful_stop(deadline).await?;
@@ -507,6 +660,7 @@ impl Workload for ProbeWorkload {
 
     async fn graceful_stop(&mut self, vm: &str) -> Result<Stopped, EnvError> {
         let deadline = self.budgets.graceful_stop.0;
+        self.ask_siblings_to_stop(vm).await;
         let (at, seq) = self.running(vm)?.graceful_stop(deadline).await?;
         self.archive(vm).await?;
         Ok(Stopped { at, seq })
@@ -541,11 +695,11 @@ impl Workload for ProbeWorkload {
     /// off its own stream, so waiting on them in turn measures nothing late).
     async fn start_all(&mut self, vms: &[BootOf<'_>], rate: u32) -> Vec<Result<(), EnvError>> {
         let limit = self.launcher.disk_records() + 1;
-        let mut launched = vec![];
         for b in vms {
             self.start_stopped(b.vm, rate);
-            launched.push(self.boot(b.vm, b.site, b.volume, Mode::Write, limit).await);
         }
+        let boots: Vec<(BootOf<'_>, u64)> = vms.iter().map(|b| (*b, limit)).collect();
+        let launched = self.boot_units(&boots, Mode::Write).await;
         let deadline = self.budgets.boot.0;
         let mut out = vec![];
         for (b, l) in vms.iter().zip(launched) {
@@ -562,16 +716,13 @@ impl Workload for ProbeWorkload {
 
     /// As [`Workload::resume`], every VM launched before any is awaited.
     async fn resume_all(&mut self, vms: &[BootOf<'_>]) -> Vec<Result<Served, EnvError>> {
-        let mut launched = vec![];
+        let mut archived = vec![];
         for b in vms {
-            let l = async {
-                self.archive(b.vm).await?;
-                let limit = self.scan_limit(b.vm);
-                self.boot(b.vm, b.site, b.volume, Mode::Resume, limit).await
-            }
-            .await;
-            launched.push(l);
+            archived.push(self.archive(b.vm).await);
         }
+        let ready: Vec<(BootOf<'_>, u64)> = vms.iter().zip(&archived).filter(|(_, a)| a.is_ok()).map(|(b, _)| (*b, self.scan_limit(b.vm))).collect();
+        let mut booted = self.boot_units(&ready, Mode::Resume).await.into_iter();
+        let launched: Vec<Result<(), EnvError>> = archived.into_iter().map(|a| a.and_then(|()| booted.next().unwrap_or(Ok(())))).collect();
         let deadline = self.budgets.boot.0;
         let mut out = vec![];
         for (b, l) in vms.iter().zip(launched) {
@@ -583,6 +734,13 @@ impl Workload for ProbeWorkload {
             out.push(served);
         }
         out
+    }
+
+    fn one_machine(&mut self, disks: &[String]) -> Result<(), EnvError> {
+        for d in disks {
+            self.machines.insert(d.clone(), disks.to_vec());
+        }
+        Ok(())
     }
 
     async fn abandon(&mut self, vm: &str) -> Result<u64, EnvError> {
@@ -662,7 +820,9 @@ impl Workload for ProbeWorkload {
     }
 
     fn rss_bytes(&self) -> u64 {
-        self.vms.values().filter_map(|v| v.boot.as_ref().map(|b| b.machine.rss_bytes())).sum()
+        // a VM of several disks is one machine: counted once, through its first disk
+        let first_of_its_machine = |name: &String| self.machines.get(name).is_none_or(|disks| disks.first() == Some(name));
+        self.vms.iter().filter(|(name, _)| first_of_its_machine(name)).filter_map(|(_, v)| v.boot.as_ref().map(|b| b.machine.rss_bytes())).sum()
     }
 
     async fn shutdown(&mut self) {
@@ -674,5 +834,56 @@ impl Workload for ProbeWorkload {
                 b.kill().await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_cut_off_by_the_end_of_the_stream_is_not_a_line() {
+        assert_eq!(whole_line(b"ACK 12 1700000000 800\n").as_deref(), Some("ACK 12 1700000000 800"));
+        assert_eq!(whole_line(b"HELLO write\r\n").as_deref(), Some("HELLO write"));
+        assert_eq!(whole_line(b"ACK 13 17000"), None);
+        assert_eq!(whole_line(b"\xff\xfe\n").as_deref(), Some("\u{fffd}\u{fffd}"));
+    }
+
+    /// A guest killed while it sent a line: the lines before it are evidence, the cut-off one is kept
+    /// apart (never a garbled line that makes the verdict inconclusive, never an acknowledgement).
+    #[tokio::test]
+    async fn the_witness_keeps_a_cut_off_last_line_apart() {
+        struct Gone;
+        #[async_trait]
+        impl Machine for Gone {
+            async fn alive(&mut self) -> bool {
+                false
+            }
+            async fn kill(&mut self) {}
+            async fn wait_exit(&mut self, _: Duration) -> bool {
+                true
+            }
+            fn rss_bytes(&self) -> u64 {
+                0
+            }
+            fn console_tail(&self, _: usize) -> String {
+                String::new()
+            }
+        }
+        let boot = "00112233445566778899aabbccddeeff";
+        let hello = Msg::Hello { mode: "write".into(), boot: boot.into(), blocks: 100 };
+        let ack = Msg::Ack { seq: 1, wall_ns: 5, lat_us: 7 };
+        let text = format!("{hello}\n{ack}\nnot a message\n{}", &format!("{}", Msg::Ack { seq: 2, wall_ns: 6, lat_us: 7 })[..6]);
+        let (mut host_end, guest_end) = tokio::io::duplex(4096);
+        let (rd, wr) = tokio::io::split(guest_end);
+        let l = Launched { machine: Box::new(Gone), reader: Box::new(rd), writer: Box::new(wr), started: Wt::now() };
+        let mut b = Boot::witness(l, &Bus::new(), "vm0", "a", Mode::Write);
+        host_end.write_all(text.as_bytes()).await.unwrap();
+        drop(host_end);
+        b.drain(Duration::from_secs(5)).await.unwrap();
+        let g = b.snapshot();
+        assert_eq!(g.acks.iter().map(|a| a.0).collect::<Vec<_>>(), [1]);
+        assert_eq!(g.garbled, ["not a message"]);
+        assert!(g.cut_tail.as_deref().is_some_and(|t| !t.is_empty() && !t.contains('\n')), "{:?}", g.cut_tail);
     }
 }

@@ -307,19 +307,20 @@ pub fn aligned(origin: tokio::time::Instant, t: tokio::time::Instant, interval: 
     origin + Duration::from_nanos((n * interval.as_nanos()) as u64)
 }
 
+/// What a scheduler keeps track of: the image, the log of its snapshots, and how far after the run's
+/// shared rounds its own fall (zero: in the same round as every other image).
+pub struct Rounds {
+    pub image: String,
+    pub log: Arc<Mutex<SnapLog>>,
+    pub phase: Duration,
+}
+
 /// The per-image scheduler. With `scheduler: harness` it takes a mirror snapshot every interval on the
 /// primary, its start being the moment it asked; with `scheduler: ceph` Ceph takes them and this task only
 /// records them (start from Ceph's timestamp, truncated to the second, so never later than the truth).
 /// Either way it records when each snapshot of this primary completes on the peer.
-pub fn spawn_scheduler(
-    regional: &Regional,
-    bus: Bus,
-    vm: String,
-    primary: SiteRef,
-    peer: SiteRef,
-    image: String,
-    log: Arc<Mutex<SnapLog>>,
-) -> tokio::task::JoinHandle<()> {
+pub fn spawn_scheduler(regional: &Regional, bus: Bus, vm: String, primary: SiteRef, peer: SiteRef, rounds: Rounds) -> tokio::task::JoinHandle<()> {
+    let Rounds { image, log, phase } = rounds;
     let interval = regional.interval.0;
     let kind = regional.scheduler;
     let completions = bus.clone();
@@ -331,7 +332,7 @@ pub fn spawn_scheduler(
         }
     };
     tokio::spawn(async move {
-        let mut next = next_round(tokio::time::Instant::now(), interval);
+        let mut next = next_round(tokio::time::Instant::now(), interval) + phase;
         // The baseline: snapshots the primary already has (its first snapshot, a promotion snapshot), with
         // Ceph's own time as their start, never later than the truth; their syncs are not judged.
         let mut first_poll = true;
@@ -530,6 +531,8 @@ struct Protected {
     scheduler: Option<tokio::task::JoinHandle<()>>,
     /// Left out of mirroring (a negative control): no snapshot is taken of it any more.
     unmirrored: bool,
+    /// Its rounds this far after the run's shared rounds (disks snapshotted independently).
+    phase: Duration,
 }
 
 /// The Regional-DR driver on RBD snapshot mirroring: a mirrored image per VM; relocate = demote, sync
@@ -610,7 +613,8 @@ impl RbdMirrorDriver {
             return Ok(());
         }
         let (primary, peer) = (self.site(&p.primary)?.clone(), self.site(&self.topology.peer_of(&p.primary)?)?.clone());
-        let h = spawn_scheduler(&self.regional, self.bus.clone(), vm.to_string(), primary, peer, p.image.clone(), p.snaps.clone());
+        let rounds = Rounds { image: p.image.clone(), log: p.snaps.clone(), phase: p.phase };
+        let h = spawn_scheduler(&self.regional, self.bus.clone(), vm.to_string(), primary, peer, rounds);
         self.vm(vm)?.scheduler = Some(h);
         Ok(())
     }
@@ -738,7 +742,15 @@ impl RbdMirrorDriver {
         if let Some(id) = newest_primary_snap(&s, image).await? {
             wait_synced(&peer, image, id, self.budgets.sync_barrier.0).await?;
         }
-        let p = Protected { image: image.to_string(), primary: site.to_string(), since: Wt::now(), snaps: Arc::default(), scheduler: None, unmirrored: false };
+        let p = Protected {
+            image: image.to_string(),
+            primary: site.to_string(),
+            since: Wt::now(),
+            snaps: Arc::default(),
+            scheduler: None,
+            unmirrored: false,
+            phase: Duration::ZERO,
+        };
         self.vms.insert(vm.to_string(), p);
         self.start_scheduler(vm)?;
         Ok(Volume { name: image.to_string() })
@@ -1019,7 +1031,15 @@ impl DrDriver for RbdMirrorDriver {
         let r = async {
             let image = vm.to_string();
             self.site(site)?.cli("rbd", &["create", &format!("rbd/{image}"), "--size", &format!("{}M", self.disk_mib)]).await?;
-            let p = Protected { image: image.clone(), primary: site.to_string(), since: Wt::now(), snaps: Arc::default(), scheduler: None, unmirrored: true };
+            let p = Protected {
+                image: image.clone(),
+                primary: site.to_string(),
+                since: Wt::now(),
+                snaps: Arc::default(),
+                scheduler: None,
+                unmirrored: true,
+                phase: Duration::ZERO,
+            };
             self.vms.insert(vm.to_string(), p);
             Ok(Volume { name: image })
         }
@@ -1129,6 +1149,16 @@ impl DrDriver for RbdMirrorDriver {
 
     async fn serving(&mut self, vm: &str) -> Result<(), EnvError> {
         self.start_scheduler(vm)
+    }
+
+    /// The scheduler (running since the image was protected) restarts on its new phase.
+    fn stagger(&mut self, vm: &str, phase: Duration) -> bool {
+        let harness = self.regional.scheduler == Scheduler::Harness;
+        match self.vms.get_mut(vm) {
+            Some(p) if harness => p.phase = phase,
+            _ => return false,
+        }
+        self.stop_scheduler(vm).is_ok() && self.start_scheduler(vm).is_ok()
     }
 
     async fn release(&mut self, vm: &str) {

@@ -8,7 +8,7 @@ use super::Assets;
 use crate::clock::Wt;
 use crate::config::{Budgets, LabSpec};
 pub use crate::env::probe::{history, BootLog, Mode};
-use crate::env::probe::{Launch, Launched, Launcher, Machine, ProbeWorkload};
+use crate::env::probe::{Launch, Launched, Launcher, Machine, ProbeWorkload, SharedMachine};
 use crate::error::{Cause, EnvError};
 use crate::events::Bus;
 use crate::procs::{self, Daemon};
@@ -82,6 +82,30 @@ impl Launcher for QemuLauncher {
 
     /// Starts QEMU and connects the witness to the probe's port.
     async fn launch(&mut self, l: &Launch<'_>) -> Result<Launched, EnvError> {
+        let (qemu, console, mut channels, started) = self.start_qemu(std::slice::from_ref(l)).await?;
+        let (rd, wr) = channels.remove(0);
+        Ok(Launched { machine: Box::new(QemuMachine { qemu, console }), reader: Box::new(rd), writer: Box::new(wr), started })
+    }
+
+    /// One QEMU with a drive per launch (serial `drdisk<i>`) and a probe port per drive (`dr.probe.<i>`):
+    /// the disks of one VM, each its own writer; every channel sees the one machine.
+    async fn launch_group(&mut self, ls: &[Launch<'_>]) -> Result<Vec<Launched>, EnvError> {
+        if ls.len() == 1 {
+            return Ok(vec![self.launch(&ls[0]).await?]);
+        }
+        let (qemu, console, channels, started) = self.start_qemu(ls).await?;
+        let shared = SharedMachine::new(Box::new(QemuMachine { qemu, console }));
+        Ok(channels.into_iter().map(|(rd, wr)| Launched { machine: Box::new(shared.clone()), reader: Box::new(rd), writer: Box::new(wr), started }).collect())
+    }
+}
+
+type Channel = (tokio::net::unix::OwnedReadHalf, tokio::net::unix::OwnedWriteHalf);
+
+impl QemuLauncher {
+    /// Starts QEMU in the site's namespace with one drive and probe port per launch (the first launch names
+    /// the VM, the site and the mode) and connects the witness to every port before the guest starts.
+    async fn start_qemu(&mut self, ls: &[Launch<'_>]) -> Result<(Daemon, PathBuf, Vec<Channel>, Wt), EnvError> {
+        let l = &ls[0];
         let site = self.sites.get(l.site).ok_or_else(|| EnvError::Usage(format!("site {} has no place for VMs in this lab", l.site)))?.clone();
         std::fs::create_dir_all(&self.dir).map_err(|source| EnvError::Io { what: "create the VM directory".into(), source })?;
         let conf = site.conf();
@@ -91,64 +115,81 @@ impl Launcher for QemuLauncher {
             site: &site.name,
             ns: &site.ns,
             conf: &conf,
-            image: &l.volume.name,
             dir: &self.dir,
             memory_mib: self.spec.memory.0 >> 20,
             rate: l.rate,
-            scan_limit: l.scan_limit,
+            scan_limit: ls.iter().map(|l| l.scan_limit).max().unwrap_or(l.scan_limit),
         };
+        let group = ls.len() > 1;
         let tag = mode.name();
         let n = std::fs::read_dir(s.dir).map(|d| d.count()).unwrap_or(0);
         let base = s.dir.join(format!("{}-{}-{n}-{tag}", s.vm, s.site));
-        let sock = base.with_extension("sock");
+        let socks: Vec<PathBuf> = (0..ls.len()).map(|i| if group { base.with_extension(format!("{i}.sock")) } else { base.with_extension("sock") }).collect();
         let console = base.with_extension("console");
-        let _ = std::fs::remove_file(&sock);
+        for sock in &socks {
+            let _ = std::fs::remove_file(sock);
+        }
         let q = &a.qemu_root;
         let mut c = procs::in_netns(s.ns, &a.qemu_bin.display().to_string());
         c.env("QEMU_MODULE_DIR", a.qemu_modules());
         // no_timer_check: under TCG on a loaded host (16 guests booting on 2 cores) the kernel's check that
         // the timer interrupt works through the IO-APIC can time out and panic the guest at 0.07 s
-        let append = format!("console=ttyS0 panic=-1 quiet no_timer_check {} drprobe.rate={} drprobe.limit={}", mode.cmdline(), s.rate, s.scan_limit);
-        // the guest sees the disk's declared size (a clone of the golden image is larger: its pattern lies
-        // after the guest's disk, where no guest write can reach)
-        let drive =
-            format!("file=rbd:rbd/{}:conf={}:id=admin,format=raw,size={},if=none,id=disk0,cache=none", s.image, s.conf.display(), self.spec.disk_size.0);
+        let disks = if group { format!(" drprobe.disks={}", ls.len()) } else { String::new() };
+        let append = format!("console=ttyS0 panic=-1 quiet no_timer_check {} drprobe.rate={} drprobe.limit={}{disks}", mode.cmdline(), s.rate, s.scan_limit);
         c.args(["-L", &q.join("usr/share/qemu").display().to_string(), "-L", &q.join("usr/share/seabios").display().to_string()]);
         c.args(["-machine", "pc", "-accel", "tcg,tb-size=32", "-cpu", "qemu64", "-smp", "1", "-m", &format!("{}M", s.memory_mib)]);
         c.args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]);
         c.args(["-kernel", &a.kernel.display().to_string(), "-initrd", &initramfs.display().to_string(), "-append", &append]);
         c.args(["-serial", &format!("file:{}", console.display())]);
-        c.args(["-drive", &drive, "-device", "virtio-blk-pci,drive=disk0"]);
-        c.args(["-device", "virtio-serial-pci", "-chardev", &format!("socket,id=probe,path={},server=on,wait=on", sock.display())]);
-        c.args(["-device", &format!("virtserialport,chardev=probe,name={PORT_NAME}")]);
+        // the guest sees each disk's declared size (a clone of the golden image is larger: its pattern lies
+        // after the guest's disk, where no guest write can reach); in a group each drive carries its index
+        // as its serial, the probe finds its disks by it
+        for (i, l) in ls.iter().enumerate() {
+            let drive = format!(
+                "file=rbd:rbd/{}:conf={}:id=admin,format=raw,size={},if=none,id=disk{i},cache=none",
+                l.volume.name,
+                s.conf.display(),
+                self.spec.disk_size.0
+            );
+            let serial = if group { format!(",serial=drdisk{i}") } else { String::new() };
+            c.args(["-drive", &drive, "-device", &format!("virtio-blk-pci,drive=disk{i}{serial}")]);
+        }
+        c.args(["-device", "virtio-serial-pci"]);
+        for (i, sock) in socks.iter().enumerate() {
+            let name = if group { format!("{PORT_NAME}.{i}") } else { PORT_NAME.to_string() };
+            c.args(["-chardev", &format!("socket,id=probe{i},path={},server=on,wait=on", sock.display())]);
+            c.args(["-device", &format!("virtserialport,chardev=probe{i},name={name}")]);
+        }
         let started = Wt::now();
         let mut qemu = Daemon::spawn(&format!("qemu-{}", s.vm), c, &base.with_extension("qemu.log"))
             .map_err(|e| vm_err(s.vm, s.site, Cause::Harness, format!("failed to start QEMU ({}): {e}", a.qemu_bin.display())))?;
-        // QEMU waits (wait=on) for the witness before it starts the guest: no line can be missed.
-        let qemu_cell = std::sync::Mutex::new(&mut qemu);
-        let check = || async {
-            if let Ok(st) = UnixStream::connect(&sock).await {
-                return Ok(Some(st));
+        // QEMU waits (wait=on) for the witness on each port before it starts the guest: no line can be missed.
+        let mut channels = vec![];
+        for sock in &socks {
+            let qemu_cell = std::sync::Mutex::new(&mut qemu);
+            let check = || async {
+                if let Ok(st) = UnixStream::connect(sock).await {
+                    return Ok(Some(st));
+                }
+                let mut q = qemu_cell.lock().unwrap();
+                if !q.alive() {
+                    return Err(vm_err(s.vm, s.site, Cause::Harness, format!("QEMU exited at start: {}", q.log_tail(3))));
+                }
+                Ok(None)
+            };
+            let connected = wait::until("QEMU's probe socket", Duration::from_secs(10), check, wait::every(Duration::from_millis(25))).await;
+            match connected {
+                Ok(st) => channels.push(st.into_split()),
+                Err(e) => {
+                    qemu.kill().await;
+                    return Err(match e {
+                        wait::WaitError::Failed(e) => e,
+                        wait::WaitError::Timeout { .. } => vm_err(s.vm, s.site, Cause::Harness, "QEMU's probe socket did not appear within 10s"),
+                    });
+                }
             }
-            let mut q = qemu_cell.lock().unwrap();
-            if !q.alive() {
-                return Err(vm_err(s.vm, s.site, Cause::Harness, format!("QEMU exited at start: {}", q.log_tail(3))));
-            }
-            Ok(None)
-        };
-        let connected = wait::until("QEMU's probe socket", Duration::from_secs(10), check, wait::every(Duration::from_millis(25))).await;
-        let stream = match connected {
-            Ok(st) => st,
-            Err(e) => {
-                qemu.kill().await;
-                return Err(match e {
-                    wait::WaitError::Failed(e) => e,
-                    wait::WaitError::Timeout { .. } => vm_err(s.vm, s.site, Cause::Harness, "QEMU's probe socket did not appear within 10s"),
-                });
-            }
-        };
-        let (rd, wr) = stream.into_split();
-        Ok(Launched { machine: Box::new(QemuMachine { qemu, console }), reader: Box::new(rd), writer: Box::new(wr), started })
+        }
+        Ok((qemu, console, channels, started))
     }
 }
 
@@ -157,7 +198,6 @@ struct Spec<'a> {
     site: &'a str,
     ns: &'a str,
     conf: &'a std::path::Path,
-    image: &'a str,
     dir: &'a std::path::Path,
     memory_mib: u64,
     rate: u32,

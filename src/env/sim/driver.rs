@@ -28,6 +28,8 @@ struct Protected {
     scheduler: Option<tokio::task::JoinHandle<()>>,
     /// Left out of mirroring (a negative control): no snapshot is taken of it any more.
     unmirrored: bool,
+    /// Its rounds this far after the others' (disks snapshotted independently).
+    phase: Duration,
 }
 
 pub struct SimDriver {
@@ -40,6 +42,8 @@ pub struct SimDriver {
     vms: BTreeMap<String, Protected>,
     /// Where the golden image's pattern sits on its clones.
     golden: GoldenLayout,
+    /// The origin of every image's snapshot rounds (the driver's start).
+    origin: tokio::time::Instant,
 }
 
 fn storage_err(site: &str, what: &str, e: String) -> EnvError {
@@ -50,7 +54,7 @@ impl SimDriver {
     /// `disk_records`: what the guest's disk holds (the golden pattern lies after it).
     pub fn new(world: Shared, topology: Topology, bus: Bus, budgets: Budgets, regional: Option<Regional>, disk_records: u64) -> SimDriver {
         let golden = GoldenLayout::after((disk_records + 1) * crate::golden::BLOCK, 1 << 20);
-        SimDriver { world, topology, bus, budgets, regional, vms: BTreeMap::new(), golden }
+        SimDriver { world, topology, bus, budgets, regional, vms: BTreeMap::new(), golden, origin: tokio::time::Instant::now() }
     }
 
     fn vm(&mut self, vm: &str) -> Result<&mut Protected, EnvError> {
@@ -72,11 +76,13 @@ impl SimDriver {
         if p.unmirrored || p.scheduler.as_ref().is_some_and(|h| !h.is_finished()) {
             return Ok(());
         }
-        let (primary, log, image) = (p.primary.clone(), p.snaps.clone(), vm.to_string());
+        let (primary, log, image, phase, origin) = (p.primary.clone(), p.snaps.clone(), vm.to_string(), p.phase, self.origin);
         let peer = self.topology.peer_of(&primary)?;
         let interval = regional.interval.0;
         let h = tokio::spawn(async move {
-            let mut next = tokio::time::Instant::now() + interval;
+            // rounds on multiples of the interval from the driver's origin, as the lab's (and Ceph's own
+            // schedule): every image's snapshots in the same round, unless staggered on purpose
+            let mut next = crate::env::lab::mirror::aligned(origin, tokio::time::Instant::now(), interval) + phase;
             loop {
                 if tokio::time::Instant::now() >= next {
                     let late = tokio::time::Instant::now().saturating_duration_since(next);
@@ -133,7 +139,7 @@ impl SimDriver {
 
     /// `vm`'s new image protected: (Regional-DR) its first snapshot on the peer, the scheduler running.
     async fn protect(&mut self, vm: &str, site: &str) -> Result<Volume, EnvError> {
-        let p = Protected { primary: site.into(), since: Wt::now(), snaps: Arc::default(), scheduler: None, unmirrored: false };
+        let p = Protected { primary: site.into(), since: Wt::now(), snaps: Arc::default(), scheduler: None, unmirrored: false, phase: Duration::ZERO };
         self.vms.insert(vm.into(), p);
         if self.regional.is_some() {
             // the image's first snapshot on the peer before anything is written, as `mirror image enable` does
@@ -264,7 +270,7 @@ impl DrDriver for SimDriver {
         // Metro-DR has nothing to leave out: one image, replicated by the cluster itself
         self.regional.as_ref()?;
         self.world.lock().unwrap().create(vm, site);
-        let p = Protected { primary: site.into(), since: Wt::now(), snaps: Arc::default(), scheduler: None, unmirrored: true };
+        let p = Protected { primary: site.into(), since: Wt::now(), snaps: Arc::default(), scheduler: None, unmirrored: true, phase: Duration::ZERO };
         self.vms.insert(vm.into(), p);
         Some(Ok(Volume { name: vm.into() }))
     }
@@ -293,6 +299,16 @@ impl DrDriver for SimDriver {
 
     async fn serving(&mut self, vm: &str) -> Result<(), EnvError> {
         self.start_scheduler(vm)
+    }
+
+    /// The scheduler (running since the image was protected) restarts on its new phase.
+    fn stagger(&mut self, vm: &str, phase: Duration) -> bool {
+        match self.vms.get_mut(vm) {
+            Some(p) if self.regional.is_some() => p.phase = phase,
+            _ => return false,
+        }
+        self.stop_scheduler(vm);
+        self.start_scheduler(vm).is_ok()
     }
 
     async fn roles(&mut self, vm: &str) -> Result<Vec<SiteRole>, EnvError> {
