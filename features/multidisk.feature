@@ -8,12 +8,15 @@ Feature: A VM of several disks moves with its disks from one point in time
   skew is how far apart the disks' newest surviving records were acknowledged; the control that
   snapshots each disk on its own is features/negative/multidisk-independent.feature.
 
+  The harness's snapshots of one round are separate `rbd mirror image snapshot` calls started together;
+  on this 2-core machine they landed 0.02 s and 0.84 s apart (two runs), hence the tolerance of 2 s.
+
   The power loss lands right after a round completed for every disk: a loss in the middle of a round meets
   a defect of Ceph 16.2.15's forced promote (features/rollback.feature, @known-defect). The relocate is its
   own scenario: a failover right after a relocate met slow rounds on the new primary (7.5 s against the
   declared 4 s) and then that defect, on all three disks (see the README).
 
-  Scenario: A VM with 3 disks fails over after a power loss: its disks at most 1 s apart
+  Scenario: A VM with 3 disks fails over after a power loss: its disks at most 2 s apart
     Given a Regional-DR lab with sites a and b
     And a VM with 3 disks writing 50 records per second on site a
     When the VM runs for 3 replication intervals
@@ -21,7 +24,7 @@ Feature: A VM of several disks moves with its disks from one point in time
     And site a loses power
     And the VM is failed over to site b
     Then the data loss window is at most the replication interval
-    And the VM's disks are at most 1s apart after the failover
+    And the VM's disks are at most 2s apart after the failover
     And the VM serves again on site b within 2m
 
   Scenario: A VM with 3 disks is relocated: every disk keeps every write and its STOP record

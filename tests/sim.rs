@@ -130,7 +130,8 @@ fn a_fleet_moves_as_one_and_the_vm_left_out_is_named() {
 }
 
 /// A VM of 3 disks (one guest, a writer and a mirrored image per disk) relocated and failed over as one VM:
-/// its disks snapshotted in the same round hold data from within a second of each other; snapshotted each
+/// its disks snapshotted in the same round hold data from within 2 s of each other (well within: the
+/// simulation snapshots them at one instant); snapshotted each
 /// on its own (half an interval apart) the skew verdict fails, naming the disks and how far apart.
 #[test]
 fn a_vm_of_several_disks_keeps_them_together_and_names_them_apart() {
@@ -155,7 +156,7 @@ fn a_vm_of_several_disks_keeps_them_together_and_names_them_apart() {
     assert_eq!(r.code, 1, "{}", r.stdout);
     let (status, reason) = r.status_of("A VM with 2 disks snapshotted each on its own");
     assert_eq!(status, "failed", "{}", r.stdout);
-    assert!(reason.contains("apart after the failover (bound 1.00 s): vm0-disk"), "{reason}");
+    assert!(reason.contains("apart after the failover (bound 2.00 s): vm0-disk"), "{reason}");
     // two disks' rounds half an interval (5 s) apart: about 2.5 s
     let apart = skew(r.scenarios()[0]);
     assert!(apart["skewMs"].as_f64().unwrap() > 2000.0, "{apart}");

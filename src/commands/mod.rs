@@ -45,6 +45,8 @@ const BUNDLED_FEATURES: &[(&str, &str)] = &[
     ("ceph-schedule.feature", include_str!("../../features/ceph-schedule.feature")),
     ("negative/fleet-unmirrored.feature", include_str!("../../features/negative/fleet-unmirrored.feature")),
     ("negative/healed-fault.feature", include_str!("../../features/negative/healed-fault.feature")),
+    ("multidisk.feature", include_str!("../../features/multidisk.feature")),
+    ("negative/multidisk-independent.feature", include_str!("../../features/negative/multidisk-independent.feature")),
 ];
 
 /// Features that need the repository's fixtures, so they are not bundled.
