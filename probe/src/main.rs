@@ -290,10 +290,11 @@ fn wait_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>)
     }
 }
 
-fn find_port(want: &str) -> Option<String> {
-    for e in fs::read_dir("/sys/class/virtio-ports").ok()?.flatten() {
-        let name = fs::read_to_string(e.path().join("name")).unwrap_or_default();
-        if name.trim() == want {
+/// The device node of the entry of sysfs directory `class` whose attribute `attr` reads `want`.
+fn find_dev(class: &str, attr: &str, want: &str) -> Option<String> {
+    for e in fs::read_dir(class).ok()?.flatten() {
+        let got = fs::read_to_string(e.path().join(attr)).unwrap_or_default();
+        if got.trim() == want {
             let dev = format!("/dev/{}", e.file_name().to_string_lossy());
             if fs::metadata(&dev).is_ok() {
                 return Some(dev);
@@ -301,6 +302,11 @@ fn find_port(want: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// The virtio-serial port named `want`.
+fn find_port(want: &str) -> Option<String> {
+    find_dev("/sys/class/virtio-ports", "name", want)
 }
 
 /// No echo, no line editing, no CR/LF translation: the console carries the probe's lines byte for byte.
@@ -397,16 +403,7 @@ fn guest_main() -> ! {
 
 /// The block device whose virtio serial is `serial` (the harness names each drive `drdisk<i>`).
 fn find_disk(serial: &str) -> Option<String> {
-    for e in fs::read_dir("/sys/block").ok()?.flatten() {
-        let got = fs::read_to_string(e.path().join("serial")).unwrap_or_default();
-        if got.trim() == serial {
-            let dev = format!("/dev/{}", e.file_name().to_string_lossy());
-            if fs::metadata(&dev).is_ok() {
-                return Some(dev);
-            }
-        }
-    }
-    None
+    find_dev("/sys/block", "serial", serial)
 }
 
 /// A VM of several disks: one writer per disk, each on its own port (`dr.probe.<i>`) with its own record

@@ -99,20 +99,27 @@ impl Environment {
                 }
             }
         }
-        let boots: Vec<crate::ports::Boot<'_>> = vms.iter().zip(&volumes).map(|(vm, volume)| crate::ports::Boot { vm, site: &site, volume }).collect();
+        let r = self.boot_and_serve(&vms, &volumes, &site, rate, "VM").await;
+        (vms, r)
+    }
+
+    /// Boots `names` (VMs, or the disks of one VM) on `site` from `volumes`, side by side where the workload
+    /// can, and starts each one's protection from there; the first error, naming its `what` (VM, disk).
+    async fn boot_and_serve(&mut self, names: &[String], volumes: &[crate::ports::Volume], site: &str, rate: u32, what: &str) -> Result<(), EnvError> {
+        let boots: Vec<crate::ports::Boot<'_>> = names.iter().zip(volumes).map(|(vm, volume)| crate::ports::Boot { vm, site, volume }).collect();
         let started = self.workload.start_all(&boots, rate).await;
         drop(boots);
         let mut first = None;
-        for (vm, r) in vms.iter().zip(started) {
+        for (name, r) in names.iter().zip(started) {
             let r = match r {
-                Ok(()) => self.driver.serving(vm).await,
+                Ok(()) => self.driver.serving(name).await,
                 Err(e) => Err(e),
             };
             if let Err(e) = r {
-                first.get_or_insert(EnvError::Earlier { msg: format!("VM {vm}: {e}"), cause: crate::error::Caused::cause(&e) });
+                first.get_or_insert(EnvError::Earlier { msg: format!("{what} {name}: {e}"), cause: crate::error::Caused::cause(&e) });
             }
         }
-        (vms, first.map_or(Ok(()), Err))
+        first.map_or(Ok(()), Err)
     }
 
     /// A new VM of `disks` disks on `site` (one machine), each disk its own protected image and writer at
@@ -152,20 +159,8 @@ impl Environment {
         if let Err(e) = self.workload.one_machine(&names) {
             return (vm, names, Err(e));
         }
-        let boots: Vec<crate::ports::Boot<'_>> = names.iter().zip(&volumes).map(|(d, volume)| crate::ports::Boot { vm: d, site: &site, volume }).collect();
-        let started = self.workload.start_all(&boots, rate).await;
-        drop(boots);
-        let mut first = None;
-        for (d, r) in names.iter().zip(started) {
-            let r = match r {
-                Ok(()) => self.driver.serving(d).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = r {
-                first.get_or_insert(EnvError::Earlier { msg: format!("disk {d}: {e}"), cause: crate::error::Caused::cause(&e) });
-            }
-        }
-        (vm, names, first.map_or(Ok(()), Err))
+        let r = self.boot_and_serve(&names, &volumes, &site, rate, "disk").await;
+        (vm, names, r)
     }
 
     /// A new VM writing `rate` records per second on `site`, its disk protected as the environment says;
