@@ -112,6 +112,15 @@ fn one_of(mut errs: Vec<(String, StepError)>, n: usize) -> Result<(), StepError>
     }
 }
 
+/// A VM's write rate must be 1..1000 records per second (what the probe and the disk hold).
+fn rate_in_range(rate: u32) -> Result<(), StepError> {
+    if (1..=1000).contains(&rate) {
+        Ok(())
+    } else {
+        Err(StepError::Mismatch(format!("a rate of {rate} records per second is outside 1..1000")))
+    }
+}
+
 /// How a site that comes back is repaired.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Repairing {
@@ -270,9 +279,7 @@ impl Scenario {
     /// "a VM writing ...", its disk new or (`golden`) cloned from the environment's golden image.
     pub async fn start_vm_from(&mut self, rate: u32, site: &str, golden: bool) -> R {
         let r = async {
-            if !(1..=1000).contains(&rate) {
-                return Err(StepError::Mismatch(format!("a rate of {rate} records per second is outside 1..1000")));
-            }
+            rate_in_range(rate)?;
             Ok(self.session.env().await?.start_vm_from(site, rate, golden).await?)
         }
         .await;
@@ -336,9 +343,7 @@ impl Scenario {
     /// `unmirrored`: the VM (from 1) whose disk the application's protection leaves out (a negative control).
     pub async fn start_fleet(&mut self, n: u32, rate: u32, site: &str, unmirrored: Option<u32>) -> R {
         let r = async {
-            if !(1..=1000).contains(&rate) {
-                return Err(StepError::Mismatch(format!("a rate of {rate} records per second is outside 1..1000")));
-            }
+            rate_in_range(rate)?;
             if !(1..=64).contains(&n) {
                 return Err(StepError::Mismatch(format!("a fleet of {n} VMs is outside 1..64")));
             }
@@ -373,9 +378,7 @@ impl Scenario {
     /// an interval after the previous disk's), the case Ceph 16's lack of group mirroring leaves to chance.
     pub async fn start_vm_disks(&mut self, disks: u32, rate: u32, site: &str, independent: bool) -> R {
         let r = async {
-            if !(1..=1000).contains(&rate) {
-                return Err(StepError::Mismatch(format!("a rate of {rate} records per second is outside 1..1000")));
-            }
+            rate_in_range(rate)?;
             if !(2..=8).contains(&disks) {
                 return Err(StepError::Mismatch(format!("a VM of {disks} disks is outside 2..8 (one disk: \"a VM writing ...\")")));
             }
@@ -863,8 +866,7 @@ impl Scenario {
             }
             let judged: Vec<(String, Verdict)> = all.iter().map(|o| (o.vm.clone(), o.evidence.verdict())).collect();
             if judged.len() < self.fleet.len() {
-                let missing: Vec<&String> = self.fleet.iter().filter(|d| !judged.iter().any(|(j, _)| j == *d)).collect();
-                let missing: Vec<&str> = missing.iter().map(|d| d.as_str()).collect();
+                let missing: Vec<&str> = self.fleet.iter().filter(|d| !judged.iter().any(|(j, _)| j == *d)).map(String::as_str).collect();
                 return Err(StepError::Expectation(format!("the failover did not bring every disk of VM {vm} back: {}", missing.join(", "))));
             }
             let refs: Vec<(String, &Verdict)> = judged.iter().map(|(d, v)| (d.clone(), v)).collect();
