@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Installs everything the lab environment needs on a fresh Debian 12 machine, from Debian's packages only,
-# then builds dr-drill and its static guest probe. Idempotent: a second run only checks.
+# then builds dr-drill's static guest probe. Idempotent: a second run only checks.
+#   --tests: also what only the tests need: a real kube-apiserver and etcd (built from Debian's source, a
+#            few minutes cold) for the Kubernetes code, and Chromium to open a run's report headless.
 #   ASSETS (default /opt/dr-drill): where QEMU 7.2 and the guest kernel are unpacked.
 set -euo pipefail
+TESTS=0
+for a in "$@"; do
+  case "$a" in
+    --tests) TESTS=1 ;;
+    *) printf 'setup: unknown option %s (only --tests)\n' "$a" >&2; exit 2 ;;
+  esac
+done
 ASSETS=${DR_DRILL_ASSETS:-/opt/dr-drill}
 cd "$(dirname "$0")/.."
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -48,7 +57,15 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release -p dr-probe -
 mkdir -p "$ASSETS/bin"
 install -m 0755 target/x86_64-unknown-linux-gnu/release/dr-probe "$ASSETS/bin/dr-probe"
 
-# A real kube-apiserver (1.20, from Debian's source) and etcd for the tests of the Kubernetes code.
-bash scripts/build-kube-apiserver.sh
-
-log "ready: QEMU $("$ASSETS/qemu/usr/bin/qemu-system-x86_64" --version | head -n1 | awk '{print $4}'), kernel $(cat "$ASSETS/kernel/version"), ceph $(ceph --version | awk '{print $3}'), $("$ASSETS/k8s/kube-apiserver" --version)"
+ready="QEMU $("$ASSETS/qemu/usr/bin/qemu-system-x86_64" --version | head -n1 | awk '{print $4}'), kernel $(cat "$ASSETS/kernel/version"), ceph $(ceph --version | awk '{print $3}')"
+if [ "$TESTS" = 1 ]; then
+  # A real kube-apiserver (1.20, from Debian's source) and etcd for the tests of the Kubernetes code.
+  bash scripts/build-kube-apiserver.sh
+  # Chromium, headless, opens a real run's report in the tests (no network: the page loads nothing).
+  if ! command -v chromium >/dev/null; then
+    log "apt-get install chromium (the report test opens index.html headless)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  fi
+  ready="$ready, $("$ASSETS/k8s/kube-apiserver" --version), $(chromium --version 2>/dev/null | head -n1)"
+fi
+log "ready: $ready"

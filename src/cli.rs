@@ -48,8 +48,23 @@ pub enum Command {
         /// prints the seed that replays it).
         #[arg(long)]
         seed: Option<u64>,
+        /// Run the selected scenarios this many times, each run with a fresh environment in its own folder
+        /// (`run-1`, ...), then sum them up per scenario in campaign.json and the campaign's index.html:
+        /// pass rate, p50/p95/max of the loss window and of each RTO segment, each failed run's reason.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        repeat: u32,
         /// Feature files or directories (default: the bundled features/).
         paths: Vec<PathBuf>,
+    },
+    /// Rebuild a run's evidence (index.html, the Jepsen histories) from its folder's files, or a
+    /// campaign's page; with --compare, two campaigns (or runs) side by side in NEW/compare.html.
+    Report {
+        /// A run's folder (summary.json) or a campaign's (campaign.json).
+        #[arg(required_unless_present = "compare")]
+        dir: Option<PathBuf>,
+        /// NEW OLD: two campaigns' folders (a release against the previous one).
+        #[arg(long, num_args = 2, value_names = ["NEW", "OLD"])]
+        compare: Option<Vec<PathBuf>>,
     },
     /// Bring an environment up, tear it down, or show its state.
     Env {

@@ -441,6 +441,49 @@ impl Budgets {
     }
 }
 
+/// One of the environment file's budgets, by name: a wait bounded by it says its key when it runs out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budget {
+    Up,
+    SyncBarrier,
+    Boot,
+    Promote,
+    GracefulStop,
+    Command,
+    Resync,
+}
+
+impl Budget {
+    /// Its key in the environment file.
+    pub fn key(self) -> &'static str {
+        match self {
+            Budget::Up => "budgets.up",
+            Budget::SyncBarrier => "budgets.syncBarrier",
+            Budget::Boot => "budgets.boot",
+            Budget::Promote => "budgets.promote",
+            Budget::GracefulStop => "budgets.gracefulStop",
+            Budget::Command => "budgets.command",
+            Budget::Resync => "budgets.resync",
+        }
+    }
+}
+
+impl Budgets {
+    /// The deadline `b` gives, with its key (for the message of a wait that runs out).
+    pub fn deadline(&self, b: Budget) -> crate::wait::Deadline {
+        let d = match b {
+            Budget::Up => self.up,
+            Budget::SyncBarrier => self.sync_barrier,
+            Budget::Boot => self.boot,
+            Budget::Promote => self.promote,
+            Budget::GracefulStop => self.graceful_stop,
+            Budget::Command => self.command,
+            Budget::Resync => self.resync,
+        };
+        crate::wait::Deadline::budget(b.key(), d.0)
+    }
+}
+
 impl Default for Budgets {
     fn default() -> Self {
         Budgets {
@@ -506,6 +549,8 @@ impl EnvFile {
 pub struct EnvConfig {
     pub path: PathBuf,
     pub spec: EnvFile,
+    /// The file's text as read (a failed scenario's gather keeps it).
+    pub text: String,
 }
 
 /// Line (1-based) of the first occurrence of `key:` in `text`, for errors found after parsing.
@@ -704,7 +749,7 @@ pub fn from_yaml(path: &Path, text: &str) -> Result<EnvConfig, ConfigError> {
             guest(&x.guest)?;
         }
     }
-    Ok(EnvConfig { path: path.to_path_buf(), spec })
+    Ok(EnvConfig { path: path.to_path_buf(), spec, text: text.to_string() })
 }
 
 /// Reads and parses an environment file.

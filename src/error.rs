@@ -27,8 +27,8 @@ pub enum EnvError {
     MissingTool { tool: String, hint: String },
     #[error("failed to {what} on site {site}: {detail}")]
     Site { site: String, what: String, detail: String, cause: Cause },
-    #[error("timed out after {after:?} waiting for {what} on site {site}")]
-    Timeout { site: String, what: String, after: Duration, cause: Cause },
+    #[error("timed out after {after:?} waiting for {what} on site {site}{}", crate::wait::budget_note(.budget))]
+    Timeout { site: String, what: String, after: Duration, cause: Cause, budget: Option<&'static str> },
     #[error("failed to run VM {vm} on site {site}: {detail}")]
     Vm { vm: String, site: String, detail: String, cause: Cause },
     #[error("failed to {what}: {source}")]
@@ -74,7 +74,7 @@ impl EnvError {
     pub fn harness(self) -> EnvError {
         match self {
             EnvError::Site { site, what, detail, .. } => EnvError::Site { site, what, detail, cause: Cause::Harness },
-            EnvError::Timeout { site, what, after, .. } => EnvError::Timeout { site, what, after, cause: Cause::Harness },
+            EnvError::Timeout { site, what, after, budget, .. } => EnvError::Timeout { site, what, after, cause: Cause::Harness, budget },
             EnvError::Vm { vm, site, detail, .. } => EnvError::Vm { vm, site, detail, cause: Cause::Harness },
             e => e,
         }
@@ -105,7 +105,7 @@ impl Exit {
 /// Turns a wait's error into an environment error naming the site; a timeout gets `cause`.
 pub fn from_wait(site: &str, cause: Cause, e: crate::wait::WaitError<EnvError>) -> EnvError {
     match e {
-        crate::wait::WaitError::Timeout { what, after } => EnvError::Timeout { site: site.into(), what, after, cause },
+        crate::wait::WaitError::Timeout { what, after, budget } => EnvError::Timeout { site: site.into(), what, after, cause, budget },
         crate::wait::WaitError::Failed(e) => e,
     }
 }
@@ -123,5 +123,13 @@ mod tests {
         let up = EnvError::BringUp { env: "lab".into(), source: Box::new(EnvError::Usage("x".into())) };
         assert_eq!(up.cause(), Cause::Harness);
         assert_eq!(up.to_string(), "failed to bring up environment lab: x");
+        // a wait that ran out: what, on which site, how long, and the budget key that would change it
+        let e = from_wait(
+            "b",
+            Cause::System,
+            crate::wait::WaitError::Timeout { what: "the forced promote".into(), after: std::time::Duration::from_secs(90), budget: Some("budgets.promote") },
+        );
+        assert_eq!(e.to_string(), "timed out after 90s waiting for the forced promote on site b (the environment file's `budgets.promote`)");
+        assert_eq!(e.cause(), Cause::System);
     }
 }

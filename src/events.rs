@@ -38,6 +38,9 @@ pub enum Event {
         #[serde(rename = "highestContiguous")]
         highest_contiguous: u64,
         ranges: usize,
+        /// The records found on the disk: inclusive ranges, each with the tag of the writer boot that wrote
+        /// it (16 hex digits, the start of its boot id): the reads of a Jepsen history.
+        surviving: Vec<(u64, u64, String)>,
         corrupt: usize,
         stop: Option<u64>,
     },
@@ -177,15 +180,6 @@ impl Bus {
     pub fn close(&self) {
         self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
-}
-
-/// The console reporter: prints the notes of the run, indented under the step lines.
-pub fn console(bus: &Bus) {
-    bus.observe(Arc::new(|s: &Stamped| {
-        if let Event::Note { text } = &s.event {
-            println!("      {text}");
-        }
-    }));
 }
 
 /// Writes `history-<vm>.jsonl` per VM as events arrive. Fault events go to every VM still in play.

@@ -1,5 +1,6 @@
 //! dr-drill: disaster-recovery drills for virtual machines, judged by an acknowledged-write oracle.
 
+pub mod campaign;
 pub mod capability;
 pub mod cli;
 pub mod clock;
@@ -9,14 +10,18 @@ pub mod drill;
 pub mod env;
 pub mod error;
 pub mod events;
+pub mod evidence;
 pub mod fault;
 pub mod golden;
+pub mod html;
+pub mod jepsen;
 pub mod k8s;
 pub mod lint;
 pub mod oracle;
 pub mod outcome;
 pub mod ports;
 pub mod procs;
+pub mod progress;
 pub mod report;
 pub mod runner;
 pub mod scenario;
@@ -43,6 +48,9 @@ mod layering {
         ("error", 1),
         ("fault", 1),
         ("golden", 0),
+        ("html", 1),
+        ("jepsen", 0),
+        ("campaign", 2),
         ("timeline", 1),
         ("oracle", 1),
         ("stretch", 1),

@@ -109,6 +109,11 @@ pub trait Workload: Send {
     async fn stop(&mut self, vm: &str);
     /// Peak resident memory of the VMs, bytes.
     fn rss_bytes(&self) -> u64;
+    /// The serial console files of `vm`'s boots (for the gather of a failed scenario); none where the
+    /// backend has no console of its own.
+    fn consoles(&self, _vm: &str) -> Vec<std::path::PathBuf> {
+        vec![]
+    }
     async fn shutdown(&mut self);
 }
 
@@ -136,8 +141,16 @@ pub trait Infrastructure: Faults {
     async fn stretch(&mut self, _since: Wt) -> Option<crate::stretch::Evidence> {
         None
     }
+    /// A failed scenario's gather: the sites' state now and their logs from `since` on, written under
+    /// `dir`. Returns what was gathered (`file: what it holds`) and, apart, what could not be (`why`), each
+    /// one line. Every item is bounded in time: a site that cannot answer costs its deadline once.
+    async fn gather(&mut self, _dir: &std::path::Path, _since: Wt) -> Gathered {
+        Gathered { items: vec![], missing: vec!["this backend gathers nothing of its sites".into()] }
+    }
     async fn down(&mut self);
 }
+
+pub use crate::report::Gathered;
 
 /// What a DR action promises about the data.
 #[derive(Clone, Debug, PartialEq)]
@@ -235,6 +248,12 @@ pub trait DrDriver: Send {
     /// marked (Regional-DR: the stale primary demoted and, with `resync`, resynced from the primary and
     /// awaited; Metro-DR: the site's fence lifted and its replicas clean again). Returns the driver's facts.
     async fn repair(&mut self, vm: &str, site: &str, resync: bool, m: &mut Marker) -> Result<serde_json::Value, EnvError>;
+    /// A failed scenario's gather of the DR objects of `vms` under `dir` (on clusters: their
+    /// DRPlacementControls, VolumeReplicationGroups, VolumeReplications, VirtualMachines and the namespace's
+    /// events). The lab's and the simulation's state is the sites' (see [`Infrastructure::gather`]).
+    async fn gather(&mut self, _dir: &std::path::Path, _vms: &[String]) -> Gathered {
+        Gathered::default()
+    }
     /// End of a scenario: stop protecting `vm`.
     async fn release(&mut self, vm: &str);
     async fn shutdown(&mut self);

@@ -14,6 +14,20 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// What a gather wrote, and what it could not get.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Gathered {
+    pub items: Vec<String>,
+    pub missing: Vec<String>,
+}
+
+impl Gathered {
+    pub fn extend(&mut self, other: Gathered) {
+        self.items.extend(other.items);
+        self.missing.extend(other.missing);
+    }
+}
+
 /// Round trips measured from one site to another.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -47,7 +61,10 @@ pub fn percentiles(lat_us: &[u32]) -> Option<(u32, u32)> {
 /// What one scenario did, as plain data: the reports are made from this, never from the World.
 #[derive(Clone, Debug, Default)]
 pub struct ScenarioRecord {
+    pub started: Wt,
     pub duration: Duration,
+    /// Every VM the scenario started.
+    pub vms: Vec<String>,
     pub vm: Option<String>,
     pub receipts: Vec<Receipt>,
     /// Every DR action, in order.
@@ -68,6 +85,8 @@ pub struct ScenarioRecord {
     pub stretch: Option<serde_json::Value>,
     /// Each DR action over several VMs at once (an application): per VM its verdict, the fleet's spread.
     pub fleet: Vec<serde_json::Value>,
+    /// A failed scenario's gather: where, and what it holds.
+    pub gather: Option<(PathBuf, Gathered)>,
 }
 
 /// A whole run, as plain data.
@@ -136,14 +155,18 @@ pub struct ScenarioSummary {
     pub status: String,
     pub reason: Option<String>,
     pub duration_s: Option<f64>,
+    /// When the scenario started, witness clock (ms since the harness started: the histories' `tMs`).
+    pub started_ms: Option<f64>,
     pub vm: Option<String>,
+    /// Every VM the scenario started (each has its history file).
+    pub vms: Vec<String>,
     /// The last DR action (the one the verdict sentences judged).
     pub action: Option<serde_json::Value>,
     /// Every DR action, in order, each with its own verdict and the roles after it.
     pub actions: Vec<serde_json::Value>,
     /// Sites that came back, and how they were repaired.
     pub repairs: Vec<serde_json::Value>,
-    pub verdicts: Vec<(String, Verdict)>,
+    pub verdicts: Vec<CheckVerdict>,
     /// Who is at fault if it failed: the system under test (exit 1) or the harness and its input (exit 2).
     pub cause: Option<Cause>,
     pub records_acked: Option<u64>,
@@ -167,6 +190,9 @@ pub struct ScenarioSummary {
     /// Each DR action over several VMs (an application): per VM its verdict, the fleet's min/median/max.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fleet: Vec<serde_json::Value>,
+    /// A failed scenario's gather folder (the sites' state and logs, consoles, the environment file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gather: Option<PathBuf>,
 }
 
 impl ScenarioSummary {
@@ -180,7 +206,9 @@ impl ScenarioSummary {
             status: status.into(),
             reason,
             duration_s: None,
+            started_ms: None,
             vm: None,
+            vms: vec![],
             action: None,
             actions: vec![],
             repairs: vec![],
@@ -200,6 +228,7 @@ impl ScenarioSummary {
             history: None,
             stretch: None,
             fleet: vec![],
+            gather: None,
         }
     }
 
@@ -208,11 +237,14 @@ impl ScenarioSummary {
         self.duration_s = Some(rec.duration.as_secs_f64());
         self.vm = rec.vm.clone();
         self.replication_interval = crate::units::Dur(cfg.spec.interval()).to_string();
-        self.faults = rec.receipts.iter().map(|r| json!({"fault": r.fault, "at_ms": r.at.ms()})).collect();
-        self.verdicts = rec.verdicts.clone();
+        self.started_ms = Some(rec.started.ms());
+        self.vms = rec.vms.clone();
+        self.faults = rec.receipts.iter().map(|r| json!({"fault": r.fault, "atMs": r.at.ms()})).collect();
+        self.verdicts = rec.verdicts.iter().map(|(check, verdict)| CheckVerdict { check: check.clone(), verdict: verdict.clone() }).collect();
         self.round_trips = rec.rtts.clone();
         self.stretch = rec.stretch.clone();
         self.fleet = rec.fleet.clone();
+        self.gather = rec.gather.as_ref().map(|g| g.0.clone());
         // a failure nobody accounted for (a panicking step, a world without its scenario) is the harness's
         self.cause = if self.status == "passed" { None } else { Some(rec.cause.unwrap_or(Cause::Harness)) };
         if rec.inconclusive && self.status == "failed" {
@@ -220,7 +252,8 @@ impl ScenarioSummary {
             self.status = "inconclusive".into();
         }
         self.actions = rec.outcomes.iter().map(action_json).collect();
-        self.repairs = rec.repairs.iter().map(|r| json!({"site": r.site, "steps": r.timeline.marks, "driver": r.details})).collect();
+        self.repairs =
+            rec.repairs.iter().map(|r| json!({"site": r.site, "startMs": r.timeline.t0.ms(), "steps": segments(&r.timeline), "driver": r.details})).collect();
         if let Some(o) = rec.outcomes.last() {
             self.action = Some(action_json(o));
             let v = o.evidence.verdict();
@@ -244,7 +277,8 @@ fn action_json(o: &Outcome) -> serde_json::Value {
     let v = o.evidence.verdict();
     json!({
         "kind": o.kind, "vm": o.vm, "from": o.from, "to": o.to,
-        "rto": o.timeline.marks,
+        "startMs": o.timeline.t0.ms(),
+        "rto": segments(&o.timeline),
         "driver": o.details,
         "syncAllowanceMs": regional.map(|b| b.allowance.as_secs_f64() * 1e3),
         "syncs": regional.map(|b| &b.syncs),
@@ -252,7 +286,22 @@ fn action_json(o: &Outcome) -> serde_json::Value {
         "conclusion": v.conclusion, "recordsAcked": v.acked, "recordsLost": v.lost_count,
         "lossWindowMs": v.loss_window_ms, "lossBoundMs": v.bound_ms,
         "roles": o.roles,
+        "newestSurviving": v.newest_surviving, "lost": v.lost, "why": v.why,
     })
+}
+
+/// A DR action's timeline for the summary: each segment as an object, `afterMs` from the action's start
+/// (`startMs` beside it, on the witness clock the histories' `tMs` use).
+pub fn segments(t: &crate::timeline::Timeline) -> serde_json::Value {
+    json!(t.marks.iter().map(|(segment, ms)| json!({"segment": segment, "afterMs": ms})).collect::<Vec<_>>())
+}
+
+/// One verdict sentence's check and what it found.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckVerdict {
+    pub check: String,
+    pub verdict: Verdict,
 }
 
 pub fn write_summary(dir: &Path, cfg: &EnvConfig, started: Wt, res: &RunResult) -> std::io::Result<()> {
@@ -268,6 +317,7 @@ pub fn write_summary(dir: &Path, cfg: &EnvConfig, started: Wt, res: &RunResult) 
         "startedUnix": started.unix_secs(),
         "durationS": Wt::now().since(started).as_secs_f64(),
         "passed": res.passed, "failed": res.failed, "skipped": res.skipped,
+        "exitCode": res.exit_code(),
         "harnessErrors": res.harness_errors,
         "scenarios": res.scenarios,
     });
@@ -382,7 +432,7 @@ pub fn figures(scenarios: &[ScenarioSummary]) -> String {
         let serving = sc
             .action
             .as_ref()
-            .and_then(|a| a["rto"].as_array().and_then(|m| m.iter().find(|x| x[0] == Segment::Serving.as_str())).and_then(|x| x[1].as_f64()))
+            .and_then(|a| a["rto"].as_array().and_then(|m| m.iter().find(|x| x["segment"] == Segment::Serving.as_str())).and_then(|x| x["afterMs"].as_f64()))
             .map(|ms| format!("{:.1}s", ms / 1e3))
             .unwrap_or_else(|| "-".into());
         let window = match (sc.loss_window_ms, sc.loss_bound_ms) {
@@ -475,7 +525,12 @@ mod tests {
         }
         let a = &v["action"];
         assert_eq!(a["kind"], "failover");
-        assert_eq!(a["rto"], json!([["fault", 0.0], ["promoted", 5000.0], ["serving", 9000.0]]));
+        assert_eq!(
+            a["rto"],
+            json!([{"segment": "fault", "afterMs": 0.0}, {"segment": "promoted", "afterMs": 5000.0}, {"segment": "serving", "afterMs": 9000.0}])
+        );
+        assert_eq!(a["startMs"], 3100.0);
+        assert_eq!(a["lost"], json!([[91, 100]]));
         assert_eq!(a["checkpoint"]["name"], "a/7");
         assert_eq!(a["syncs"][0]["syncMs"], 1100.0);
         assert_eq!(a["syncAllowanceMs"], 3000.0);

@@ -250,7 +250,7 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
     let (junit, json) = (open("junit.xml")?, open("cucumber.json")?);
     let bus = Bus::new();
     if !opts.quiet {
-        crate::events::console(&bus);
+        crate::progress::console(&bus, opts.cfg.spec.budgets.clone());
     }
     let session = Session::new(opts.cfg.clone(), bus.clone());
     let summaries: Arc<Mutex<Vec<ScenarioSummary>>> = Arc::default();
@@ -259,6 +259,7 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
     let history = HistoryWriter::start(&bus, &opts.report_dir);
     let cfg2 = opts.cfg.clone();
     let (s_before, s_after, e_after) = (session.clone(), summaries.clone(), run_errors.clone());
+    let finished_count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let report_dir = opts.report_dir.clone();
     let _writer = DrWorld::cucumber::<PathBuf>()
         .with_parser(PreParsed)
@@ -294,10 +295,13 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
             };
             let state = w.and_then(|w| w.scenario.take());
             let (cfg, summaries, run_errors, dir) = (cfg2.clone(), s_after.clone(), e_after.clone(), report_dir.clone());
+            let seq = finished_count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             async move {
                 let mut summary = ScenarioSummary::new(&feature, &scenario, path, line, tags, status, reason);
                 if let Some(sc) = state {
-                    let rec = sc.finish().await;
+                    // a failed scenario explains itself: its gather, in a folder of its own
+                    let gather = (status == "failed").then(|| dir.join("gather").join(format!("{:02}-{}", seq, crate::text::slug(&scenario))));
+                    let rec = sc.finish(gather).await;
                     summary.fill(&rec, &cfg);
                     summary.history = rec.vm.as_deref().map(|vm| crate::events::history_path(&dir, vm));
                     run_errors.lock().unwrap().extend(rec.harness_errors);
@@ -328,6 +332,11 @@ pub async fn run(opts: RunOptions) -> Result<RunResult, RunError> {
     res.allow_skipped = opts.allow_skipped;
     res.round_trips = std::mem::take(&mut *session.round_trips.lock().unwrap());
     report::write_summary(&opts.report_dir, &opts.cfg, started, &res).map_err(|source| RunError::Report { path: opts.report_dir.clone(), source })?;
+    // the page and the Jepsen histories, from the files just written (as `dr-drill report` makes them)
+    if let Err(e) = crate::evidence::write_run_pages(&opts.report_dir) {
+        res.harness_errors.push(format!("failed to write the run's evidence pages: {e}"));
+        report::write_summary(&opts.report_dir, &opts.cfg, started, &res).map_err(|source| RunError::Report { path: opts.report_dir.clone(), source })?;
+    }
     Ok(res)
 }
 

@@ -1137,7 +1137,58 @@ impl Scenario {
 
     /// End of the scenario: its VM stops, every fault it injected is recovered (newest first), and what it
     /// did becomes a plain record for the reports.
-    pub async fn finish(mut self) -> ScenarioRecord {
+    /// A failed scenario explains itself: under `dir`, the environment file, each VM's console, the sites'
+    /// state and logs over the scenario's span (and on clusters the DR objects and events), with
+    /// `gather.txt` listing what is there and what could not be had. Done before anything is undone.
+    async fn gather(&mut self, dir: &std::path::Path) -> crate::ports::Gathered {
+        let mut g = crate::ports::Gathered::default();
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            g.missing.push(format!("{}: {e}", dir.display()));
+            return g;
+        }
+        let cfg = &self.session.cfg;
+        let env_file = dir.join("environment.yaml");
+        match std::fs::write(&env_file, &cfg.text) {
+            Ok(()) => g.items.push(format!("{}: the environment file {}", env_file.display(), cfg.path.display())),
+            Err(e) => g.missing.push(format!("{}: {e}", env_file.display())),
+        }
+        match self.session.env_if_up().await {
+            None => g.missing.push("the environment never came up: no site to ask, no console".into()),
+            Some(mut env) => {
+                for vm in &self.vms {
+                    let consoles = env.workload.consoles(vm);
+                    if consoles.is_empty() {
+                        g.missing.push(format!("VM {vm}: this backend keeps no console of its own"));
+                    }
+                    for c in consoles {
+                        let to = dir.join(c.file_name().unwrap_or_default());
+                        match std::fs::copy(&c, &to) {
+                            Ok(_) => g.items.push(format!("{}: VM {vm}'s console", to.display())),
+                            Err(e) => g.missing.push(format!("{}: {e}", c.display())),
+                        }
+                    }
+                }
+                let since = self.started;
+                g.extend(env.faults.gather(dir, since).await);
+                let vms = self.vms.clone();
+                g.extend(env.driver.gather(dir, &vms).await);
+            }
+        }
+        let index = format!(
+            "gathered when the scenario failed\n\n{}\n\nnot gathered\n\n{}\n",
+            g.items.iter().map(|i| format!("- {i}")).collect::<Vec<_>>().join("\n"),
+            if g.missing.is_empty() { "- (nothing)".to_string() } else { g.missing.iter().map(|i| format!("- {i}")).collect::<Vec<_>>().join("\n") }
+        );
+        let _ = std::fs::write(dir.join("gather.txt"), index);
+        g
+    }
+
+    /// The scenario's record; with `gather` (it failed), its gather is written there first.
+    pub async fn finish(mut self, gather: Option<std::path::PathBuf>) -> ScenarioRecord {
+        let gathered = match &gather {
+            Some(dir) => Some(self.gather(dir).await),
+            None => None,
+        };
         // the stretch evidence frozen before anything is undone: every partition reported, judged or not
         let mut stretch = None;
         if self.session.env_if_up().await.is_some() {
@@ -1177,7 +1228,9 @@ impl Scenario {
             }
         }
         ScenarioRecord {
+            started: self.started,
             duration: Wt::now().since(self.started),
+            vms: self.vms,
             vm: self.vm,
             receipts: self.receipts,
             outcomes: self.outcomes,
@@ -1189,6 +1242,7 @@ impl Scenario {
             inconclusive: self.inconclusive,
             harness_errors: self.harness_errors,
             stretch,
+            gather: gather.zip(gathered),
         }
     }
 }

@@ -19,3 +19,30 @@ pub fn yaml_error(e: &serde_saphyr::Error) -> (u64, String) {
 pub fn dns_label(s: &str) -> bool {
     !s.is_empty() && s.len() <= 63 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') && !s.starts_with('-') && !s.ends_with('-')
 }
+
+/// A file-name-safe short form of a sentence (`Failover after a power loss!` -> `failover-after-a-power-loss`),
+/// at most 60 characters. Pure.
+pub fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+        if out.len() >= 60 {
+            break;
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+#[cfg(test)]
+mod slug_tests {
+    #[test]
+    fn slugs() {
+        assert_eq!(super::slug("Failover after a power loss!"), "failover-after-a-power-loss");
+        assert_eq!(super::slug("--Ä b--"), "b");
+        assert!(super::slug(&"x ".repeat(100)).len() <= 60);
+    }
+}

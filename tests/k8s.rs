@@ -568,6 +568,13 @@ async fn a_failover_without_replication_fails() {
     assert_eq!(r.failed, 1, "{:?}", r.scenarios.iter().map(|s| (&s.status, &s.reason)).collect::<Vec<_>>());
     assert_eq!(r.exit_code(), 1, "{:?}", s.reason);
     assert!(s.records_lost.unwrap_or(0) > 300, "{:?}", s.records_lost);
+    // the failed scenario explains itself: the environment file and the surviving cluster's DR objects
+    let g = s.gather.as_ref().expect("a failed scenario has a gather");
+    let index = std::fs::read_to_string(g.join("gather.txt")).unwrap();
+    println!("{index}");
+    assert!(g.join("environment.yaml").is_file(), "{index}");
+    assert!(g.join("cluster-site-b/VolumeReplication.json").is_file() && g.join("cluster-site-b/Event.json").is_file(), "{index}");
+    assert!(index.contains("cluster site-a"), "the lost site is said, not skipped: {index}");
 }
 
 /// The bundled failover feature through Ramen: the harness makes the VM's PVC and VM, the DRPC on the hub
@@ -612,7 +619,7 @@ fn failback_cycle_passes(r: &dr_drill::report::RunResult) -> &dr_drill::report::
     assert_eq!((r.passed, r.failed, r.skipped), (1, 0, 1), "{:?}", r.scenarios.iter().map(|s| (&s.status, &s.reason)).collect::<Vec<_>>());
     let s = r.scenarios.iter().find(|s| s.status == "passed").unwrap();
     assert_eq!(s.actions.len(), 2);
-    let steps: Vec<&str> = s.repairs[0]["steps"].as_array().unwrap().iter().map(|x| x[0].as_str().unwrap()).collect();
+    let steps: Vec<&str> = s.repairs[0]["steps"].as_array().unwrap().iter().map(|x| x["segment"].as_str().unwrap()).collect();
     assert!(["site back", "demoted", "resynced"].iter().all(|x| steps.contains(x)), "{steps:?}");
     let primaries = |a: &serde_json::Value| {
         a["roles"].as_array().unwrap().iter().filter(|r| r["role"] == "primary").map(|r| r["site"].as_str().unwrap().to_string()).collect::<Vec<_>>()

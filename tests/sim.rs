@@ -8,6 +8,11 @@
 //!
 //! The debug binary is run as a user would (`dr-drill run --env environments/sim-*.yaml`).
 
+#[path = "support/browser.rs"]
+mod browser;
+#[path = "support/schema.rs"]
+mod schema;
+
 use assert_cmd::Command;
 use dr_drill::config::Misbehaviour;
 use dr_drill::env::sim::campaign;
@@ -47,6 +52,7 @@ fn drill(env: &Path, paths: &[PathBuf], extra: &[&str]) -> Run {
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_else(|| panic!("no summary.json:\n{stdout}"));
+    schema::check_run_folder(dir.path());
     Run { code: out.status.code().unwrap_or(-1), summary, stdout, secs }
 }
 
@@ -147,7 +153,13 @@ fn a_vm_of_several_disks_keeps_them_together_and_names_them_apart() {
     assert_eq!(kinds, [("failover", "vm0", 3), ("relocate", "vm1", 3)], "{}", r.stdout);
     let sc = r.scenarios()[0];
     let skew = |sc: &Value| {
-        sc["verdicts"].as_array().unwrap().iter().find(|v| v[0].as_str().unwrap().starts_with("the disks of VM vm0")).map(|v| v[1]["skew"].clone()).unwrap()
+        sc["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["check"].as_str().unwrap().starts_with("the disks of VM vm0"))
+            .map(|v| v["verdict"]["skew"].clone())
+            .unwrap()
     };
     let together = skew(sc);
     assert_eq!(together["disks"].as_array().unwrap().len(), 3, "{together}");
@@ -307,4 +319,91 @@ fn bench_prints_the_simulated_figures() {
     {
         assert!(text.contains(want), "{want:?} not in:\n{text}");
     }
+}
+
+/// A real run's report opens in a browser (headless Chromium, no network): every chart drew, the page
+/// asked for nothing outside itself, and the screenshot is kept with the run (here under
+/// target/evidence/sim-report). The control: the same page with one remote image must be caught.
+/// `dr-drill report DIR` rebuilds the same page from the run's files.
+#[test]
+fn the_report_opens_in_a_browser_and_loads_nothing() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/evidence/sim-report");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::cargo_bin("dr-drill")
+        .unwrap()
+        .args(["run", "--env"])
+        .arg(env("sim-regional.yaml"))
+        .arg("--report-dir")
+        .arg(&dir)
+        .arg(feature("failover.feature"))
+        .arg(feature("negative/slow-replication.feature"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    schema::check_run_folder(&dir);
+    let page = dir.join("index.html");
+    let text = std::fs::read_to_string(&page).unwrap();
+    let charts = text.matches("<svg class=chart").count();
+    assert!(charts >= 2, "{charts} charts");
+    let opened = browser::open(&page, &dir.join("screenshot.png"));
+    assert_eq!(opened.charts_rendered, Some(charts), "every chart drew in the browser");
+    assert!(opened.page_requests.is_empty(), "the page asked for {:?}", opened.page_requests);
+    let png = std::fs::metadata(&opened.screenshot).unwrap().len();
+    assert!(png > 20_000, "screenshot {} is {png} bytes", opened.screenshot.display());
+    println!("report {}: {charts} charts drew, no request; screenshot {} ({png} bytes)", page.display(), opened.screenshot.display());
+    // the control: a page that loads one image from elsewhere is caught
+    let control = dir.join("control.html");
+    std::fs::write(&control, text.replace("</body>", "<img src=\"http://10.255.255.1/x.png\"></body>")).unwrap();
+    let caught = browser::open(&control, &dir.join("control.png"));
+    assert_eq!(caught.page_requests, ["http://10.255.255.1/x.png"], "the control's request was not seen");
+    std::fs::remove_file(&control).unwrap();
+    std::fs::remove_file(dir.join("control.png")).unwrap();
+    // rebuilt from the run's files, the page is the same
+    std::fs::remove_file(&page).unwrap();
+    Command::cargo_bin("dr-drill").unwrap().arg("report").arg(&dir).assert().success();
+    assert_eq!(std::fs::read_to_string(&page).unwrap(), text);
+    // and a folder that is not a run's is refused, named, exit 2
+    let e = Command::cargo_bin("dr-drill").unwrap().args(["report", "/nonexistent/run"]).output().unwrap();
+    assert_eq!(e.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("/nonexistent/run"), "{}", String::from_utf8_lossy(&e.stderr));
+}
+
+/// A campaign on the simulation: `--repeat 3` runs the failover three times, each in its folder, and sums
+/// them up per scenario (pass rate, percentiles); `report --compare` puts two campaigns side by side.
+#[test]
+fn a_campaign_sums_up_its_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = |d: &Path, seed: &str| {
+        let out = Command::cargo_bin("dr-drill")
+            .unwrap()
+            .args(["run", "--repeat", "3", "--seed", seed, "--env"])
+            .arg(env("sim-regional.yaml"))
+            .arg("--report-dir")
+            .arg(d)
+            .arg(feature("failover.feature"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stdout}");
+        stdout
+    };
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let stdout = campaign(&a, "7");
+    campaign(&b, "8");
+    for k in 1..=3 {
+        schema::check_run_folder(&a.join(format!("run-{k}")));
+    }
+    let c: Value = serde_json::from_str(&std::fs::read_to_string(a.join("campaign.json")).unwrap()).unwrap();
+    assert_eq!(c["runs"], 3);
+    let sc = &c["scenarios"][0];
+    assert_eq!((sc["runs"].as_u64(), sc["passed"].as_u64(), sc["passRate"].as_f64()), (Some(3), Some(3), Some(1.0)), "{sc}");
+    assert_eq!(sc["lossWindowMs"]["n"], 3);
+    assert!(sc["lossWindowMs"]["p50"].as_f64().unwrap() <= sc["lossWindowMs"]["max"].as_f64().unwrap());
+    assert!(sc["rtoMs"].as_array().unwrap().iter().any(|x| x["segment"] == "serving" && x["p95"].is_number()), "{sc}");
+    assert!(stdout.contains("3/3 passed; loss window p50/p95/max"), "{stdout}");
+    assert!(std::fs::read_to_string(a.join("index.html")).unwrap().contains("3/3 (100%)"));
+    let out = Command::cargo_bin("dr-drill").unwrap().args(["report", "--compare"]).arg(&a).arg(&b).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cmp = std::fs::read_to_string(a.join("compare.html")).unwrap();
+    assert_eq!(cmp.matches("3/3 (100%)").count(), 2, "both campaigns side by side");
 }

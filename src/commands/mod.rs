@@ -136,8 +136,17 @@ pub fn default_features() -> anyhow::Result<Vec<PathBuf>> {
 
 async fn dispatch(cmd: Command) -> anyhow::Result<Exit> {
     match cmd {
-        Command::Run { env, tags, report_dir, keep, confirm, allow_skipped, seed, paths } => {
-            run::run(&load_env(&env)?, run::RunArgs { tags, report_dir, keep, confirm, allow_skipped, seed, paths }).await
+        Command::Run { env, tags, report_dir, keep, confirm, allow_skipped, seed, repeat, paths } => {
+            run::run(&load_env(&env)?, run::RunArgs { tags, report_dir, keep, confirm, allow_skipped, seed, repeat, paths }).await
+        }
+        Command::Report { dir, compare } => {
+            let page = match (compare.as_deref(), dir) {
+                (Some([now, before]), _) => crate::evidence::compare(now, before)?,
+                (_, Some(dir)) => crate::evidence::rebuild(&dir)?,
+                _ => anyhow::bail!("report: give a run's folder, or --compare NEW OLD"),
+            };
+            println!("{}", page.display());
+            Ok(Exit::Passed)
         }
         Command::Env { action } => match action {
             EnvAction::Up { env, dry_run } => env::up(&load_env(&env)?, dry_run).await,

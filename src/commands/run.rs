@@ -13,11 +13,13 @@ pub struct RunArgs {
     pub confirm: Option<String>,
     pub allow_skipped: bool,
     pub seed: Option<u64>,
+    /// Run the selection this many times (a campaign).
+    pub repeat: u32,
     pub paths: Vec<PathBuf>,
 }
 
 pub async fn run(cfg: &EnvConfig, args: RunArgs) -> anyhow::Result<Exit> {
-    let RunArgs { tags, report_dir, keep, confirm, allow_skipped, seed, paths } = args;
+    let RunArgs { tags, report_dir, keep, confirm, allow_skipped, seed, repeat, paths } = args;
     let mut cfg = cfg.clone();
     if let Some(seed) = seed {
         match &mut cfg.spec.backend {
@@ -36,8 +38,61 @@ pub async fn run(cfg: &EnvConfig, args: RunArgs) -> anyhow::Result<Exit> {
     let paths = if paths.is_empty() { default_features()? } else { paths };
     let report_dir = report_dir.unwrap_or_else(|| PathBuf::from("reports").join(super::run_id()));
     println!("dr-drill: environment {} ({}), {}", cfg.spec.name, cfg.path.display(), cfg.replication_summary());
+    let opts = |report_dir: PathBuf| RunOptions {
+        cfg: cfg.clone(),
+        paths: paths.clone(),
+        tags: tags.clone(),
+        report_dir,
+        keep,
+        confirmed: confirm.is_some(),
+        allow_skipped,
+        quiet: false,
+    };
+    if repeat > 1 {
+        return campaign(cfg, repeat, &report_dir, opts).await;
+    }
     println!("dr-drill: reports in {}", report_dir.display());
-    let res = runner::run(RunOptions { cfg: cfg.clone(), paths, tags, report_dir, keep, confirmed: confirm.is_some(), allow_skipped, quiet: false }).await?;
+    let res = runner::run(opts(report_dir.clone())).await?;
+    say(cfg, &res, allow_skipped, &report_dir);
+    Ok(res.exit())
+}
+
+/// `--repeat N`: N runs, each with its own environment brought up and down, in `run-K` folders; then the
+/// campaign's figures. The exit code is the worst run's (a harness error outranks a failure).
+async fn campaign(cfg: &EnvConfig, n: u32, dir: &std::path::Path, opts: impl Fn(PathBuf) -> RunOptions) -> anyhow::Result<Exit> {
+    println!("dr-drill: campaign of {n} runs in {}, each with a fresh environment (brought up and torn down per run)", dir.display());
+    let mut runs = vec![];
+    let mut worst = Exit::Passed;
+    for k in 1..=n as usize {
+        let d = dir.join(format!("run-{k}"));
+        println!("dr-drill: run {k} of {n}: reports in {}", d.display());
+        let res = runner::run(opts(d.clone())).await?;
+        say(cfg, &res, opts(d.clone()).allow_skipped, &d);
+        worst = worst.max(res.exit());
+        runs.push((k, d));
+    }
+    let (c, page) = crate::evidence::write_campaign(dir, &runs, "a fresh environment per run (brought up and torn down by each run)")?;
+    println!("campaign: {n} runs; {}", dir.join("campaign.json").display());
+    for sc in c["scenarios"].as_array().into_iter().flatten() {
+        let p = |v: &serde_json::Value| match (v["p50"].as_f64(), v["p95"].as_f64(), v["max"].as_f64()) {
+            (Some(a), Some(b), Some(m)) => format!("{a:.0}/{b:.0}/{m:.0} ms"),
+            _ => "-".into(),
+        };
+        println!(
+            "  {}: {}/{} passed; loss window p50/p95/max {}; serving p50/p95/max {}",
+            sc["scenario"].as_str().unwrap_or("?"),
+            sc["passed"],
+            sc["runs"],
+            p(&sc["lossWindowMs"]),
+            p(sc["rtoMs"].as_array().and_then(|r| r.iter().find(|x| x["segment"] == "serving")).unwrap_or(&serde_json::Value::Null))
+        );
+    }
+    println!("campaign report: {}", page.display());
+    Ok(worst)
+}
+
+/// The end of one run on the terminal: the table, the harness's errors, what was skipped, the counts.
+fn say(cfg: &EnvConfig, res: &crate::report::RunResult, allow_skipped: bool, report_dir: &std::path::Path) {
     print!("{}", crate::report::figures(&res.scenarios));
     for e in &res.harness_errors {
         eprintln!("harness error: {e}");
@@ -51,9 +106,9 @@ pub async fn run(cfg: &EnvConfig, args: RunArgs) -> anyhow::Result<Exit> {
         let verdict = if allow_skipped { "accepted (--allow-skipped)" } else { "not a pass: the run proved nothing (pass --allow-skipped to accept it)" };
         eprintln!("no scenario ran: all {} selected were skipped, {verdict}; why: {}", res.skipped, reasons.join("; "));
     }
+    println!("report: {}", report_dir.join("index.html").display());
     println!("scenarios: {} passed, {} failed, {} skipped", res.passed, res.failed, res.skipped);
     if let (crate::config::Backend::Sim(s), true) = (&cfg.spec.backend, res.exit() != Exit::Passed) {
         println!("simulated run, seed {}: replay it with `dr-drill run --env {} --seed {}` and the same features", s.seed, cfg.path.display(), s.seed);
     }
-    Ok(res.exit())
 }

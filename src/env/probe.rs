@@ -210,6 +210,10 @@ pub trait Launcher: Send {
     fn disk_records(&self) -> u64;
     /// The scenario is over: remove what the launcher made for `vm` (nothing left behind).
     async fn forget(&mut self, _vm: &str) {}
+    /// The console files of `vm`'s machines, where the backend keeps them.
+    fn consoles(&self, _vm: &str) -> Vec<std::path::PathBuf> {
+        vec![]
+    }
 }
 
 fn vm_err(vm: &str, site: &str, cause: Cause, detail: impl Into<String>) -> EnvError {
@@ -269,7 +273,8 @@ impl Boot {
                     let mut g = l2.lock().unwrap();
                     if let Some(r) = asm.feed(&m) {
                         let (highest_contiguous, ranges, corrupt, stop) = (r.highest_contiguous, r.ranges.len(), r.corrupt.len(), r.stop);
-                        bus.publish_at(t, Event::Scan { vm: vm_name.clone(), highest_contiguous, ranges, corrupt, stop });
+                        let surviving = r.ranges.iter().map(|&(first, last, boot)| (first, last, format!("{boot:016x}"))).collect();
+                        bus.publish_at(t, Event::Scan { vm: vm_name.clone(), highest_contiguous, ranges, surviving, corrupt, stop });
                         g.scan = Some((t, r));
                     }
                     let boot = g.hello.as_ref().map(|h| h.1.clone()).unwrap_or_default();
@@ -327,7 +332,8 @@ impl Boot {
 
     /// Waits until `cond` holds on the boot log; fails on deadline, a probe error, or the stream ending
     /// first. The guest not doing what it should in time is the system's failure.
-    pub async fn wait_for<T>(&mut self, what: &str, deadline: Duration, cond: impl Fn(&BootLog) -> Option<T>) -> Result<T, EnvError> {
+    pub async fn wait_for<T>(&mut self, what: &str, deadline: impl Into<wait::Deadline>, cond: impl Fn(&BootLog) -> Option<T>) -> Result<T, EnvError> {
+        let deadline = deadline.into();
         let log = self.log.clone();
         let (vm, site) = (self.vm.clone(), self.site.clone());
         let check = || {
@@ -346,7 +352,9 @@ impl Boot {
         let res = wait::until(what, deadline, check, self.next_line()).await;
         let tail = || self.machine.console_tail(3);
         res.map_err(|e| match e {
-            wait::WaitError::Timeout { .. } => self.err(Cause::System, format!("{what} did not happen within {deadline:?} (console: {})", tail())),
+            wait::WaitError::Timeout { .. } => {
+                self.err(Cause::System, format!("{what} did not happen within {:?}{} (console: {})", deadline.after, wait::budget_note(&deadline.key), tail()))
+            }
             wait::WaitError::Failed(EnvError::Vm { vm, site, detail, cause }) if detail.starts_with("the guest went away") => {
                 EnvError::Vm { vm, site, detail: format!("{detail} (console: {})", tail()), cause }
             }
@@ -366,13 +374,14 @@ impl Boot {
     }
 
     /// Graceful shutdown: asks the probe to stop, waits for the durable STOP record and the guest's end.
-    pub async fn graceful_stop(&mut self, deadline: Duration) -> Result<(Wt, u64), EnvError> {
+    pub async fn graceful_stop(&mut self, deadline: impl Into<wait::Deadline>) -> Result<(Wt, u64), EnvError> {
+        let deadline = deadline.into();
         // a disk of a VM of several disks may have been asked already, with its siblings
         if self.log.lock().unwrap().stopped.is_none() {
             self.send("stop", "stop\n", Cause::System).await?;
         }
         let r = self.wait_for("the STOP record", deadline, |g| g.stopped).await?;
-        if !self.machine.wait_exit(deadline).await {
+        if !self.machine.wait_exit(deadline.after).await {
             self.machine.kill().await;
             return Err(self.err(Cause::System, "the guest did not power off after the STOP record"));
         }
@@ -613,7 +622,7 @@ impl ProbeWorkload {
     }
 
     /// A resumed boot's way back into service: the probe up, its recovery scan, its first new write.
-    async fn served(&mut self, vm: &str, deadline: Duration) -> Result<Served, EnvError> {
+    async fn served(&mut self, vm: &str, deadline: wait::Deadline) -> Result<Served, EnvError> {
         let b = self.running(vm)?;
         let booted = b.wait_for("the probe to start", deadline, |g| g.hello.as_ref().map(|h| h.0)).await?;
         let (recovered, scan) = b.wait_for("the recovery scan", deadline, |g| g.scan.clone()).await?;
@@ -623,7 +632,7 @@ impl ProbeWorkload {
 
     /// A graceful stop of the running boot, if there is one still running.
     async fn stop_running(&mut self, vm: &str) -> Result<(), EnvError> {
-        let deadline = self.budgets.graceful_stop.0;
+        let deadline = self.budgets.deadline(crate::config::Budget::GracefulStop);
         self.ask_siblings_to_stop(vm).await;
         if let Some(b) = self.vm(vm)?.boot.as_mut() {
             if b.machine.alive().await {
@@ -640,7 +649,7 @@ impl Workload for ProbeWorkload {
         self.start_stopped(vm, rate);
         let limit = self.launcher.disk_records() + 1;
         self.boot(vm, site, volume, Mode::Write, limit).await?;
-        let boot = self.budgets.boot.0;
+        let boot = self.budgets.deadline(crate::config::Budget::Boot);
         self.running(vm)?.wait_for("the first acknowledged write", boot, |g| g.acks.first().map(|_| ())).await
     }
 
@@ -659,7 +668,7 @@ impl Workload for ProbeWorkload {
     }
 
     async fn graceful_stop(&mut self, vm: &str) -> Result<Stopped, EnvError> {
-        let deadline = self.budgets.graceful_stop.0;
+        let deadline = self.budgets.deadline(crate::config::Budget::GracefulStop);
         self.ask_siblings_to_stop(vm).await;
         let (at, seq) = self.running(vm)?.graceful_stop(deadline).await?;
         self.archive(vm).await?;
@@ -686,7 +695,7 @@ impl Workload for ProbeWorkload {
     async fn resume(&mut self, vm: &str, site: &str, volume: &Volume) -> Result<Served, EnvError> {
         self.archive(vm).await?;
         let limit = self.scan_limit(vm);
-        let boot = self.budgets.boot.0;
+        let boot = self.budgets.deadline(crate::config::Budget::Boot);
         self.boot(vm, site, volume, Mode::Resume, limit).await?;
         self.served(vm, boot).await
     }
@@ -700,7 +709,7 @@ impl Workload for ProbeWorkload {
         }
         let boots: Vec<(BootOf<'_>, u64)> = vms.iter().map(|b| (*b, limit)).collect();
         let launched = self.boot_units(&boots, Mode::Write).await;
-        let deadline = self.budgets.boot.0;
+        let deadline = self.budgets.deadline(crate::config::Budget::Boot);
         let mut out = vec![];
         for (b, l) in vms.iter().zip(launched) {
             out.push(match l {
@@ -723,7 +732,7 @@ impl Workload for ProbeWorkload {
         let ready: Vec<(BootOf<'_>, u64)> = vms.iter().zip(&archived).filter(|(_, a)| a.is_ok()).map(|(b, _)| (*b, self.scan_limit(b.vm))).collect();
         let mut booted = self.boot_units(&ready, Mode::Resume).await.into_iter();
         let launched: Vec<Result<(), EnvError>> = archived.into_iter().map(|a| a.and_then(|()| booted.next().unwrap_or(Ok(())))).collect();
-        let deadline = self.budgets.boot.0;
+        let deadline = self.budgets.deadline(crate::config::Budget::Boot);
         let mut out = vec![];
         for (b, l) in vms.iter().zip(launched) {
             let served = async {
@@ -775,11 +784,11 @@ impl Workload for ProbeWorkload {
         self.stop_running(vm).await?;
         self.archive(vm).await?;
         let limit = self.launcher.disk_records() + 1;
-        let boot = self.budgets.boot.0;
+        let boot = self.budgets.deadline(crate::config::Budget::Boot);
         self.boot(vm, site, volume, Mode::Verify, limit).await?;
         let b = self.running(vm)?;
         let (_, scan) = b.wait_for("the verify scan", boot, |g| g.scan.clone()).await?;
-        b.wait_poweroff(boot).await?;
+        b.wait_poweroff(boot.after).await?;
         self.archive(vm).await?;
         Ok(scan)
     }
@@ -798,11 +807,11 @@ impl Workload for ProbeWorkload {
         }
         self.stop_running(vm).await?;
         self.archive(vm).await?;
-        let boot = self.budgets.boot.0;
+        let boot = self.budgets.deadline(crate::config::Budget::Boot);
         self.boot(vm, site, volume, Mode::Corrupt(seq), 0).await?;
         let b = self.running(vm)?;
         b.wait_for("the record to be damaged", boot, |g| g.corrupted).await?;
-        b.wait_poweroff(boot).await?;
+        b.wait_poweroff(boot.after).await?;
         self.verify(vm, site, volume).await
     }
 
@@ -823,6 +832,10 @@ impl Workload for ProbeWorkload {
         // a VM of several disks is one machine: counted once, through its first disk
         let first_of_its_machine = |name: &String| self.machines.get(name).is_none_or(|disks| disks.first() == Some(name));
         self.vms.iter().filter(|(name, _)| first_of_its_machine(name)).filter_map(|(_, v)| v.boot.as_ref().map(|b| b.machine.rss_bytes())).sum()
+    }
+
+    fn consoles(&self, vm: &str) -> Vec<std::path::PathBuf> {
+        self.launcher.consoles(vm)
     }
 
     async fn shutdown(&mut self) {

@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod console;
+pub mod gather;
 pub mod kubevirt;
 pub mod ramen;
 pub mod volrep;

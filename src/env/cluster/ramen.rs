@@ -375,6 +375,21 @@ impl DrDriver for RamenDriver {
         Ok(json!({ "resyncedWith": round, "resyncMs": Wt::now().since(since).as_secs_f64() * 1e3, "drpc": Self::details(&d) }))
     }
 
+    /// The hub's DRPCs and events in their namespace; each managed cluster's VRGs, VolumeReplications,
+    /// VMs, PVCs and events in the application's namespace (where this driver made the disks).
+    async fn gather(&mut self, dir: &std::path::Path, _vms: &[String]) -> crate::ports::Gathered {
+        let mut g = crate::k8s::gather::namespace(&self.drpcs.clone().into_client(), "hub", &self.namespace, dir).await;
+        match &self.disks {
+            Some((clients, _, ns)) => {
+                for (site, c) in clients {
+                    g.extend(crate::k8s::gather::namespace(c, &format!("site-{site}"), ns, dir).await);
+                }
+            }
+            None => g.missing.push("the managed clusters: this environment gives the driver no client of theirs (only the hub's)".into()),
+        }
+        g
+    }
+
     async fn release(&mut self, vm: &str) {
         if let Some(mut a) = self.apps.remove(vm) {
             a.rounds.stop();

@@ -308,6 +308,15 @@ impl DrDriver for VolRepDriver {
         Ok(())
     }
 
+    /// Each site's VolumeReplications, VMs, PVCs and events in the disk's namespace.
+    async fn gather(&mut self, dir: &std::path::Path, _vms: &[String]) -> crate::ports::Gathered {
+        let mut g = crate::ports::Gathered::default();
+        for (site, c) in &self.clients {
+            g.extend(crate::k8s::gather::namespace(c, &format!("site-{site}"), &self.s.disk.namespace, dir).await);
+        }
+        g
+    }
+
     /// The VM's replication, PVCs and staged volumes go (best effort: a lost site may not answer).
     async fn release(&mut self, vm: &str) {
         let Some(mut a) = self.apps.remove(vm) else { return };

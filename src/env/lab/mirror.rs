@@ -3,7 +3,7 @@
 
 use super::site::{Site, SiteRef};
 use crate::clock::Wt;
-use crate::config::{Budgets, EnvConfig, Regional, Scheduler};
+use crate::config::{Budget, Budgets, EnvConfig, Regional, Scheduler};
 use crate::error::{from_wait, Cause, EnvError};
 use crate::events::{Bus, Event};
 use crate::golden::GoldenLayout;
@@ -154,7 +154,7 @@ pub fn synced(id: u64) -> impl Fn(&[SnapEntry]) -> bool {
 
 /// The sync barrier: waits until primary snapshot `id` is complete on `peer`. Returns how long it took.
 /// Replication that does not arrive in time is the system's failure.
-pub async fn wait_synced(peer: &SiteRef, image: &str, id: u64, deadline: Duration) -> Result<Duration, EnvError> {
+pub async fn wait_synced(peer: &SiteRef, image: &str, id: u64, deadline: impl Into<wait::Deadline>) -> Result<Duration, EnvError> {
     let t0 = Instant::now();
     let done = synced(id);
     let check = || async { Ok::<_, EnvError>(snaps(peer, image).await.ok().filter(|l| done(l)).map(|_| ())) };
@@ -413,12 +413,19 @@ pub async fn demote(s: &SiteRef, image: &str) -> Result<u64, EnvError> {
 
 /// Promotes the image. A non-forced promote is refused ("Read-only file system") until the demotion
 /// snapshot has been copied: that refusal is retried (infrastructure, not data) until the deadline.
-pub async fn promote(s: &SiteRef, image: &str, force: bool, deadline: Duration) -> Result<u32, EnvError> {
+pub async fn promote(s: &SiteRef, image: &str, force: bool, deadline: impl Into<wait::Deadline>) -> Result<u32, EnvError> {
     promote_logged(s, image, force, deadline, None).await
 }
 
 /// As [`promote`], the rbd tool logging at debug_rbd 20 to `log` (what a forced promote rolls back to).
-pub async fn promote_logged(s: &SiteRef, image: &str, force: bool, deadline: Duration, log: Option<&std::path::Path>) -> Result<u32, EnvError> {
+pub async fn promote_logged(
+    s: &SiteRef,
+    image: &str,
+    force: bool,
+    deadline: impl Into<wait::Deadline>,
+    log: Option<&std::path::Path>,
+) -> Result<u32, EnvError> {
+    let deadline: wait::Deadline = deadline.into();
     let spec = format!("rbd/{image}");
     let log_arg = log.map(|p| format!("--log-file={}", p.display()));
     let mut args = vec!["mirror", "image", "promote"];
@@ -434,7 +441,7 @@ pub async fn promote_logged(s: &SiteRef, image: &str, force: bool, deadline: Dur
     // (infrastructure catching up, not data). Any other refusal ends the wait at once.
     let check = || async {
         let n = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        match s.cli_within("rbd", &args, deadline).await {
+        match s.cli_within("rbd", &args, deadline.after).await {
             Ok(_) => Ok(Some(n)),
             Err(EnvError::Site { detail, .. }) if !force && detail.contains("Read-only file system") => Ok(None),
             Err(e) => Err(e),
@@ -645,17 +652,22 @@ impl RbdMirrorDriver {
             *last.lock().unwrap() = seen;
             Ok(None)
         };
-        wait::until(format!("site {} to be ready to take over {image}", to.name), self.budgets.resync.0, check, wait::every(Duration::from_millis(500)))
-            .await
-            .map_err(|e| match e {
-                wait::WaitError::Timeout { after, .. } => EnvError::Site {
-                    site: to.name.clone(),
-                    what: format!("take VM {image} over"),
-                    detail: format!("site {} is not ready after {after:?} (budget `budgets.resync`): {}", to.name, last.lock().unwrap()),
-                    cause: Cause::System,
-                },
-                wait::WaitError::Failed(e) => e,
-            })
+        wait::until(
+            format!("site {} to be ready to take over {image}", to.name),
+            self.budgets.deadline(Budget::Resync),
+            check,
+            wait::every(Duration::from_millis(500)),
+        )
+        .await
+        .map_err(|e| match e {
+            wait::WaitError::Timeout { after, .. } => EnvError::Site {
+                site: to.name.clone(),
+                what: format!("take VM {image} over"),
+                detail: format!("site {} is not ready after {after:?} (the environment file's `{}`): {}", to.name, Budget::Resync.key(), last.lock().unwrap()),
+                cause: Cause::System,
+            },
+            wait::WaitError::Failed(e) => e,
+        })
     }
 
     /// `vm`'s image promoted on `to` (a failover): the checkpoint it holds, the rounds since it was
@@ -712,7 +724,7 @@ impl RbdMirrorDriver {
         s.cli("rbd", &["snap", "protect", &base]).await?;
         s.cli("rbd", &["mirror", "image", "enable", &format!("rbd/{GOLDEN_IMAGE}"), "snapshot"]).await?;
         if let Some(id) = newest_primary_snap(&s, GOLDEN_IMAGE).await? {
-            wait_synced(&peer, GOLDEN_IMAGE, id, self.budgets.sync_barrier.0).await?;
+            wait_synced(&peer, GOLDEN_IMAGE, id, self.budgets.deadline(Budget::SyncBarrier)).await?;
         }
         for at in [&s, &peer] {
             let read = export_span(at, &format!("{GOLDEN_IMAGE}@base"), layout).await?;
@@ -740,7 +752,7 @@ impl RbdMirrorDriver {
         let (s, peer) = (self.site(site)?.clone(), self.site(&self.topology.peer_of(site)?)?.clone());
         s.cli("rbd", &["mirror", "image", "enable", &format!("rbd/{image}"), "snapshot"]).await?;
         if let Some(id) = newest_primary_snap(&s, image).await? {
-            wait_synced(&peer, image, id, self.budgets.sync_barrier.0).await?;
+            wait_synced(&peer, image, id, self.budgets.deadline(Budget::SyncBarrier)).await?;
         }
         let p = Protected {
             image: image.to_string(),
@@ -877,7 +889,7 @@ impl DrDriver for RbdMirrorDriver {
                 m.mark_at(Segment::Demoted, *at);
             }
         }
-        let (barrier_budget, promote_budget) = (self.budgets.sync_barrier.0, self.budgets.promote.0);
+        let (barrier_budget, promote_budget) = (self.budgets.deadline(Budget::SyncBarrier), self.budgets.deadline(Budget::Promote));
         let mut syncs: Vec<Option<Duration>> = vec![None; vms.len()];
         if barrier {
             let ids: Vec<Option<u64>> = demoted.iter().map(|d| d.as_ref().map(|(id, _)| *id)).collect();
@@ -972,7 +984,7 @@ impl DrDriver for RbdMirrorDriver {
             .await;
             prepared.push(p);
         }
-        let budget = self.budgets.promote.0;
+        let budget = self.budgets.deadline(Budget::Promote);
         let promotes = prepared.iter().map(|p| {
             let survivor = &survivor;
             async move {
@@ -1105,11 +1117,12 @@ impl DrDriver for RbdMirrorDriver {
         };
         let what = format!("site {site} to replay VM {vm}'s image again after the resync");
         let snap = wait::until(what, budget, check, wait::every(Duration::from_millis(500))).await.map_err(|e| match e {
-            wait::WaitError::Timeout { what, after } => EnvError::Timeout {
+            wait::WaitError::Timeout { what, after, .. } => EnvError::Timeout {
                 site: site.into(),
-                what: format!("{what} (last seen: {}; budget `budgets.resync`)", last.lock().unwrap()),
+                what: format!("{what} (last seen: {})", last.lock().unwrap()),
                 after,
                 cause: Cause::System,
+                budget: Some(Budget::Resync.key()),
             },
             wait::WaitError::Failed(e) => e,
         })?;

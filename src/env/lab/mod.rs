@@ -5,6 +5,7 @@
 //! Its ports: `LabSites` (faults and lifecycle of the namespaces and daemons), `vm::QemuWorkload` (the VMs)
 //! and `mirror::RbdMirrorDriver` (RBD snapshot mirroring: provision, relocate, failover).
 
+pub mod gather;
 pub mod initramfs;
 pub mod mirror;
 pub mod site;
@@ -166,7 +167,13 @@ pub async fn up(cfg: &EnvConfig, spec: &LabSpec, topology: &Topology, bus: Bus) 
     let budget = cfg.spec.budgets.up.0;
     let res = match tokio::time::timeout(budget, lab.build(cfg, &assets, &initramfs)).await {
         Ok(r) => r,
-        Err(_) => Err(EnvError::Timeout { site: "all".into(), what: "the lab to come up".into(), after: budget, cause: Cause::Harness }),
+        Err(_) => Err(EnvError::Timeout {
+            site: "all".into(),
+            what: "the lab to come up".into(),
+            after: budget,
+            cause: Cause::Harness,
+            budget: Some(crate::config::Budget::Up.key()),
+        }),
     };
     if let Err(e) = res {
         lab.down().await;
@@ -525,6 +532,17 @@ impl Infrastructure for LabSites {
 
     async fn stretch(&mut self, since: Wt) -> Option<crate::stretch::Evidence> {
         self.watch.as_ref().map(|w| w.evidence(since))
+    }
+
+    /// Each site's Ceph status, health, the DR parts of its OSD map, rbd-mirror's pool status and its
+    /// daemons' logs from `since` (a second earlier, for clocks read apart).
+    async fn gather(&mut self, dir: &std::path::Path, since: Wt) -> crate::ports::Gathered {
+        let since_unix = since.unix_secs() - 1.0;
+        let mut g = crate::ports::Gathered::default();
+        for s in &mut self.sites {
+            g.extend(gather::site(s, dir, since_unix).await);
+        }
+        g
     }
 
     /// Tears everything down: daemons, namespaces, the run directory (a lab kept on purpose is never

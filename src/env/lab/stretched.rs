@@ -506,7 +506,7 @@ impl DrDriver for StretchedDriver {
         if from == to {
             return Err(EnvError::Usage(format!("site {to} is where {vm} runs, not a replica")));
         }
-        self.wait_clean(vm, &from, to, self.budgets.sync_barrier.0).await
+        self.wait_clean(vm, &from, to, self.budgets.deadline(crate::config::Budget::SyncBarrier)).await
     }
 
     /// The VM's site is where its unfenced clients are (`rbd status` watchers, by address); a site whose
@@ -564,7 +564,7 @@ impl DrDriver for StretchedDriver {
             self.site(via)?.clone().cli("ceph", &["osd", "blocklist", "rm", addr]).await?;
         }
         m.mark(crate::timeline::Segment::Unfenced);
-        let proof = self.wait_clean(vm, &primary, site, self.budgets.resync.0).await?;
+        let proof = self.wait_clean(vm, &primary, site, self.budgets.deadline(crate::config::Budget::Resync)).await?;
         m.mark(crate::timeline::Segment::Clean);
         Ok(json!({ "unfenced": theirs.iter().map(|t| &t.1).collect::<Vec<_>>(), "clean": proof, "repairMs": Wt::now().since(t0).as_secs_f64() * 1e3 }))
     }
@@ -617,12 +617,13 @@ impl StretchedDriver {
             *last.lock().unwrap() = format!("{} mode, down: {}", f.state, if down.is_empty() { "none".into() } else { down.join(", ") });
             Ok(whole.then_some(()))
         };
-        let budget = self.budgets.resync.0;
+        let budget = self.budgets.deadline(crate::config::Budget::Resync);
         match crate::wait::until("the stretch cluster to be whole", budget, check, crate::wait::every(Duration::from_secs(1))).await {
             Ok(()) => Ok(()),
-            Err(crate::wait::WaitError::Timeout { .. }) => {
-                Err(s.err(&format!("see the cluster whole (healthy stretch mode, every OSD up) within {budget:?}"), last.into_inner().unwrap()))
-            }
+            Err(crate::wait::WaitError::Timeout { .. }) => Err(s.err(
+                &format!("see the cluster whole (healthy stretch mode, every OSD up) within {:?}{}", budget.after, crate::wait::budget_note(&budget.key)),
+                last.into_inner().unwrap(),
+            )),
             Err(crate::wait::WaitError::Failed(e)) => Err(e),
         }
     }
@@ -662,7 +663,7 @@ impl StretchedDriver {
             l.0 = gaps;
             Ok((l.1 >= 2).then(|| format!("every OSD of site {from} down, site {to} serving alone{}", if stretch { " (degraded stretch mode)" } else { "" })))
         };
-        let budget = self.budgets.promote.0;
+        let budget = self.budgets.deadline(crate::config::Budget::Promote);
         let r = crate::wait::until(&format!("site {to} to serve without site {from}"), budget, check, crate::wait::every(Duration::from_millis(500))).await;
         let (gaps, _, degraded) = last.into_inner().unwrap();
         if let Some(at) = degraded {
@@ -683,7 +684,7 @@ impl StretchedDriver {
                 let shown = gaps.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
                 let more = if gaps.len() > 3 { format!(" (and {} more)", gaps.len() - 3) } else { String::new() };
                 let detail = if gaps.is_empty() { "the cluster never answered where its placement groups are".to_string() } else { format!("{shown}{more}") };
-                Err(s.err(&format!("serve without site {from} within {budget:?}"), detail))
+                Err(s.err(&format!("serve without site {from} within {:?}{}", budget.after, crate::wait::budget_note(&budget.key)), detail))
             }
             Err(crate::wait::WaitError::Failed(e)) => Err(e),
         }
@@ -691,7 +692,7 @@ impl StretchedDriver {
 
     /// Waits until every placement group of the pool is clean with a replica on sites `from` and `to`,
     /// asked of `to`; the error names what was still missing.
-    async fn wait_clean(&mut self, vm: &str, from: &str, to: &str, deadline: Duration) -> Result<String, EnvError> {
+    async fn wait_clean(&mut self, vm: &str, from: &str, to: &str, deadline: crate::wait::Deadline) -> Result<String, EnvError> {
         let s = self.site(to)?.clone();
         let last = std::sync::Mutex::new(Vec::<String>::new());
         let unreadable =
@@ -711,7 +712,7 @@ impl StretchedDriver {
                     let gaps = last.lock().unwrap().clone();
                     let shown = gaps.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
                     s.err(
-                        &format!("see {vm}'s writes replicated within {deadline:?}"),
+                        &format!("see {vm}'s writes replicated within {:?}{}", deadline.after, crate::wait::budget_note(&deadline.key)),
                         format!("{shown}{}", if gaps.len() > 3 { format!(" (and {} more)", gaps.len() - 3) } else { String::new() }),
                     )
                 }

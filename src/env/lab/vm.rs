@@ -80,6 +80,21 @@ impl Launcher for QemuLauncher {
         self.spec.disk_records()
     }
 
+    /// Every boot of `vm` (or of a disk of it: `vm0-disk1`) has its console file `<vm>-<site>-<n>-<mode>.console`.
+    fn consoles(&self, vm: &str) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<PathBuf>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p: &PathBuf| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                name.strip_prefix(vm).is_some_and(|rest| rest.starts_with('-')) && name.ends_with(".console")
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Starts QEMU and connects the witness to the probe's port.
     async fn launch(&mut self, l: &Launch<'_>) -> Result<Launched, EnvError> {
         let (qemu, console, mut channels, started) = self.start_qemu(std::slice::from_ref(l)).await?;

@@ -125,7 +125,7 @@ impl SimDriver {
         &self,
         site: &str,
         what: String,
-        budget: Duration,
+        budget: wait::Deadline,
         cause: Cause,
         check: impl Fn(&super::world::World) -> Result<Option<T>, String>,
     ) -> Result<T, EnvError> {
@@ -145,7 +145,7 @@ impl SimDriver {
             // the image's first snapshot on the peer before anything is written, as `mirror image enable` does
             let peer = self.topology.peer_of(site)?;
             let id = self.world.lock().unwrap().snapshot(site, vm, Wt::now()).map_err(|e| storage_err(site, "snapshot", e))?;
-            let b = self.budgets.sync_barrier.0;
+            let b = self.budgets.deadline(crate::config::Budget::SyncBarrier);
             self.until(&peer, format!("the first snapshot of {vm} to reach {peer}"), b, Cause::System, |w| {
                 Ok(w.complete_on(&peer, vm)?.contains(&id).then_some(()))
             })
@@ -194,7 +194,7 @@ impl DrDriver for SimDriver {
         let from = self.primary(vm)?;
         let sync = if self.regional.is_some() {
             if barrier {
-                let b = self.budgets.resync.0;
+                let b = self.budgets.deadline(crate::config::Budget::Resync);
                 self.until(to, format!("site {to} to be ready to take {vm} over"), b, Cause::System, |w| {
                     let st = w.mirror_state(to, vm)?;
                     Ok((st == "up+replaying").then_some(()))
@@ -206,7 +206,7 @@ impl DrDriver for SimDriver {
             m.mark(Segment::Demoted);
             let t0 = Wt::now();
             if barrier {
-                let b = self.budgets.sync_barrier.0;
+                let b = self.budgets.deadline(crate::config::Budget::SyncBarrier);
                 self.until(to, format!("the demotion snapshot of {vm} to reach {to}"), b, Cause::System, |w| {
                     Ok(w.complete_on(to, vm)?.contains(&id).then_some(()))
                 })
@@ -219,7 +219,7 @@ impl DrDriver for SimDriver {
             // Metro: one image; the barrier is every replica clean
             let t0 = Wt::now();
             if barrier {
-                let b = self.budgets.sync_barrier.0;
+                let b = self.budgets.deadline(crate::config::Budget::SyncBarrier);
                 self.until(to, format!("every replica of {vm} clean"), b, Cause::System, |w| Ok(w.clean(vm).then_some(()))).await?;
                 m.mark(Segment::Synced);
             }
@@ -281,7 +281,7 @@ impl DrDriver for SimDriver {
             return Err(EnvError::Usage(format!("site {to} is not where {vm} replicates to: its primary is {primary}")));
         }
         let Some(regional) = self.regional.clone() else {
-            let b = self.budgets.sync_barrier.0;
+            let b = self.budgets.deadline(crate::config::Budget::SyncBarrier);
             return self
                 .until(to, format!("every replica of {vm} clean"), b, Cause::System, |w| Ok(w.clean(vm).then(|| "every replica clean".to_string())))
                 .await;
@@ -341,7 +341,7 @@ impl DrDriver for SimDriver {
         if primary == site {
             return Ok(json!({ "note": format!("site {site} is VM {vm}'s primary: nothing to repair") }));
         }
-        let budget = self.budgets.resync.0;
+        let budget = self.budgets.deadline(crate::config::Budget::Resync);
         let t0 = Wt::now();
         if self.regional.is_none() {
             self.world.lock().unwrap().site_mut(site).map_err(|e| storage_err(site, "unfence", e))?.fenced = false;

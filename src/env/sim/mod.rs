@@ -40,7 +40,7 @@ pub fn up(cfg: &EnvConfig, spec: &SimSpec, topology: &Topology, bus: Bus) -> Res
         }
     });
     let workload = ProbeWorkload::new(Box::new(launcher), cfg.spec.budgets.clone(), bus.clone());
-    let sites = sites::SimSites { world: world.clone(), guests, seed: spec.seed, ticker: Some(ticker) };
+    let sites = sites::SimSites { world: world.clone(), guests, seed: spec.seed, ticker: Some(ticker), bus: bus.clone() };
     let driver = driver::SimDriver::new(world, topology.clone(), bus, cfg.spec.budgets.clone(), cfg.spec.regional().cloned(), spec.disk_records());
     Ok(Parts { workload, sites, driver })
 }

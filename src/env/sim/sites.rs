@@ -16,6 +16,8 @@ pub struct SimSites {
     pub seed: u64,
     /// The task that advances replication on the simulated clock.
     pub ticker: Option<tokio::task::JoinHandle<()>>,
+    /// The run's event stream: faults in effect and undone go on every VM's timeline.
+    pub bus: crate::events::Bus,
 }
 
 fn err(site: &str, what: &str, e: String) -> EnvError {
@@ -78,11 +80,15 @@ impl SimSites {
 impl Faults for SimSites {
     async fn inject(&mut self, fault: Fault) -> Result<Receipt, EnvError> {
         self.apply(&fault, true)?;
-        Ok(Receipt { fault, at: Wt::now() })
+        let at = Wt::now();
+        self.bus.publish_at(at, crate::events::Event::Fault { fault: fault.clone() });
+        Ok(Receipt { fault, at })
     }
 
     async fn recover(&mut self, receipt: &Receipt) -> Result<(), EnvError> {
-        self.apply(&receipt.fault, false)
+        self.apply(&receipt.fault, false)?;
+        self.bus.publish(crate::events::Event::Recovered { fault: receipt.fault.clone() });
+        Ok(())
     }
 }
 
@@ -101,6 +107,41 @@ impl Infrastructure for SimSites {
 
     fn kept_at(&self) -> String {
         "nothing to keep: the simulation lives in this process's memory".into()
+    }
+
+    /// The simulated world as it stands: each site's state (power, freeze, isolation, rbd-mirror), each
+    /// image's copies and snapshots, the links' shapes, the storage's lies and the seed.
+    async fn gather(&mut self, dir: &std::path::Path, _since: Wt) -> crate::ports::Gathered {
+        let text = {
+            let w = self.world.lock().unwrap();
+            let mut t = format!("seed {}\nlies {:?}\nlatency {:?}\nrate {:?}\n\n", self.seed, w.lies, w.latency, w.rate_bps);
+            t.push_str(&format!("{:#?}\n\n", w.sites));
+            for (name, image) in &w.images {
+                // the image's shape, not its data (its blocks are the records the verdicts judged)
+                t.push_str(&format!("image {name}{}\n", if image.golden { " (a clone of the golden image)" } else { "" }));
+                for (site, c) in &image.copies {
+                    t.push_str(&format!(
+                        "  copy on {site}: {} blocks, primary {}, snapshots complete {:?}, diverged {}, stale primary {}, version {}\n",
+                        c.blocks.len(),
+                        c.primary,
+                        c.complete,
+                        c.diverged,
+                        c.stale_primary,
+                        c.version
+                    ));
+                }
+                for (site, snaps) in &image.snaps {
+                    let list: Vec<String> = snaps.iter().map(|s| format!("{}@{:.1}s", s.id, s.taken.ms() / 1e3)).collect();
+                    t.push_str(&format!("  snapshots taken on {site}: {}\n", list.join(", ")));
+                }
+            }
+            t
+        };
+        let p = dir.join("sim-world.txt");
+        match std::fs::write(&p, text) {
+            Ok(()) => crate::ports::Gathered { items: vec![format!("{}: the simulated sites and images as they stand", p.display())], missing: vec![] },
+            Err(e) => crate::ports::Gathered { items: vec![], missing: vec![format!("{}: {e}", p.display())] },
+        }
     }
 
     fn rss_bytes(&self) -> u64 {
