@@ -64,6 +64,7 @@ if [ "$TESTS" = 1 ]; then
   # Chromium, headless, opens a real run's report in the tests (no network: the page loads nothing).
   if ! command -v chromium >/dev/null; then
     log "apt-get install chromium (the report test opens index.html headless)"
+    apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
   fi
   ready="$ready, $("$ASSETS/k8s/kube-apiserver" --version), $(chromium --version 2>/dev/null | head -n1)"

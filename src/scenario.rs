@@ -1135,8 +1135,6 @@ impl Scenario {
         self.track(r)
     }
 
-    /// End of the scenario: its VM stops, every fault it injected is recovered (newest first), and what it
-    /// did becomes a plain record for the reports.
     /// A failed scenario explains itself: under `dir`, the environment file, each VM's console, the sites'
     /// state and logs over the scenario's span (and on clusters the DR objects and events), with
     /// `gather.txt` listing what is there and what could not be had. Done before anything is undone.
@@ -1183,7 +1181,9 @@ impl Scenario {
         g
     }
 
-    /// The scenario's record; with `gather` (it failed), its gather is written there first.
+    /// End of the scenario: its VM stops, every fault it injected is recovered (newest first), and what it
+    /// did becomes a plain record for the reports. With `gather` (it failed), its gather is written there
+    /// first, before anything is undone.
     pub async fn finish(mut self, gather: Option<std::path::PathBuf>) -> ScenarioRecord {
         let gathered = match &gather {
             Some(dir) => Some(self.gather(dir).await),
