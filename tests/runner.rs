@@ -31,3 +31,19 @@ async fn the_runner_runs_twice_in_one_process() {
         assert_eq!(summary["scenarios"][0]["status"], "passed");
     }
 }
+
+/// The summary check can fail (its negative control): a key out of the schema, a segment as a tuple, and a
+/// snake_case key where the schema allows anything (a driver's facts) are each refused.
+#[test]
+fn the_summary_check_refuses_what_breaks_it() {
+    let good: serde_json::Value = serde_json::from_str(include_str!("fixtures/report/lab-failover/summary.json")).unwrap();
+    schema::check_summary(&good);
+    let broken = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = good.clone();
+        f(&mut v);
+        std::panic::catch_unwind(|| schema::check_summary(&v)).is_err()
+    };
+    assert!(broken(&|v| v["scenarios"][0]["records_lost"] = serde_json::json!(3)), "a key the schema does not know");
+    assert!(broken(&|v| v["scenarios"][0]["action"]["rto"] = serde_json::json!([["fault", 0.0]])), "a segment as a tuple");
+    assert!(broken(&|v| v["scenarios"][0]["action"]["driver"]["promote_attempts"] = serde_json::json!(1)), "snake_case inside free-form facts");
+}
