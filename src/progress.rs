@@ -5,39 +5,26 @@
 //!
 //! The state is pure (`Progress::apply`, `Progress::line`); the reporter only draws it.
 
-use crate::config::Budgets;
+use crate::config::{Budget, Budgets};
 use crate::events::{Bus, Event, Stamped};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// What a DR action waits for after `segment`, and the budget that bounds it (its key in the environment
-/// file's `budgets`). Pure.
-pub fn next_after(action: &str, segment: &str) -> Option<(&'static str, &'static str)> {
+/// What a DR action waits for after `segment`, and the environment file's budget that bounds it. Pure.
+pub fn next_after(action: &str, segment: &str) -> Option<(&'static str, Budget)> {
     Some(match (action, segment) {
-        ("relocate", "requested") => ("the VM's graceful stop", "gracefulStop"),
-        ("relocate", "vm stopped") => ("the demotion", "promote"),
-        ("relocate", "demoted") => ("the sync barrier (the demotion snapshot on the peer)", "syncBarrier"),
-        ("relocate", "synced") => ("the promote", "promote"),
-        ("failover", "fault" | "failover requested" | "fenced" | "storage fenced") => ("the forced promote", "promote"),
-        (_, "promoted" | "storage serves") => ("the VM to boot on the new primary", "boot"),
-        (_, "vm booted") => ("crash recovery (the scan of the disk)", "boot"),
-        (_, "recovered") => ("the first new acknowledged write", "boot"),
-        ("repair", "site back" | "resync requested" | "unfenced") => ("the resync (the returned site's copy clean again)", "resync"),
+        ("relocate", "requested") => ("the VM's graceful stop", Budget::GracefulStop),
+        ("relocate", "vm stopped") => ("the demotion", Budget::Promote),
+        ("relocate", "demoted") => ("the sync barrier (the demotion snapshot on the peer)", Budget::SyncBarrier),
+        ("relocate", "synced") => ("the promote", Budget::Promote),
+        ("failover", "fault" | "failover requested" | "fenced" | "storage fenced") => ("the forced promote", Budget::Promote),
+        (_, "promoted" | "storage serves") => ("the VM to boot on the new primary", Budget::Boot),
+        (_, "vm booted") => ("crash recovery (the scan of the disk)", Budget::Boot),
+        (_, "recovered") => ("the first new acknowledged write", Budget::Boot),
+        ("repair", "site back" | "resync requested" | "unfenced") => ("the resync (the returned site's copy clean again)", Budget::Resync),
         _ => return None,
     })
-}
-
-fn budget(b: &Budgets, key: &str) -> Duration {
-    match key {
-        "gracefulStop" => b.graceful_stop.0,
-        "syncBarrier" => b.sync_barrier.0,
-        "promote" => b.promote.0,
-        "boot" => b.boot.0,
-        "resync" => b.resync.0,
-        "up" => b.up.0,
-        _ => b.command.0,
-    }
 }
 
 /// The watcher's view of the run.
@@ -47,8 +34,8 @@ pub struct Progress {
     pub phase: String,
     /// When it began, ms on the witness clock.
     pub since_ms: f64,
-    /// What comes next and its budget (key, length).
-    pub waiting: Option<(String, String, Duration)>,
+    /// What comes next, and the budget bounding it (its key and length).
+    pub waiting: Option<(String, crate::wait::Deadline)>,
     /// Records acknowledged per VM (its current writer).
     pub acked: BTreeMap<String, u64>,
 }
@@ -56,14 +43,16 @@ pub struct Progress {
 impl Progress {
     /// Takes one event in; true when the phase changed (a plain reporter prints a line then).
     pub fn apply(&mut self, s: &Stamped, budgets: &Budgets) -> bool {
-        let mut phase = |p: String, waiting: Option<(&str, &str)>| {
+        let mut phase = |p: String, waiting: Option<(&str, Budget)>| {
             self.phase = p;
             self.since_ms = s.t_ms;
-            self.waiting = waiting.map(|(what, key)| (what.to_string(), key.to_string(), budget(budgets, key)));
+            self.waiting = waiting.map(|(what, b)| (what.to_string(), budgets.deadline(b)));
             true
         };
         match &s.event {
-            Event::BootRequested { vm, site, mode } => phase(format!("VM {vm} booting on site {site} ({mode})"), Some(("its probe to say hello", "boot"))),
+            Event::BootRequested { vm, site, mode } => {
+                phase(format!("VM {vm} booting on site {site} ({mode})"), Some(("its probe to say hello", Budget::Boot)))
+            }
             Event::ProbeUp { vm, .. } => {
                 self.acked.insert(vm.clone(), 0);
                 phase(format!("VM {vm} up, writing"), None)
@@ -75,7 +64,7 @@ impl Progress {
             Event::Dr { vm, action, segment } => phase(format!("{action} of {vm}: {segment}"), next_after(action, segment)),
             Event::Fault { fault } => phase(format!("fault in effect: {fault}"), None),
             Event::Recovered { fault } => phase(format!("recovered: {fault}"), None),
-            Event::Note { text } if text.starts_with("bringing up") => phase(text.trim_end_matches(" ...").to_string(), Some(("the environment", "up"))),
+            Event::Note { text } if text.starts_with("bringing up") => phase(text.trim_end_matches(" ...").to_string(), Some(("the environment", Budget::Up))),
             _ => false,
         }
     }
@@ -88,8 +77,9 @@ impl Progress {
     /// The phase, what it waits for with its budget, and the records acknowledged so far.
     pub fn describe(&self) -> String {
         let mut l = self.phase.clone();
-        if let Some((what, key, d)) = &self.waiting {
-            l.push_str(&format!("; waiting for {what} (budget {key} {})", crate::units::Dur(*d)));
+        if let Some((what, d)) = &self.waiting {
+            let key = d.key.unwrap_or_default().trim_start_matches("budgets.");
+            l.push_str(&format!("; waiting for {what} (budget {key} {})", crate::units::Dur(d.after)));
         }
         if !self.acked.is_empty() {
             let acked: Vec<String> = self.acked.iter().take(4).map(|(vm, n)| format!("{vm} {n} acked")).collect();

@@ -197,7 +197,12 @@ fn lag_only_failover(sc: &serde_json::Value) -> Option<Vec<String>> {
         return None;
     }
     let why: Vec<String> = last["why"].as_array()?.iter().filter_map(|r| r.as_str().map(String::from)).collect();
-    (!why.is_empty() && why.iter().all(|r| r.starts_with("replication lagged"))).then_some(why)
+    lag_alone(&why).then_some(why)
+}
+
+/// Reasons that are all, and only, replication lag.
+fn lag_alone<S: AsRef<str>>(reasons: &[S]) -> bool {
+    !reasons.is_empty() && reasons.iter().all(|r| r.as_ref().starts_with("replication lagged"))
 }
 
 fn summary(dir: &Path) -> serde_json::Value {
@@ -400,7 +405,7 @@ fn negative_controls_fail() {
     // the left-out VM's disk, never for a lost or damaged record beyond the bound
     for v in per.iter().filter(|v| v["vm"] != left_out_vm) {
         let reasons: Vec<&str> = v["why"].as_array().map(|w| w.iter().filter_map(|r| r.as_str()).collect()).unwrap_or_default();
-        let lag_only = v["conclusion"] == "failed" && !reasons.is_empty() && reasons.iter().all(|r| r.starts_with("replication lagged"));
+        let lag_only = v["conclusion"] == "failed" && lag_alone(&reasons);
         assert!(v["conclusion"] == "passed" || lag_only, "fleet control, a mirrored VM failed for more than lag: {per_vm:#?}");
         if lag_only {
             println!("fleet control: {} failed for replication lag on this machine, named: {reasons:?}", v["vm"]);
@@ -429,10 +434,7 @@ fn negative_controls_fail() {
             let failover = &apart["fleet"][0];
             let why: Vec<&str> =
                 failover["perVm"].as_array().unwrap().iter().flat_map(|v| v["why"].as_array().into_iter().flatten().filter_map(|r| r.as_str())).collect();
-            assert!(
-                !why.is_empty() && why.iter().all(|r| r.starts_with("replication lagged")),
-                "the control failed before its skew for more than lag: {apart}"
-            );
+            assert!(lag_alone(&why), "the control failed before its skew for more than lag: {apart}");
             println!("disks snapshotted each on their own: the failover failed first, for lag alone: {why:?}");
         }
     }

@@ -22,7 +22,8 @@ fn chromium() -> PathBuf {
         .unwrap_or_else(|| panic!("Chromium is not installed: run scripts/setup.sh --tests (Debian's chromium opens the report headless)"))
 }
 
-fn headless(profile: &Path) -> Command {
+/// Runs headless Chromium once on `url` with `args` (a fresh profile each time); its stdout.
+fn headless(profile: &Path, args: &[String], url: &str) -> String {
     let mut c = Command::new("timeout");
     c.arg("120").arg("unshare").arg("-n").arg(chromium());
     c.args([
@@ -37,8 +38,10 @@ fn headless(profile: &Path) -> Command {
         "--disable-default-apps",
         "--no-default-browser-check",
     ]);
-    c.arg(format!("--user-data-dir={}", profile.display()));
-    c
+    c.arg(format!("--user-data-dir={}", profile.display())).args(args).arg(url);
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "chromium {args:?} {url}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Opens `page`, keeps its screenshot at `screenshot`.
@@ -46,15 +49,8 @@ pub fn open(page: &Path, screenshot: &Path) -> Opened {
     let work = tempfile::tempdir().unwrap();
     let url = format!("file://{}", page.canonicalize().unwrap().display());
     let netlog = work.path().join("netlog.json");
-    let out = headless(&work.path().join("p1"))
-        .arg(format!("--log-net-log={}", netlog.display()))
-        .arg("--net-log-capture-mode=Default")
-        .arg("--dump-dom")
-        .arg(&url)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "chromium --dump-dom {url}: {}", String::from_utf8_lossy(&out.stderr));
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let dom =
+        headless(&work.path().join("p1"), &[format!("--log-net-log={}", netlog.display()), "--net-log-capture-mode=Default".into(), "--dump-dom".into()], &url);
     let charts_rendered = dom.split("data-charts-rendered=\"").nth(1).and_then(|r| r.split('"').next()).and_then(|n| n.parse().ok());
     let log: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&netlog).unwrap()).unwrap();
     let start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"].as_u64().unwrap();
@@ -66,13 +62,6 @@ pub fn open(page: &Path, screenshot: &Path) -> Opened {
         .filter(|e| e["params"]["network_isolation_key"].as_str().is_some_and(|k| k.starts_with("file://")))
         .filter_map(|e| e["params"]["url"].as_str().map(String::from))
         .collect();
-    let out = headless(&work.path().join("p2"))
-        .arg(format!("--screenshot={}", screenshot.display()))
-        .arg("--window-size=1200,2400")
-        .arg("--hide-scrollbars")
-        .arg(&url)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "chromium --screenshot {url}: {}", String::from_utf8_lossy(&out.stderr));
+    headless(&work.path().join("p2"), &[format!("--screenshot={}", screenshot.display()), "--window-size=1200,2400".into(), "--hide-scrollbars".into()], &url);
     Opened { charts_rendered, page_requests, screenshot: screenshot.to_path_buf() }
 }
