@@ -109,10 +109,14 @@ pub enum Misbehaviour {
     TwoPrimaries,
     /// The storage fence (blocklist) lets the fenced site's clients keep writing.
     FencedClientWrites,
+    /// Not the storage but the fault surface: it reports every fault caused and changes nothing (as chaos
+    /// tools have: Chaos Mesh issues 4903, 4948). The harness must refuse to go on (exit 2), never judge a
+    /// DR action after a fault that did not land.
+    FaultNotApplied,
 }
 
 impl Misbehaviour {
-    pub const ALL: [Misbehaviour; 7] = [
+    pub const ALL: [Misbehaviour; 8] = [
         Misbehaviour::AckUnpersisted,
         Misbehaviour::SnapshotCompleteEarly,
         Misbehaviour::PromoteRollsBack,
@@ -120,6 +124,7 @@ impl Misbehaviour {
         Misbehaviour::StatusAhead,
         Misbehaviour::TwoPrimaries,
         Misbehaviour::FencedClientWrites,
+        Misbehaviour::FaultNotApplied,
     ];
 }
 
@@ -415,9 +420,16 @@ pub struct Budgets {
     /// A returned site repaired: resynced from the primary (Regional-DR) or clean again (Metro-DR).
     #[serde(default = "Budgets::d_resync")]
     pub resync: Dur,
+    /// A fault shown in effect after it is caused, or gone after it is undone (a powered-on site's monitor
+    /// answering, a thawed site's processes running).
+    #[serde(default = "Budgets::d_fault_proof")]
+    pub fault_proof: Dur,
 }
 
 impl Budgets {
+    fn d_fault_proof() -> Dur {
+        Dur(Duration::from_secs(30))
+    }
     fn d_resync() -> Dur {
         Dur(Duration::from_secs(180))
     }
@@ -451,6 +463,7 @@ pub enum Budget {
     GracefulStop,
     Command,
     Resync,
+    FaultProof,
 }
 
 impl Budget {
@@ -464,6 +477,7 @@ impl Budget {
             Budget::GracefulStop => "budgets.gracefulStop",
             Budget::Command => "budgets.command",
             Budget::Resync => "budgets.resync",
+            Budget::FaultProof => "budgets.faultProof",
         }
     }
 }
@@ -479,6 +493,7 @@ impl Budgets {
             Budget::GracefulStop => self.graceful_stop,
             Budget::Command => self.command,
             Budget::Resync => self.resync,
+            Budget::FaultProof => self.fault_proof,
         };
         crate::wait::Deadline::budget(b.key(), d.0)
     }
@@ -494,6 +509,7 @@ impl Default for Budgets {
             graceful_stop: Self::d_stop(),
             command: Self::d_cmd(),
             resync: Self::d_resync(),
+            fault_proof: Self::d_fault_proof(),
         }
     }
 }

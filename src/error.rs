@@ -47,6 +47,10 @@ pub enum EnvError {
     /// (a DR policy scheduling less often than the declared interval).
     #[error("the declared promise cannot be kept: {0}")]
     Unkeepable(String),
+    /// A fault the harness set out to cause (or undo) could not be shown in effect (or gone): whatever
+    /// came after would prove nothing.
+    #[error("the fault \"{fault}\" was not shown {phase}: {why}")]
+    FaultUnproven { fault: String, phase: String, why: String },
     /// An error met earlier in the run, told again (with its cause).
     #[error("{msg}")]
     Earlier { msg: String, cause: Cause },
@@ -57,9 +61,12 @@ impl Caused for EnvError {
         match self {
             EnvError::Site { cause, .. } | EnvError::Timeout { cause, .. } | EnvError::Vm { cause, .. } | EnvError::Earlier { cause, .. } => *cause,
             EnvError::OutOfSpec { .. } | EnvError::Unkeepable(_) => Cause::System,
-            EnvError::MissingTool { .. } | EnvError::Io { .. } | EnvError::NotDisposable { .. } | EnvError::Usage(_) | EnvError::BringUp { .. } => {
-                Cause::Harness
-            }
+            EnvError::MissingTool { .. }
+            | EnvError::FaultUnproven { .. }
+            | EnvError::Io { .. }
+            | EnvError::NotDisposable { .. }
+            | EnvError::Usage(_)
+            | EnvError::BringUp { .. } => Cause::Harness,
         }
     }
 }

@@ -61,11 +61,15 @@ pub enum Event {
         id: u64,
         site: String,
     },
+    /// A fault in effect, with what showed it.
     Fault {
         fault: Fault,
+        proof: Vec<String>,
     },
+    /// A fault undone, with what showed it gone.
     Recovered {
         fault: Fault,
+        proof: Vec<String>,
     },
     Dr {
         vm: String,
@@ -256,7 +260,7 @@ mod tests {
         publish(Event::Ack { vm: "vm0".into(), boot: "b0".into(), seq: 1, guest_wall_ns: 7, lat_us: 1500 });
         publish(Event::ProbeUp { vm: "vm1".into(), boot: "b1".into() });
         publish(Event::VmDone { vm: "vm1".into() });
-        publish(Event::Fault { fault: Fault::PowerLoss { site: "a".into() } });
+        publish(Event::Fault { fault: Fault::PowerLoss { site: "a".into() }, proof: vec![] });
         // a late event of a finished VM is appended, never starts its file over
         publish(Event::ProbeGone { vm: "vm1".into() });
         w.finish().await.unwrap();

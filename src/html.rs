@@ -209,6 +209,26 @@ fn scenario_section(h: &mut String, i: usize, s: &Value, histories: &BTreeMap<St
     h.push_str("</p>");
     let start = s["startedMs"].as_f64();
     let end = start.map(|t| t + s["durationS"].as_f64().unwrap_or(0.0) * 1e3);
+    // every fault with what showed it in effect (before its receipt) and gone (after its recovery)
+    let faults = s["faults"].as_array().cloned().unwrap_or_default();
+    if !faults.is_empty() {
+        h.push_str("<ul class=faults>");
+        for f in &faults {
+            let seen = |p: &Value| p["seen"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")).unwrap_or_default();
+            let at = match (f["atMs"].as_f64(), start) {
+                (Some(a), Some(t0)) => format!(" at +{:.1}s", (a - t0) / 1e3),
+                _ => String::new(),
+            };
+            let _ = write!(h, "<li>{}{at}: in effect ({}) &mdash; ", esc(&fault_label(&f["fault"])), esc(&seen(&f["inEffect"])));
+            match f["gone"].as_object() {
+                Some(_) => {
+                    let _ = write!(h, "gone ({})</li>", esc(&seen(&f["gone"])));
+                }
+                None => h.push_str("<span class=why>never shown gone</span></li>"),
+            }
+        }
+        h.push_str("</ul>");
+    }
     let actions = s["actions"].as_array().cloned().unwrap_or_default();
     let mut charts = 0;
     for (k, a) in actions.iter().enumerate() {
@@ -359,14 +379,21 @@ pub fn chart(vm: &str, action: Option<&Value>, events: &[Value], t0: f64, from: 
     // faults as shaded windows, each until its recovery (or the chart's end)
     for (k, (i, e)) in within.iter().enumerate().filter(|(_, e)| e["event"] == "fault").enumerate() {
         let start = t(e);
-        let end = within[i + 1..].iter().find(|r| r["event"] == "recovered" && r["fault"] == e["fault"]).map(|r| t(r)).unwrap_or(f.x1);
+        let undone = within[i + 1..].iter().find(|r| r["event"] == "recovered" && r["fault"] == e["fault"]);
+        let end = undone.map(|r| t(r)).unwrap_or(f.x1);
         let (x0, x1) = (f.x(start), f.x(end));
+        // what showed it in effect, and gone (a person hovering sees the proof)
+        let lines = |v: &Value| v["proof"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")).unwrap_or_default();
+        let mut title = format!("{}\nin effect: {}", fault_label(&e["fault"]), lines(e));
+        if let Some(r) = undone {
+            title.push_str(&format!("\ngone: {}", lines(r)));
+        }
         let _ = write!(
             s,
             "<rect class=fault x=\"{x0:.1}\" y=\"{PLOT_TOP}\" width=\"{:.1}\" height=\"{}\" fill=\"#d33\" fill-opacity=\"0.13\"><title>{}</title></rect><text x=\"{:.1}\" y=\"{}\" font-size=\"10\" fill=\"#a00\">{}</text>",
             (x1 - x0).max(1.5),
             SNAP_TOP + 28.0 - PLOT_TOP,
-            esc(&fault_label(&e["fault"])),
+            esc(&title),
             x0 + 2.0,
             PLOT_TOP + 12.0 + 12.0 * (k % 6) as f64,
             esc(&fault_label(&e["fault"]))
@@ -717,9 +744,10 @@ mod tests {
         assert_eq!(page.matches("<svg class=chart").count(), 1);
     }
 
-    /// A recorded lab run (a Regional-DR failover that lost its tail within the bound, from the lab
-    /// campaign of issue 19): one chart with every part, the lost range the summary names, the faults'
-    /// windows, the rounds; and its Jepsen history agrees with the summary on what survived.
+    /// A recorded lab run (a Regional-DR failover that lost its tail within the bound, recorded with its
+    /// faults' proofs): one chart with every part, the lost range the summary names, the faults' windows
+    /// and what showed each in effect and gone, the rounds; and its Jepsen history agrees with the summary
+    /// on what survived.
     #[test]
     fn a_recorded_lab_failover_renders_whole() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report/lab-failover");
@@ -735,6 +763,8 @@ mod tests {
         assert!(page.contains(&format!("lost records: {}–{}", lost[0], lost[1])), "the summary's lost range");
         assert!(page.contains(&format!("newest surviving #{}", a["newestSurviving"])));
         assert!(page.contains("powerLoss (site a)") && page.contains("isolate (site a)"));
+        assert!(page.contains("in effect (no process left on site a; a connection from site b to site a&#39;s monitor: refused"), "the power loss's proof");
+        assert!(page.contains("gone (4 process(es) run on site a"), "its recovery's proof");
         // the read after the failover holds the newest surviving record and none of the lost ones
         let edn = crate::jepsen::history(&events);
         let read = edn.lines().find(|l| l.contains(":type :ok, :f :read")).expect("a read");

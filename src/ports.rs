@@ -10,7 +10,7 @@
 use crate::clock::Wt;
 use crate::error::EnvError;
 use crate::events::{Bus, Event};
-use crate::fault::{Fault, Receipt};
+use crate::fault::{Fault, Proof, Receipt};
 use crate::oracle::{Checkpoint, History, SyncSample};
 use crate::timeline::{ActionKind, Segment, Timeline};
 use async_trait::async_trait;
@@ -119,10 +119,13 @@ pub trait Workload: Send {
 
 #[async_trait]
 pub trait Faults: Send {
-    /// Injects a fault; the receipt is what `recover` takes back.
+    /// Injects a fault and shows it in effect, from outside the faulted site, before giving its receipt
+    /// (the receipt is what `recover` takes back). A fault that cannot be shown in effect is an error
+    /// (`EnvError::FaultUnproven`, the harness's), never a receipt.
     async fn inject(&mut self, fault: Fault) -> Result<Receipt, EnvError>;
-    /// Undoes a fault. Idempotent: recovering what is already recovered does nothing.
-    async fn recover(&mut self, receipt: &Receipt) -> Result<(), EnvError>;
+    /// Undoes a fault and shows it gone. Idempotent: recovering what is already recovered does nothing
+    /// (and shows it gone again).
+    async fn recover(&mut self, receipt: &Receipt) -> Result<Proof, EnvError>;
 }
 
 /// The sites themselves: their faults and their lifecycle.

@@ -62,8 +62,8 @@ impl Progress {
                 false
             }
             Event::Dr { vm, action, segment } => phase(format!("{action} of {vm}: {segment}"), next_after(action, segment)),
-            Event::Fault { fault } => phase(format!("fault in effect: {fault}"), None),
-            Event::Recovered { fault } => phase(format!("recovered: {fault}"), None),
+            Event::Fault { fault, .. } => phase(format!("fault in effect: {fault}"), None),
+            Event::Recovered { fault, .. } => phase(format!("recovered: {fault}"), None),
             Event::Note { text } if text.starts_with("bringing up") => phase(text.trim_end_matches(" ...").to_string(), Some(("the environment", Budget::Up))),
             _ => false,
         }
@@ -157,7 +157,7 @@ mod tests {
         assert!(p.line(1500.0).starts_with("[1.5s] VM vm0 booting on site a (write); waiting for its probe to say hello (budget boot "), "{}", p.line(1500.0));
         p.apply(&at(2000.0, Event::ProbeUp { vm: "vm0".into(), boot: "b".into() }), &b);
         assert!(!p.apply(&at(2100.0, Event::Ack { vm: "vm0".into(), boot: "b".into(), seq: 41, guest_wall_ns: 0, lat_us: 0 }), &b));
-        assert!(p.apply(&at(9000.0, Event::Fault { fault: Fault::PowerLoss { site: "a".into() } }), &b));
+        assert!(p.apply(&at(9000.0, Event::Fault { fault: Fault::PowerLoss { site: "a".into() }, proof: vec![] }), &b));
         p.apply(&at(9100.0, Event::Dr { vm: "vm0".into(), action: "failover".into(), segment: "fenced".into() }), &b);
         let l = p.line(12_100.0);
         assert!(l.starts_with("[3.0s] failover of vm0: fenced; waiting for the forced promote (budget promote "), "{l}");

@@ -67,6 +67,8 @@ pub struct ScenarioRecord {
     pub vms: Vec<String>,
     pub vm: Option<String>,
     pub receipts: Vec<Receipt>,
+    /// What showed each undone fault gone: (receipt index, when, the proof).
+    pub gone: Vec<(usize, crate::clock::Wt, crate::fault::Proof)>,
     /// Every DR action, in order.
     pub outcomes: Vec<Outcome>,
     /// Sites that came back, and how they were repaired.
@@ -239,7 +241,15 @@ impl ScenarioSummary {
         self.replication_interval = crate::units::Dur(cfg.spec.interval()).to_string();
         self.started_ms = Some(rec.started.ms());
         self.vms = rec.vms.clone();
-        self.faults = rec.receipts.iter().map(|r| json!({"fault": r.fault, "atMs": r.at.ms()})).collect();
+        self.faults = rec
+            .receipts
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let gone = rec.gone.iter().find(|g| g.0 == i).map(|(_, at, p)| json!({"atMs": at.ms(), "seen": p.seen, "tookMs": p.took_ms}));
+                json!({"fault": r.fault, "atMs": r.at.ms(), "inEffect": r.proof, "gone": gone})
+            })
+            .collect();
         self.verdicts = rec.verdicts.iter().map(|(check, verdict)| CheckVerdict { check: check.clone(), verdict: verdict.clone() }).collect();
         self.round_trips = rec.rtts.clone();
         self.stretch = rec.stretch.clone();
@@ -508,7 +518,11 @@ mod tests {
         let rec = ScenarioRecord {
             duration: Duration::from_millis(51_000),
             vm: Some("vm0".into()),
-            receipts: vec![Receipt { fault: Fault::PowerLoss { site: "a".into() }, at: Wt::from_ms(3100) }],
+            receipts: vec![Receipt {
+                fault: Fault::PowerLoss { site: "a".into() },
+                at: Wt::from_ms(3100),
+                proof: crate::fault::Proof { seen: vec!["no process left on site a".into()], took_ms: 2.0 },
+            }],
             outcomes: vec![outcome],
             ..Default::default()
         };

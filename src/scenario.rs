@@ -75,6 +75,8 @@ pub struct Scenario {
     receipts: Vec<Receipt>,
     /// Receipts (by index) the scenario itself undid (a thaw, a healed partition, a reconnection), and when.
     undone: Vec<(usize, Wt)>,
+    /// What showed each undone fault gone (receipt index, when, the proof).
+    gone: Vec<(usize, Wt, crate::fault::Proof)>,
     /// Every DR action of the scenario, in order (the sentences judge the last).
     outcomes: Vec<Outcome>,
     /// Sites that came back, and how they were repaired.
@@ -155,6 +157,7 @@ impl Scenario {
             fleet_actions: vec![],
             receipts: vec![],
             undone: vec![],
+            gone: vec![],
             outcomes: vec![],
             repairs: vec![],
             verdicts: vec![],
@@ -474,12 +477,14 @@ impl Scenario {
         let found = (0..self.receipts.len()).rev().find(|&i| self.in_force(i) && self.receipts[i].fault.same_as(&fault));
         let r = async {
             let i = found.ok_or_else(|| StepError::Order(format!("nothing to undo: \"{fault}\" was not done in this scenario, or is undone already")))?;
-            self.session.env().await?.faults.recover(&self.receipts[i]).await?;
-            Ok(i)
+            let proof = self.session.env().await?.faults.recover(&self.receipts[i]).await?;
+            Ok((i, proof))
         }
         .await;
-        let i = self.track(r)?;
-        self.undone.push((i, Wt::now()));
+        let (i, proof) = self.track(r)?;
+        let now = Wt::now();
+        self.undone.push((i, now));
+        self.gone.push((i, now, proof));
         Ok(())
     }
 
@@ -721,8 +726,8 @@ impl Scenario {
             let outages: Vec<usize> = (0..self.receipts.len()).rev().filter(|&i| self.in_force(i) && self.receipts[i].fault.takes(&site)).collect();
             let mut undone = vec![];
             for i in outages {
-                env.faults.recover(&self.receipts[i]).await?;
-                undone.push((i, Wt::now()));
+                let proof = env.faults.recover(&self.receipts[i]).await?;
+                undone.push((i, Wt::now(), proof));
             }
             for vm in &self.vms {
                 env.workload.retire(vm, &site).await;
@@ -739,7 +744,8 @@ impl Scenario {
         .await;
         let (rep, undone) = self.track(r)?;
         self.session.bus.note(format!("{} comes back: {}", rep.site, rep.timeline.render()));
-        self.undone.extend(undone);
+        self.undone.extend(undone.iter().map(|u| (u.0, u.1)));
+        self.gone.extend(undone);
         self.repairs.push(rep);
         Ok(())
     }
@@ -1221,9 +1227,11 @@ impl Scenario {
                 env.driver.release(vm).await;
                 env.bus.publish(crate::events::Event::VmDone { vm: vm.clone() });
             }
-            for r in self.receipts.iter().rev() {
-                if let Err(e) = env.faults.recover(r).await {
-                    self.harness_errors.push(format!("failed to recover from fault \"{}\": {e}", r.fault));
+            // what the scenario undid itself is shown gone already
+            for (i, r) in self.receipts.iter().enumerate().rev().filter(|(i, _)| !self.undone.iter().any(|u| u.0 == *i)) {
+                match env.faults.recover(r).await {
+                    Ok(proof) => self.gone.push((i, Wt::now(), proof)),
+                    Err(e) => self.harness_errors.push(format!("failed to recover from fault \"{}\": {e}", r.fault)),
                 }
             }
         }
@@ -1233,6 +1241,7 @@ impl Scenario {
             vms: self.vms,
             vm: self.vm,
             receipts: self.receipts,
+            gone: self.gone,
             outcomes: self.outcomes,
             repairs: self.repairs,
             verdicts: self.verdicts,
@@ -1264,7 +1273,7 @@ mod tests {
 
     #[test]
     fn the_fault_that_counts_is_the_outage_still_in_force() {
-        let r = |fault: Fault, ms: u64| Receipt { fault, at: Wt::from_ms(ms) };
+        let r = |fault: Fault, ms: u64| Receipt { fault, at: Wt::from_ms(ms), proof: Default::default() };
         let receipts = vec![
             r(Fault::Partition { a: "b".into(), b: "a".into() }, 1000),
             r(Fault::StopReplication { site: "b".into() }, 5000),

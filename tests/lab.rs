@@ -646,6 +646,51 @@ async fn the_delay_line_keeps_order_and_drops_only_when_told() {
     let got = tokio::task::spawn_blocking(move || exchange(100, 7004)).await.unwrap();
     assert_eq!(got.len(), 100);
     assert_eq!(link.ab.counters.overflow.load(Ordering::Relaxed), overflow, "nothing dropped for a full queue or a down end");
+
+    // The fault proofs' own measurements over this real link, and their negative controls: a shape the
+    // line was not given is refused (a delay line "told" 300 ms that shapes 30, a cut that lets a reset
+    // through, a rate 8 times what passes).
+    use dr_drill::env::lab::witness;
+    use dr_drill::fault::{judge, Fault, Observed, Phase};
+    use dr_drill::units::Dur;
+    let far: std::net::SocketAddr = "10.79.0.2:3300".parse().unwrap(); // nothing listens: a reset is the answer
+    let base = witness::median_rtt(&na, far, 5).await.unwrap().expect("a reset came back");
+    ab.shape.lock().unwrap().delay = Duration::from_millis(30);
+    let shaped = witness::median_rtt(&na, far, 5).await.unwrap().unwrap();
+    let lat = |ms: u64| Fault::Latency { from: "a".into(), to: "b".into(), delay: Dur(Duration::from_millis(ms)), jitter: Dur(Duration::ZERO) };
+    let seen = Observed { rtt: Some((base, shaped)), ..Default::default() };
+    println!("round trip {base:?} -> {shaped:?}: {:?}", judge(&lat(30), Phase::InEffect, &seen));
+    assert!(judge(&lat(30), Phase::InEffect, &seen).is_ok(), "{base:?} -> {shaped:?}");
+    assert!(judge(&lat(300), Phase::InEffect, &seen).is_err(), "a delay the line was not given must not be shown in effect");
+    *ab.shape.lock().unwrap() = Default::default();
+    let back = witness::median_rtt(&na, far, 5).await.unwrap().unwrap();
+    assert!(judge(&lat(30), Phase::Gone, &Observed { rtt: Some((shaped, back)), ..Default::default() }).is_ok(), "{shaped:?} -> {back:?}");
+    let part = Fault::Partition { a: "a".into(), b: "b".into() };
+    let look = |shape: dr_drill::env::lab::wan::Shape| {
+        *ab.shape.lock().unwrap() = shape.clone();
+        *link.ba.shape.lock().unwrap() = shape;
+        let (na, nb) = (na.clone(), nb.clone());
+        async move {
+            let t = witness::silent_after(Duration::ZERO);
+            let r1 = witness::reach(&na, far, t).await.unwrap();
+            let r2 = witness::reach(&nb, "10.79.0.1:3300".parse().unwrap(), t).await.unwrap();
+            Observed { reach: vec![("a".into(), "b".into(), r1), ("b".into(), "a".into(), r2)], ..Default::default() }
+        }
+    };
+    let cut = look(dr_drill::env::lab::wan::Shape { cut: true, ..Default::default() }).await;
+    assert!(judge(&part, Phase::InEffect, &cut).is_ok() && judge(&part, Phase::Gone, &cut).is_err(), "{cut:?}");
+    let healed = look(Default::default()).await;
+    assert!(judge(&part, Phase::Gone, &healed).is_ok() && judge(&part, Phase::InEffect, &healed).is_err(), "{healed:?}");
+    ab.shape.lock().unwrap().rate_bps = Some(8_000_000);
+    let paced = witness::throughput(&na, &nb, "10.79.0.2", 300_000).await.unwrap();
+    *ab.shape.lock().unwrap() = Default::default();
+    let free = witness::throughput(&na, &nb, "10.79.0.2", 300_000).await.unwrap();
+    println!("throughput paced to 8 Mbit/s: {:.2} Mbit/s; unpaced: {:.1} Mbit/s", paced / 1e6, free / 1e6);
+    let rate = |bps: u64| Fault::RateLimit { from: "a".into(), to: "b".into(), bps };
+    let tp = |bps: f64| Observed { throughput_bps: Some(bps), ..Default::default() };
+    assert!(judge(&rate(8_000_000), Phase::InEffect, &tp(paced)).is_ok(), "{paced}");
+    assert!(judge(&rate(1_000_000), Phase::InEffect, &tp(paced)).is_err(), "8 Mbit/s passed where 1 was asked");
+    assert!(judge(&rate(8_000_000), Phase::InEffect, &tp(free)).is_err(), "the unpaced line is not a paced one: {free}");
     drop(link);
     for n in [&na, &nb] {
         ip(&["netns", "del", n]);

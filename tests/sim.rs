@@ -95,7 +95,51 @@ fn the_bundled_drills_pass_on_sim_and_each_runs_in_well_under_a_second() {
             r.secs / ran.len() as f64
         );
         assert!(r.secs / (ran.len() as f64) < 1.0, "a simulated drill takes {:.2} s", r.secs / ran.len() as f64);
+        println!("{e}: {} faults, each shown in effect and gone", faults_proven(&r));
     }
+}
+
+/// Every fault of every bundled drill carries what showed it in effect and, once undone, gone.
+fn faults_proven(r: &Run) -> usize {
+    let mut n = 0;
+    for s in r.scenarios() {
+        for f in s["faults"].as_array().unwrap() {
+            assert!(!f["inEffect"]["seen"].as_array().unwrap().is_empty(), "{}: {f}", s["scenario"]);
+            assert!(f["gone"]["seen"].as_array().is_some_and(|v| !v.is_empty()), "{}: never shown gone: {f}", s["scenario"]);
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The negative control of the fault proofs: a fault surface that reports every fault caused and changes
+/// nothing (`misbehave: [faultNotApplied]`). Every drill that injects a fault stops there as the
+/// harness's error (exit 2), naming the fault and what was seen instead; none passes, none is judged a DR
+/// failure.
+#[test]
+fn a_fault_that_does_not_land_stops_the_drill_as_the_harness_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let honest = drill(&env("sim-regional.yaml"), &[feature("failover.feature"), feature("network.feature")], &[]);
+    assert_eq!(honest.code, 0, "{}", honest.stdout);
+    assert!(faults_proven(&honest) >= 4, "{}", honest.stdout);
+    let r = drill(
+        &env_with(dir.path(), "sim-regional.yaml", Some(Misbehaviour::FaultNotApplied), None),
+        &[feature("failover.feature"), feature("network.feature")],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    let ran = r.scenarios();
+    assert_eq!(ran.len(), honest.scenarios().len(), "{}", r.stdout);
+    for s in &ran {
+        let reason = s["reason"].as_str().unwrap_or("");
+        assert_eq!(s["cause"], "harness", "{}: {reason}", s["scenario"]);
+        assert!(reason.contains("was not shown in effect"), "{}: {reason}", s["scenario"]);
+    }
+    let power = ran
+        .iter()
+        .find(|s| s["scenario"].as_str().unwrap().contains("failover") && s["reason"].as_str().unwrap().contains("cut the power"))
+        .map(|s| s["reason"].clone());
+    assert!(power.as_ref().is_some_and(|r| r.as_str().unwrap().contains("still alive")), "{power:?}\n{}", r.stdout);
 }
 
 #[test]
@@ -203,6 +247,7 @@ fn storage_that_lies_is_caught_by_the_drills_it_concerns() {
         (FencedClientWrites, "sim-metro.yaml", &["metro.feature"], "Failover with the storage fence alone", "failed", "acknowledged after the fence"),
         (FencedClientWrites, "sim-metro.yaml", &["metro.feature"], "Freeze then failover", "failed", "acknowledged after the fence"),
         (FencedClientWrites, "sim-metro.yaml", &["metro.feature"], "Metro-DR failover after a power loss", "passed", ""),
+        (FaultNotApplied, "sim-regional.yaml", &["failover.feature"], failover, "failed", "\"cut the power of site a\" was not shown in effect"),
     ];
     let mut lies_seen = std::collections::BTreeSet::new();
     for (lie, e, files, scenario, want, names) in table {

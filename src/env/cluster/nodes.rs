@@ -8,7 +8,7 @@
 use crate::clock::Wt;
 use crate::error::{Cause, EnvError};
 use crate::events::{Bus, Event};
-use crate::fault::{Fault, Receipt};
+use crate::fault::{Fault, Proof, Receipt};
 use crate::ports::Faults;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -44,6 +44,17 @@ pub fn parse_inspect(json: &str) -> Result<Vec<NodeState>, String> {
                 .unwrap_or_default(),
         })
         .collect())
+}
+
+/// A node as the engine reported it, for a fault's proof. Pure.
+pub fn describe(n: &NodeState) -> String {
+    format!(
+        "node {} (docker inspect): {}, {}, networks {}",
+        n.name,
+        if n.running { "running" } else { "not running" },
+        if n.paused { "paused" } else { "not paused" },
+        if n.networks.is_empty() { "none".to_string() } else { n.networks.join(", ") }
+    )
 }
 
 /// Has `fault` landed on every node (`network`: the clusters' network)? Pure.
@@ -151,6 +162,8 @@ impl DockerNodes {
     /// node addresses (traffic inside a cluster is not shaped); confirmed from `tc qdisc show`. A kernel
     /// without netem refuses it: the fault is reported as not injected, never faked.
     async fn shape(&mut self, fault: &Fault, from: &str, to: &str, netem: &[String]) -> Result<Receipt, EnvError> {
+        let t0 = Wt::now();
+        let mut seen = vec![];
         let peers: Vec<String> =
             self.nodes(to).await?.into_iter().flat_map(|n| n.addresses.into_iter().filter(|(net, _)| *net == self.network).map(|(_, a)| a)).collect();
         if peers.is_empty() {
@@ -184,27 +197,41 @@ impl DockerNodes {
                 }
             }
             let shown = self.exec(from, &n.name, &["tc", "qdisc", "show", "dev", "eth0"]).await?;
-            if !shown.stdout.contains("netem") {
-                return Err(EnvError::Site {
-                    site: from.into(),
-                    what: format!("confirm {fault} on node {}", n.name),
-                    detail: format!("tc shows no netem: {}", shown.stdout.trim()),
-                    cause: Cause::Harness,
+            let Some(netem_line) = shown.stdout.lines().find(|l| l.contains("netem")) else {
+                return Err(EnvError::FaultUnproven {
+                    fault: fault.to_string(),
+                    phase: "in effect".into(),
+                    why: format!("tc on node {} shows no netem: {}", n.name, shown.stdout.trim()),
                 });
-            }
+            };
+            seen.push(format!("node {} (tc qdisc show dev eth0): {}", n.name, netem_line.trim()));
         }
         // in effect once every node shows it
         let at = Wt::now();
-        self.bus.publish_at(at, Event::Fault { fault: fault.clone() });
-        Ok(Receipt { fault: fault.clone(), at })
+        let proof = Proof { seen, took_ms: (Wt::now().since(t0).as_secs_f64() * 1e4).round() / 10.0 };
+        self.bus.publish_at(at, Event::Fault { fault: fault.clone(), proof: proof.seen.clone() });
+        Ok(Receipt { fault: fault.clone(), at, proof })
     }
 
-    /// Waits until `done` holds on the site's nodes as the engine reports them.
-    async fn confirm(&self, site: &str, what: &str, done: impl Fn(&[NodeState]) -> bool) -> Result<(), EnvError> {
-        let check = || async { Ok::<_, EnvError>(done(&self.nodes(site).await?).then_some(())) };
-        crate::wait::until(format!("{what} on every node of site {site}"), self.deadline, check, crate::wait::every(Duration::from_millis(200)))
+    /// Waits until `done` holds on the site's nodes as the engine reports them; what the engine reported
+    /// (a line per node) is the proof.
+    async fn confirm(&self, site: &str, what: &str, done: impl Fn(&[NodeState]) -> bool) -> Result<Proof, EnvError> {
+        let t0 = Wt::now();
+        let check = || async {
+            let nodes = self.nodes(site).await?;
+            Ok::<_, EnvError>(done(&nodes).then(|| nodes.iter().map(describe).collect::<Vec<String>>()))
+        };
+        let seen = crate::wait::until(format!("{what} on every node of site {site}"), self.deadline, check, crate::wait::every(Duration::from_millis(200)))
             .await
-            .map_err(|e| crate::error::from_wait(site, Cause::Harness, e))
+            .map_err(|e| match e {
+                crate::wait::WaitError::Timeout { after, .. } => EnvError::FaultUnproven {
+                    fault: what.to_string(),
+                    phase: "on every node".into(),
+                    why: format!("docker inspect did not show it within {after:?}"),
+                },
+                e => crate::error::from_wait(site, Cause::Harness, e),
+            })?;
+        Ok(Proof { seen, took_ms: (Wt::now().since(t0).as_secs_f64() * 1e4).round() / 10.0 })
     }
 }
 
@@ -297,16 +324,18 @@ impl Faults for DockerNodes {
             };
         }
         let network = self.network.clone();
-        self.confirm(&site, &fault.to_string(), |n| landed(&fault, n, &network)).await?;
+        let proof = self.confirm(&site, &fault.to_string(), |n| landed(&fault, n, &network)).await?;
         // the fault counts from when the engine confirms it on every node of the site
         let at = Wt::now();
-        self.bus.publish_at(at, Event::Fault { fault: fault.clone() });
-        Ok(Receipt { fault, at })
+        self.bus.publish_at(at, Event::Fault { fault: fault.clone(), proof: proof.seen.clone() });
+        Ok(Receipt { fault, at, proof })
     }
 
-    async fn recover(&mut self, r: &Receipt) -> Result<(), EnvError> {
+    async fn recover(&mut self, r: &Receipt) -> Result<Proof, EnvError> {
         if let Some((from, _)) = link_of(&r.fault) {
             let from = from.to_string();
+            let t0 = Wt::now();
+            let mut seen = vec![];
             for n in self.nodes(&from).await? {
                 let out = self.exec(&from, &n.name, &["tc", "qdisc", "del", "dev", "eth0", "root"]).await?;
                 let said = format!("{} {}", out.stderr.trim(), out.stdout.trim());
@@ -318,11 +347,21 @@ impl Faults for DockerNodes {
                         cause: Cause::Harness,
                     });
                 }
+                let shown = self.exec(&from, &n.name, &["tc", "qdisc", "show", "dev", "eth0"]).await?;
+                if shown.stdout.contains("netem") {
+                    return Err(EnvError::FaultUnproven {
+                        fault: r.fault.to_string(),
+                        phase: "gone".into(),
+                        why: format!("tc on node {} still shows netem", n.name),
+                    });
+                }
+                seen.push(format!("node {} (tc qdisc show dev eth0): no netem", n.name));
             }
-            self.bus.publish(Event::Recovered { fault: r.fault.clone() });
-            return Ok(());
+            let proof = Proof { seen, took_ms: (Wt::now().since(t0).as_secs_f64() * 1e4).round() / 10.0 };
+            self.bus.publish(Event::Recovered { fault: r.fault.clone(), proof: proof.seen.clone() });
+            return Ok(proof);
         }
-        let Some(site) = site_of(&r.fault) else { return Ok(()) };
+        let Some(site) = site_of(&r.fault) else { return Ok(Proof::default()) };
         let network = self.network.clone();
         for n in self.nodes(site).await? {
             // only what is still faulted is undone: recovering twice does nothing
@@ -333,9 +372,9 @@ impl Faults for DockerNodes {
                 _ => continue,
             };
         }
-        self.confirm(site, &format!("recovery from \"{}\"", r.fault), |n| recovered(&r.fault, n, &network)).await?;
-        self.bus.publish(Event::Recovered { fault: r.fault.clone() });
-        Ok(())
+        let proof = self.confirm(site, &format!("recovery from \"{}\"", r.fault), |n| recovered(&r.fault, n, &network)).await?;
+        self.bus.publish(Event::Recovered { fault: r.fault.clone(), proof: proof.seen.clone() });
+        Ok(proof)
     }
 }
 

@@ -13,12 +13,13 @@ pub mod state;
 pub mod stretched;
 pub mod vm;
 pub mod wan;
+pub mod witness;
 
 use crate::clock::Wt;
 use crate::config::{EnvConfig, LabSpec};
 use crate::error::{Cause, EnvError};
 use crate::events::{Bus, Event};
-use crate::fault::{Fault, Receipt};
+use crate::fault::{Fault, Observed, Phase, Proof, Receipt};
 use crate::ports::{Faults, Infrastructure};
 use crate::procs;
 use crate::topology::Topology;
@@ -162,6 +163,7 @@ pub async fn up(cfg: &EnvConfig, spec: &LabSpec, topology: &Topology, bus: Bus) 
         up_time: Duration::ZERO,
         bus: bus.clone(),
         watch: None,
+        budgets: cfg.spec.budgets.clone(),
     };
     let initramfs = root.join("initramfs.cpio");
     let budget = cfg.spec.budgets.up.0;
@@ -203,6 +205,7 @@ pub struct LabSites {
     bus: Bus,
     /// Metro-DR in stretch mode: the flags sampled in the background, and where the monitors log.
     watch: Option<StretchWatch>,
+    budgets: crate::config::Budgets,
 }
 
 /// Samples `ceph osd dump`'s stretch flags every 2 s from the first failure domain whose client gets an
@@ -318,6 +321,13 @@ impl LabSites {
             .ok_or_else(|| EnvError::Usage(format!("unknown site {name:?}: environment {env} has sites {}", known.join(", "))))
     }
 
+    pub fn site(&self, name: &str) -> Result<&Site, EnvError> {
+        self.sites.iter().find(|s| s.name == name).ok_or_else(|| {
+            let known: Vec<&str> = self.sites.iter().map(|s| s.name.as_str()).collect();
+            EnvError::Usage(format!("unknown site {name:?}: environment {} has sites {}", self.env, known.join(", ")))
+        })
+    }
+
     /// The delay line's direction from `from` to `to`; an error names what is missing.
     fn direction(&mut self, from: &str, to: &str) -> Result<wan::Direction, EnvError> {
         self.site_mut(from)?;
@@ -347,6 +357,179 @@ impl LabSites {
         Ok(())
     }
 
+    /// The monitor's address of site `name` (every lab site runs one; the arbiter too).
+    fn monitor(&self, name: &str) -> Result<std::net::SocketAddr, EnvError> {
+        let ip = self.site(name)?.ip.clone();
+        format!("{ip}:3300").parse().map_err(|e| EnvError::Usage(format!("bad address of site {name}: {e}")))
+    }
+
+    /// The sites `site` has a link to (through the delay line; every other site when they share a plain
+    /// veth pair).
+    fn peers(&self, site: &str) -> Vec<String> {
+        if self.links.is_empty() {
+            return self.sites.iter().map(|s| s.name.clone()).filter(|s| s != site).collect();
+        }
+        self.links
+            .iter()
+            .filter_map(|l| {
+                if l.a == site {
+                    Some(l.b.clone())
+                } else if l.b == site {
+                    Some(l.a.clone())
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Connection attempts, all at once, each from inside its `from` site to the monitor of its `to`.
+    async fn reach_all(&self, pairs: &[(String, String)]) -> Result<Vec<(String, String, crate::fault::Reach)>, EnvError> {
+        let mut looks = vec![];
+        for (from, to) in pairs {
+            let ns = self.site(from)?.ns.clone();
+            let addr = self.monitor(to)?;
+            // the most the delay line adds to this round trip as shaped now (a cut aside)
+            let added: Duration = [(from, to), (to, from)]
+                .iter()
+                .filter_map(|(x, y)| self.links.iter().find_map(|l| l.direction(x, y)))
+                .map(|d| {
+                    let s = d.shape.lock().unwrap();
+                    s.delay + s.jitter
+                })
+                .sum();
+            let timeout = witness::silent_after(added);
+            looks.push(async move { (from.clone(), to.clone(), witness::reach(&ns, addr, timeout).await) });
+        }
+        let mut out = vec![];
+        for (from, to, r) in futures::future::join_all(looks).await {
+            let r = r.map_err(|e| EnvError::Site {
+                site: from.clone(),
+                what: format!("try a connection to site {to}"),
+                detail: e.to_string(),
+                cause: Cause::Harness,
+            })?;
+            out.push((from, to, r));
+        }
+        Ok(out)
+    }
+
+    /// The median round trip from `from` to the monitor of `to` (5 handshakes).
+    async fn rtt(&self, from: &str, to: &str) -> Result<Option<Duration>, EnvError> {
+        let ns = self.site(from)?.ns.clone();
+        let addr = self.monitor(to)?;
+        witness::median_rtt(&ns, addr, 5).await.map_err(|e| EnvError::Site {
+            site: from.into(),
+            what: format!("measure the round trip to site {to}"),
+            detail: e.to_string(),
+            cause: Cause::Harness,
+        })
+    }
+
+    /// What the delay line says of the direction from `from` to `to` (None: no delay line).
+    fn line(&self, from: &str, to: &str) -> Option<crate::fault::LineSeen> {
+        let d = self.links.iter().find_map(|l| l.direction(from, to))?;
+        let s = d.shape.lock().unwrap().clone();
+        Some(crate::fault::LineSeen {
+            loss_permille: (s.loss * 1000.0).round() as u32,
+            rate_bps: s.rate_bps,
+            forwarded: d.counters.forwarded.load(std::sync::atomic::Ordering::Relaxed),
+            dropped: d.counters.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        })
+    }
+
+    /// Looks at the sites, from outside the faulted one, for what `fault` changes. `rtt_before`: the
+    /// round trip measured just before a latency changed.
+    async fn observe(&self, fault: &Fault, phase: Phase, rtt_before: Option<Duration>) -> Result<Observed, EnvError> {
+        let mut o = Observed::default();
+        let daemon = |s: &Site, name: &str| -> (String, Option<crate::fault::ProcSeen>) {
+            let seen = s.daemons.iter().find(|d| d.name == name).and_then(|d| witness::process(d.pid));
+            (format!("{name} of site {}", s.name), seen)
+        };
+        match fault {
+            Fault::PowerLoss { site } => {
+                o.processes = Some(witness::processes(&self.site(site)?.ns.clone()));
+                let pairs: Vec<(String, String)> = self.peers(site).into_iter().map(|p| (p, site.clone())).collect();
+                o.reach = self.reach_all(&pairs).await?;
+            }
+            Fault::Freeze { site } => o.processes = Some(witness::processes(&self.site(site)?.ns.clone())),
+            Fault::HostLoss { site } => {
+                let s = self.site(site)?;
+                o.daemon = Some(daemon(s, "osd2"));
+                o.processes = Some(witness::processes(&s.ns.clone()));
+            }
+            Fault::StopReplication { site } | Fault::PauseReplication { site } => {
+                let s = self.site(site)?;
+                o.daemon = Some(daemon(s, "rbd-mirror"));
+                o.processes = Some(witness::processes(&s.ns.clone()));
+            }
+            Fault::Isolate { site } => {
+                let pairs: Vec<(String, String)> = self.peers(site).into_iter().flat_map(|p| [(site.clone(), p.clone()), (p, site.clone())]).collect();
+                o.reach = self.reach_all(&pairs).await?;
+            }
+            Fault::Partition { a, b } => o.reach = self.reach_all(&[(a.clone(), b.clone()), (b.clone(), a.clone())]).await?,
+            Fault::Latency { from, to, .. } => {
+                let now = self.rtt(from, to).await?;
+                o.rtt = rtt_before.zip(now);
+            }
+            Fault::Loss { from, to, .. } => o.line = self.line(from, to),
+            Fault::RateLimit { from, to, bps } => {
+                o.line = self.line(from, to);
+                // a third of a second's worth at the asked rate (32 KiB to 8 MiB); once gone, the same size
+                let bytes = ((*bps as f64 / 8.0 * 0.3) as usize).clamp(32 * 1024, 8 << 20);
+                let (fns, tns, tip) = (self.site(from)?.ns.clone(), self.site(to)?.ns.clone(), self.site(to)?.ip.clone());
+                o.throughput_bps = match witness::throughput(&fns, &tns, &tip, bytes).await {
+                    Ok(b) => Some(b),
+                    Err(e) if phase == Phase::InEffect => {
+                        return Err(EnvError::Site {
+                            site: from.clone(),
+                            what: format!("measure the throughput to site {to}"),
+                            detail: e.to_string(),
+                            cause: Cause::Harness,
+                        })
+                    }
+                    Err(_) => None,
+                };
+            }
+        }
+        Ok(o)
+    }
+
+    /// Shows `fault` in effect (or gone) from outside the faulted site, looking again until the budget
+    /// `faultProof` runs out (a measured round trip or the delay line's word is looked at once); what showed
+    /// it, or `FaultUnproven` naming what was seen instead.
+    async fn prove(&self, fault: &Fault, phase: Phase, rtt_before: Option<Duration>) -> Result<Proof, EnvError> {
+        let t0 = Wt::now();
+        let once = matches!(fault, Fault::Latency { .. } | Fault::Loss { .. } | Fault::RateLimit { .. });
+        let deadline = if once { Duration::ZERO.into() } else { self.budgets.deadline(crate::config::Budget::FaultProof) };
+        let last = std::sync::Mutex::new(String::new());
+        let r = crate::wait::until(
+            format!("\"{fault}\" to be {phase}"),
+            deadline,
+            || async {
+                let seen = self.observe(fault, phase, rtt_before).await?;
+                Ok::<_, EnvError>(match crate::fault::judge(fault, phase, &seen) {
+                    Ok(lines) => Some(lines),
+                    Err(why) => {
+                        *last.lock().unwrap() = why;
+                        None
+                    }
+                })
+            },
+            || tokio::time::sleep(Duration::from_millis(250)),
+        )
+        .await;
+        match r {
+            Ok(lines) => Ok(Proof { seen: lines, took_ms: (Wt::now().since(t0).as_secs_f64() * 1e4).round() / 10.0 }),
+            Err(crate::wait::WaitError::Failed(e)) => Err(e),
+            Err(crate::wait::WaitError::Timeout { budget, .. }) => Err(EnvError::FaultUnproven {
+                fault: fault.to_string(),
+                phase: phase.to_string(),
+                why: format!("{} (looked for {:.1} s{})", last.into_inner().unwrap(), Wt::now().since(t0).as_secs_f64(), crate::wait::budget_note(&budget)),
+            }),
+        }
+    }
+
     pub fn state(&self, replication: String) -> state::LabState {
         state::LabState {
             env: self.env.clone(),
@@ -366,6 +549,14 @@ impl Faults for LabSites {
         if !self.disposable {
             return Err(EnvError::NotDisposable { what: fault.to_string(), env: self.env.clone() });
         }
+        // a latency is shown by the round trip it adds: measured just before
+        let rtt_before = match &fault {
+            Fault::Latency { from, to, .. } => {
+                self.direction(from, to)?;
+                self.rtt(from, to).await?
+            }
+            _ => None,
+        };
         match &fault {
             Fault::PowerLoss { site } => {
                 let s = self.site_mut(site)?;
@@ -427,13 +618,27 @@ impl Faults for LabSites {
                 ba.shape.lock().unwrap().cut = true;
             }
         }
-        // the fault counts from when it is in effect: confirmed, not when the harness set out to cause it
+        // the fault counts from when it is caused; its receipt comes once it is shown in effect
         let at = Wt::now();
-        self.bus.publish_at(at, Event::Fault { fault: fault.clone() });
-        Ok(Receipt { fault, at })
+        let proof = self.prove(&fault, Phase::InEffect, rtt_before).await?;
+        self.bus.publish_at(at, Event::Fault { fault: fault.clone(), proof: proof.seen.clone() });
+        Ok(Receipt { fault, at, proof })
     }
 
-    async fn recover(&mut self, r: &Receipt) -> Result<(), EnvError> {
+    async fn recover(&mut self, r: &Receipt) -> Result<Proof, EnvError> {
+        let rtt_before = match &r.fault {
+            Fault::Latency { from, to, .. } => {
+                // recovering what is recovered: the delay line's word that nothing is added is the proof
+                let d = self.direction(from, to)?;
+                if d.shape.lock().unwrap().delay.is_zero() {
+                    let proof = Proof { seen: vec![format!("already undone: the delay line from site {from} to site {to} adds no delay")], took_ms: 0.0 };
+                    self.bus.publish(Event::Recovered { fault: r.fault.clone(), proof: proof.seen.clone() });
+                    return Ok(proof);
+                }
+                self.rtt(from, to).await?
+            }
+            _ => None,
+        };
         match &r.fault {
             Fault::PowerLoss { site } => {
                 let s = self.site_mut(site)?;
@@ -479,8 +684,9 @@ impl Faults for LabSites {
                 self.shape(b, a, |s| s.cut = false)?;
             }
         }
-        self.bus.publish(Event::Recovered { fault: r.fault.clone() });
-        Ok(())
+        let proof = self.prove(&r.fault, Phase::Gone, rtt_before).await?;
+        self.bus.publish(Event::Recovered { fault: r.fault.clone(), proof: proof.seen.clone() });
+        Ok(proof)
     }
 }
 

@@ -157,6 +157,8 @@ pub struct World {
     /// One-way added delay and bandwidth between two sites.
     pub latency: BTreeMap<(String, String), (Duration, Duration)>,
     pub rate_bps: BTreeMap<(String, String), u64>,
+    /// Packets lost one way, in thousandths (TCP carries a lossy link's data later: no write is lost to it).
+    pub loss: BTreeMap<(String, String), u32>,
     pub images: BTreeMap<String, Image>,
     pub lies: BTreeSet<Misbehaviour>,
     pub rng: Rng,
@@ -167,7 +169,7 @@ pub struct World {
 
 pub type Shared = Arc<Mutex<World>>;
 
-fn pair(a: &str, b: &str) -> (String, String) {
+pub fn pair(a: &str, b: &str) -> (String, String) {
     if a <= b {
         (a.to_string(), b.to_string())
     } else {
@@ -187,6 +189,7 @@ impl World {
             partitions: BTreeSet::new(),
             latency: BTreeMap::new(),
             rate_bps: BTreeMap::new(),
+            loss: BTreeMap::new(),
             images: BTreeMap::new(),
             lies: lies.iter().copied().collect(),
             rng: Rng::new(seed),
@@ -203,7 +206,7 @@ impl World {
         self.sites.get_mut(s).ok_or_else(|| format!("no site {s}"))
     }
 
-    fn lie(&mut self, m: Misbehaviour) -> bool {
+    pub fn lie(&mut self, m: Misbehaviour) -> bool {
         let on = self.lies.contains(&m);
         if on {
             self.lied.insert(m);
@@ -219,6 +222,22 @@ impl World {
         }
         let (Some(x), Some(y)) = (self.sites.get(a), self.sites.get(b)) else { return false };
         x.powered && y.powered && !x.isolated && !y.isolated && !self.partitions.contains(&pair(a, b))
+    }
+
+    /// Is the path between `a` and `b` open (neither cut off, not partitioned), whatever their power?
+    pub fn wire(&self, a: &str, b: &str) -> bool {
+        let (Some(x), Some(y)) = (self.sites.get(a), self.sites.get(b)) else { return false };
+        !x.isolated && !y.isolated && !self.partitions.contains(&pair(a, b))
+    }
+
+    /// The mean round trip from `from` to `to` over an open path (the jitter's mean, drawing nothing from
+    /// the seeded generator: looking does not change what the simulation does next).
+    pub fn round_trip_mean(&self, from: &str, to: &str) -> Option<Duration> {
+        if !self.wire(from, to) {
+            return None;
+        }
+        let one = |x: &str, y: &str| self.latency.get(&(x.to_string(), y.to_string())).map(|(d, j)| *d + *j / 2).unwrap_or_default();
+        Some(Duration::from_micros(150) + one(from, to) + one(to, from))
     }
 
     /// Both alive and linked.
