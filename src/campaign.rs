@@ -15,6 +15,23 @@ pub fn spread(v: &[f64]) -> Value {
     }
 }
 
+/// The flake figure of a campaign: how many runs were green (exit 0), failed for the system (exit 1), or
+/// broke or proved nothing (exit 2: the harness's, apart from the system's), the green share, and the
+/// spread of the runs' durations (the scenarios' time, seconds). A run without an exit code counts as 2.
+pub fn outcomes(runs: &[(usize, Value)]) -> Value {
+    let code = |s: &Value| s["exitCode"].as_i64().unwrap_or(2);
+    let count = |c: i64| runs.iter().filter(|(_, s)| code(s) == c).count();
+    let durations: Vec<f64> = runs.iter().map(|(_, s)| s["scenarios"].as_array().into_iter().flatten().filter_map(|x| x["durationS"].as_f64()).sum()).collect();
+    let green = count(0);
+    json!({
+        "green": green,
+        "systemFailed": count(1),
+        "harnessOrInconclusive": runs.len() - green - count(1),
+        "greenRate": if runs.is_empty() { 0.0 } else { green as f64 / runs.len() as f64 },
+        "durationS": spread(&durations),
+    })
+}
+
 #[derive(Default)]
 struct Acc {
     feature: String,
@@ -91,6 +108,7 @@ pub fn campaign(runs: &[(usize, Value)], fresh: &str) -> Value {
         "environment": runs.first().map(|r| r.1["environment"].clone()).unwrap_or(Value::Null),
         "labPerRun": fresh,
         "exitCodes": exit_codes,
+        "outcomes": outcomes(runs),
         "scenarios": scenarios,
     })
 }
@@ -128,6 +146,24 @@ mod tests {
         assert!(page.contains("run 4: failed: lag"));
         let cmp = crate::html::render_compare(&c, &campaign(&runs[..2], "reused"));
         assert!(cmp.contains("2/2 (100%)"), "{cmp}");
+    }
+
+    /// The flake figure counts each run by its exit code: the harness's errors apart from the system's
+    /// failures, a run with no exit code as a harness error (never as green).
+    #[test]
+    fn outcomes_count_runs_by_exit_code() {
+        let r = |code: Option<i64>, d: f64| {
+            let mut v = json!({"scenarios": [{"durationS": d}, {"durationS": 1.0}]});
+            if let Some(c) = code {
+                v["exitCode"] = json!(c);
+            }
+            v
+        };
+        let runs: Vec<(usize, Value)> = vec![(1, r(Some(0), 9.0)), (2, r(Some(1), 19.0)), (3, r(Some(2), 29.0)), (4, r(None, 39.0)), (5, r(Some(0), 49.0))];
+        let o = outcomes(&runs);
+        assert_eq!((o["green"].as_u64(), o["systemFailed"].as_u64(), o["harnessOrInconclusive"].as_u64()), (Some(2), Some(1), Some(2)));
+        assert_eq!(o["greenRate"], 0.4);
+        assert_eq!((o["durationS"]["p50"].as_f64(), o["durationS"]["max"].as_f64()), (Some(30.0), Some(50.0)));
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod error;
 pub mod events;
 pub mod evidence;
 pub mod fault;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod golden;
 pub mod html;
 pub mod jepsen;

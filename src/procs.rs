@@ -218,19 +218,78 @@ pub async fn run(mut cmd: Command, deadline: Duration, what: &str) -> Result<Out
     }
 }
 
-/// Deletes namespaces of earlier labs (`drd-*`) that no longer hold any process: left by a harness that was
-/// killed outright (its daemons died with it through the parent-death signal). A lab kept by `env up` or
-/// `--keep` still has its daemons and is left alone.
+/// Where each lab claims its id for the life of the process that made it (`<id>/owner`: that process's
+/// PID and start time; `<id>/root`: its run directory), so that another run, started at the same time,
+/// never takes it for what a killed harness left.
+pub fn claims_dir() -> PathBuf {
+    PathBuf::from(std::env::var("DR_DRILL_CLAIMS_DIR").unwrap_or_else(|_| "/run/dr-drill/labs".into()))
+}
+
+/// A process's start time (clock ticks since boot, `/proc/<pid>/stat` field 22): with its PID, who it is.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.get(stat.rfind(')')? + 1..)?.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Claims lab `id` (its run directory `root`) for this process, before any namespace of it exists. The
+/// claim is tracked like a run directory: removed with the lab, kept with it.
+pub fn claim(id: &str, root: &Path) -> std::io::Result<()> {
+    let d = claims_dir().join(id);
+    std::fs::create_dir_all(&d)?;
+    let me = std::process::id() as i32;
+    std::fs::write(d.join("owner"), format!("{me} {}\n", start_time(me).unwrap_or(0)))?;
+    std::fs::write(d.join("root"), root.as_os_str().as_encoded_bytes())?;
+    track_dir(&d);
+    Ok(())
+}
+
+/// Is lab `id` claimed by a process that is still alive (the same process: PID and start time)?
+fn claimed_by_live(id: &str) -> bool {
+    let Ok(owner) = std::fs::read_to_string(claims_dir().join(id).join("owner")) else { return false };
+    let mut w = owner.split_whitespace().map(|x| x.parse::<u64>().ok());
+    match (w.next().flatten(), w.next().flatten()) {
+        (Some(pid), Some(start)) => start_time(pid as i32) == Some(start),
+        _ => false,
+    }
+}
+
+/// The lab id of namespace `drd-<id>-<site>`.
+fn lab_id(ns: &str) -> Option<&str> {
+    ns.strip_prefix("drd-")?.split('-').next()
+}
+
+/// Removes what earlier labs left when their harness was killed outright (its daemons died with it
+/// through the parent-death signal): namespaces (`drd-*`) that hold no process and whose lab no live
+/// process claims, then the run directories and claims of those labs. A lab kept by `env up` or `--keep`
+/// still has its daemons and is left alone; so is a lab another run is making right now (it claimed it).
 pub fn reap_stale_netns() -> Vec<String> {
     let out = std::process::Command::new("ip").args(["netns", "list"]).output();
     let Ok(out) = out else { return vec![] };
     let mut gone = vec![];
+    let mut busy = BTreeSet::new();
     for l in String::from_utf8_lossy(&out.stdout).lines() {
         let Some(ns) = l.split_whitespace().next() else { continue };
-        if ns.starts_with("drd-") && netns_pids(ns).is_empty() && !reg().netns.contains(ns) {
-            let _ = std::process::Command::new("ip").args(["netns", "del", ns]).status();
-            gone.push(ns.to_string());
+        let Some(id) = lab_id(ns) else { continue };
+        if reg().netns.contains(ns) || claimed_by_live(id) || !netns_pids(ns).is_empty() {
+            busy.insert(id.to_string());
+            continue;
         }
+        let _ = std::process::Command::new("ip").args(["netns", "del", ns]).status();
+        gone.push(format!("namespace {ns}"));
+    }
+    // the claims of labs whose owner is gone and whose namespaces are all gone: their run directory too
+    for e in std::fs::read_dir(claims_dir()).into_iter().flatten().flatten() {
+        let id = e.file_name().to_string_lossy().into_owned();
+        if busy.contains(&id) || claimed_by_live(&id) || reg().dirs.contains(&e.path()) {
+            continue;
+        }
+        if let Ok(root) = std::fs::read_to_string(e.path().join("root")) {
+            let root = PathBuf::from(root.trim());
+            if root.is_dir() && std::fs::remove_dir_all(&root).is_ok() {
+                gone.push(format!("run directory {}", root.display()));
+            }
+        }
+        let _ = std::fs::remove_dir_all(e.path());
     }
     gone
 }

@@ -16,64 +16,53 @@ fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// What the test made: containers (by label), its network and its image; removed on drop, panics too.
-struct Made {
-    tag: String,
-}
-
-impl Drop for Made {
-    fn drop(&mut self) {
-        let ids = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &format!("label=drd-test={}", self.tag)])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-            .unwrap_or_default();
-        for id in ids.split_whitespace() {
-            let _ = Command::new("docker").args(["rm", "-f", id]).output();
-        }
-        let _ = Command::new("docker").args(["network", "rm", &format!("drd-test-{}", self.tag)]).output();
-        let _ = Command::new("docker").args(["rmi", "-f", &format!("drd-node-test:{}", self.tag)]).output();
-    }
-}
-
 fn state(name: &str) -> (String, bool) {
     let s = docker(&["inspect", "-f", "{{.State.Status}}|{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", name]);
     let (status, nets) = s.split_once('|').unwrap();
     (status.to_string(), nets.contains("drd-test-"))
 }
 
-#[tokio::test]
+/// The node containers are made with testcontainers (the image built here FROM scratch, a static busybox;
+/// the network created for them): dropped, or the test run interrupted (its watchdog catches SIGINT,
+/// SIGTERM and SIGQUIT), they are removed; the image goes with the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kind_node_faults_land_on_one_site_and_recover() {
+    use testcontainers::runners::{AsyncBuilder, AsyncRunner};
+    use testcontainers::{GenericBuildableImage, ImageExt};
     let tag = std::process::id().to_string();
-    let made = Made { tag: tag.clone() };
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::copy("/bin/busybox", ctx.path().join("busybox")).expect("busybox-static (scripts/setup.sh installs it)");
-    std::fs::write(ctx.path().join("Dockerfile"), "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\", \"sleep\", \"3600\"]\n").unwrap();
-    let image = format!("drd-node-test:{tag}");
-    docker(&["build", "-q", "-t", &image, &ctx.path().display().to_string()]);
+    struct Image(String);
+    impl Drop for Image {
+        fn drop(&mut self) {
+            let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+        }
+    }
+    let _image_gone = Image(format!("drd-node-test:{tag}"));
+    assert!(std::path::Path::new("/bin/busybox").is_file(), "busybox-static (scripts/setup.sh installs it)");
+    let image = GenericBuildableImage::new("drd-node-test", &tag)
+        .with_dockerfile_string("FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\", \"sleep\", \"3600\"]\n")
+        .with_file("/bin/busybox", "./busybox")
+        .build_image()
+        .await
+        .expect("build the node image");
     let net = format!("drd-test-{tag}");
-    docker(&["network", "create", &net]);
-    let node = |cluster: &str, role: &str| {
+    let mut made = vec![];
+    let mut node = async |cluster: &str, role: &str| {
         let name = format!("drd-{tag}-{cluster}-{role}");
-        docker(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--network",
-            &net,
-            "--label",
-            &format!("{CLUSTER_LABEL}=drd-{tag}-{cluster}"),
-            "--label",
-            &format!("io.x-k8s.kind.role={role}"),
-            "--label",
-            &format!("drd-test={tag}"),
-            &image,
-        ]);
+        let c = image
+            .clone()
+            .with_container_name(&name)
+            .with_network(&net)
+            .with_label(CLUSTER_LABEL, format!("drd-{tag}-{cluster}"))
+            .with_label("io.x-k8s.kind.role", role)
+            .with_label("drd-test", &tag)
+            .start()
+            .await
+            .expect("start a node container");
+        made.push(c);
         name
     };
-    let east = [node("east", "control-plane"), node("east", "worker")];
-    let west = node("west", "control-plane");
+    let east = [node("east", "control-plane").await, node("east", "worker").await];
+    let west = node("west", "control-plane").await;
     let clusters = BTreeMap::from([("a".to_string(), format!("drd-{tag}-east")), ("b".to_string(), format!("drd-{tag}-west"))]);
 
     let mut refused = DockerNodes::new("kind-test", false, clusters.clone(), &net, Bus::new());
@@ -84,7 +73,10 @@ async fn kind_node_faults_land_on_one_site_and_recover() {
     let frozen = f.inject(Fault::Freeze { site: "a".into() }).await.unwrap();
     assert!(east.iter().all(|n| state(n).0 == "paused"));
     assert_eq!(state(&west).0, "running", "only site a's nodes");
-    f.recover(&frozen).await.unwrap();
+    // shown in effect from the engine, each node of the site named, and shown gone
+    assert!(frozen.proof.seen.len() == 2 && frozen.proof.seen.iter().all(|l| l.contains(", paused")), "{:?}", frozen.proof);
+    let gone = f.recover(&frozen).await.unwrap();
+    assert!(gone.seen.iter().all(|l| l.contains("not paused")), "{gone:?}");
     f.recover(&frozen).await.unwrap();
     assert!(east.iter().all(|n| state(n).0 == "running"));
 
@@ -114,8 +106,14 @@ async fn kind_node_faults_land_on_one_site_and_recover() {
     assert!(f.inject(Fault::Freeze { site: "c".into() }).await.unwrap_err().to_string().contains("unknown site"));
 
     drop(made);
-    assert_eq!(docker(&["ps", "-aq", "--filter", &format!("label=drd-test={tag}")]), "", "containers left behind");
-    assert!(!docker(&["network", "ls", "--format", "{{.Name}}"]).lines().any(|n| n == net), "network left behind");
+    // testcontainers removes what it made as it is dropped (the network once its last container is gone)
+    let t0 = std::time::Instant::now();
+    while !docker(&["ps", "-aq", "--filter", &format!("label=drd-test={tag}")]).is_empty()
+        || docker(&["network", "ls", "--format", "{{.Name}}"]).lines().any(|n| n == net)
+    {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30), "containers or network left behind");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 /// The probe's kernel-boot image for KubeVirt (kind loads it into its nodes; existing clusters pull it from

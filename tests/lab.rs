@@ -101,35 +101,234 @@ async fn write_on_a_relocate_verify_on_b() {
     assert!(netns().iter().all(|n| !n.contains(&lab.sites.id)), "namespaces left: {:?}", netns());
 }
 
-/// `env up` interrupted half-way (SIGINT while the clusters are being made) leaves no namespace, daemon or
-/// run directory behind.
-#[test]
-fn interrupted_env_up_leaves_nothing() {
-    let _g = serial();
-    let runs = tempfile::tempdir().unwrap();
-    let runs_dir = runs.path().to_path_buf();
-    let before = netns();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("dr-drill"))
-        .args(["env", "up"])
-        .env("DR_DRILL_RUN_DIR", &runs_dir)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until a ceph daemon of this lab runs, then interrupt.
-    let t0 = Instant::now();
-    while procs_mentioning(&runs_dir.display().to_string()).iter().all(|p| !p.contains("ceph-mon -i")) {
-        assert!(t0.elapsed() < Duration::from_secs(60), "env up never started a monitor");
-        std::thread::sleep(Duration::from_millis(100));
+/// Where a run is interrupted: a step of `env up` seen from outside (a namespace made, the guest's
+/// initramfs written, a daemon started), or a line the run prints as it passes a step of a DR action.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    /// `ip netns` lists a namespace of the run.
+    Namespaces,
+    /// The run directory holds the guest's initramfs.
+    Initramfs,
+    /// A process of the run whose command line names this program.
+    Process(&'static str),
+    /// The run printed a line holding this.
+    Line(&'static str),
+}
+
+/// The steps of `env up` and of a drill through a whole cycle (failover, site a back and resynced, relocate
+/// back: features/failback.feature), in the order a run passes them.
+const ENV_UP_STEPS: &[Step] = &[Step::Namespaces, Step::Initramfs, Step::Process("ceph-mon"), Step::Process("ceph-osd"), Step::Process("rbd-mirror")];
+const DRILL_STEPS: &[Step] = &[
+    Step::Line("VM vm0 booting on site a"),
+    Step::Line("failover of vm0: fault"),
+    Step::Line("failover of vm0: fenced"),
+    Step::Line("failover of vm0: orphan snapshot"),
+    Step::Line("failover of vm0: rbd-mirror released"),
+    Step::Line("failover of vm0: promoted"),
+    Step::Line("VM vm0 booting on site b"),
+    Step::Line("failover of vm0: serving"),
+    Step::Line("repair of vm0: site back"),
+    Step::Line("repair of vm0: resync requested"),
+    Step::Line("repair of vm0: resynced"),
+    Step::Line("relocate of vm0: requested"),
+    Step::Line("relocate of vm0: vm stopped"),
+    Step::Line("relocate of vm0: synced"),
+    Step::Line("relocate of vm0: promoted"),
+    Step::Line("VM vm0 booting on site a (resume)"),
+];
+
+/// Everything a run made, by what it was given: its run directory and its claims directory.
+struct Leftovers {
+    runs: tempfile::TempDir,
+    claims: tempfile::TempDir,
+    netns_before: Vec<String>,
+}
+
+impl Leftovers {
+    fn new() -> Leftovers {
+        Leftovers { runs: tempfile::tempdir().unwrap(), claims: tempfile::tempdir().unwrap(), netns_before: netns() }
     }
-    std::thread::sleep(Duration::from_millis(1500));
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(procs_mentioning(&runs_dir.display().to_string()), Vec::<String>::new(), "processes left behind");
-    assert_eq!(netns(), before, "namespaces left behind");
-    let left: Vec<PathBuf> = std::fs::read_dir(&runs_dir).unwrap().flatten().map(|e| e.path()).collect();
-    assert!(left.is_empty(), "run directory left behind: {left:?}");
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("dr-drill"));
+        c.args(args).env("DR_DRILL_RUN_DIR", self.runs.path()).env("DR_DRILL_CLAIMS_DIR", self.claims.path());
+        c
+    }
+    /// What is left: processes, namespaces, files in the run and claims directories.
+    fn left(&self) -> Vec<String> {
+        let mut v = procs_mentioning(&self.runs.path().display().to_string());
+        v.extend(netns().into_iter().filter(|n| !self.netns_before.contains(n)).map(|n| format!("namespace {n}")));
+        for d in [self.runs.path(), self.claims.path()] {
+            v.extend(std::fs::read_dir(d).unwrap().flatten().map(|e| format!("file {}", e.path().display())));
+        }
+        v
+    }
+    /// Waits (up to 5 s: a process killed is reaped by its parent) until nothing is left; what is left.
+    fn settle(&self) -> Vec<String> {
+        let t0 = Instant::now();
+        loop {
+            let left = self.left();
+            if left.is_empty() || t0.elapsed() > Duration::from_secs(5) {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// Starts `args`, waits until it reaches `step` (within 4 minutes), sends `sig`; the run's exit code and
+/// the lines it printed.
+fn interrupt_at(l: &Leftovers, args: &[&str], step: Step, sig: i32) -> (Option<i32>, Vec<String>) {
+    use std::io::BufRead;
+    let mut child = l.command(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = vec![];
+    let t0 = Instant::now();
+    let runs = l.runs.path().display().to_string();
+    loop {
+        while let Ok(line) = rx.try_recv() {
+            lines.push(line);
+        }
+        let reached = match step {
+            Step::Namespaces => netns().iter().any(|n| !l.netns_before.contains(n)),
+            Step::Initramfs => std::fs::read_dir(l.runs.path()).unwrap().flatten().any(|d| d.path().join("initramfs.cpio").is_file()),
+            Step::Process(p) => procs_mentioning(&runs).iter().any(|c| c.contains(p)),
+            Step::Line(s) => lines.iter().any(|x| x.contains(s)),
+        };
+        if reached {
+            break;
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("the run ended ({st}) before it reached {step:?}:\n{}", lines.join("\n"));
+        }
+        assert!(t0.elapsed() < Duration::from_secs(240), "{step:?} not reached in 4 minutes:\n{}", lines.join("\n"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: kill(2) on the child this test started.
+    unsafe { libc::kill(child.id() as i32, sig) };
+    let code = child.wait().unwrap().code();
+    reader.join().unwrap();
+    lines.extend(rx.try_iter());
+    (code, lines)
+}
+
+/// Interrupts (SIGINT, and SIGTERM) at steps of `env up` and of a whole DR cycle: each run exits 130 or 143
+/// and leaves nothing (processes, namespaces with their TUN devices and sockets, run directory, claim),
+/// and the next run needs no cleanup by hand. CI runs one step of each phase (`DR_DRILL_INTERRUPTS=all`
+/// runs every step with both signals: release qualification).
+#[test]
+fn interrupts_at_every_step_leave_nothing() {
+    let _g = serial();
+    let all = std::env::var("DR_DRILL_INTERRUPTS").is_ok_and(|v| v == "all");
+    let mut plan: Vec<(&[&str], Step, i32)> = vec![];
+    let env_up: &[&str] = &["env", "up"];
+    let cycle: &[&str] = &["run", "--report-dir", "/dev/null/none", "features/failback.feature", "--tags", "@regional"];
+    if all {
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            plan.extend(ENV_UP_STEPS.iter().map(|s| (env_up, *s, sig)));
+            plan.extend(DRILL_STEPS.iter().map(|s| (cycle, *s, sig)));
+        }
+    } else {
+        plan = vec![
+            (env_up, Step::Process("ceph-osd"), libc::SIGINT),
+            (cycle, Step::Line("failover of vm0: fenced"), libc::SIGTERM),
+            (cycle, Step::Line("repair of vm0: resync requested"), libc::SIGINT),
+        ];
+    }
+    let mut seen = vec![];
+    for (args, step, sig) in plan {
+        let l = Leftovers::new();
+        let reports = tempfile::tempdir().unwrap();
+        let args: Vec<&str> = args.iter().map(|a| if *a == "/dev/null/none" { reports.path().to_str().unwrap() } else { *a }).collect();
+        let t0 = Instant::now();
+        let (code, lines) = interrupt_at(&l, &args, step, sig);
+        let left = l.settle();
+        let name = if sig == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
+        println!("{name} at {step:?} of `dr-drill {}`: exit {code:?}, {:.1} s, left {left:?}", args[0], t0.elapsed().as_secs_f64());
+        assert_eq!(code, Some(128 + sig), "{name} at {step:?}:\n{}", lines.join("\n"));
+        assert!(left.is_empty(), "{name} at {step:?} left {left:#?}");
+        seen.push(format!("{name} {step:?}"));
+    }
+    println!("interrupted at {} steps, nothing left after any: {seen:?}", seen.len());
+}
+
+/// SIGKILL of the harness in the middle of a failover (nothing of it can run): its daemons and VMs die
+/// with it (the parent-death signal), and the next `dr-drill run` removes the namespaces, run directory
+/// and claim it left, says so, and passes.
+#[test]
+fn a_run_after_a_killed_one_cleans_up_and_passes() {
+    let _g = serial();
+    let l = Leftovers::new();
+    let reports = tempfile::tempdir().unwrap();
+    let (code, _) = interrupt_at(
+        &l,
+        &["run", "--report-dir", reports.path().to_str().unwrap(), "features/failover.feature"],
+        Step::Line("failover of vm0: fenced"),
+        libc::SIGKILL,
+    );
+    assert_eq!(code, None, "killed");
+    std::thread::sleep(Duration::from_secs(1));
+    let left = l.left();
+    assert!(procs_mentioning(&l.runs.path().display().to_string()).is_empty(), "processes outlived their harness: {left:#?}");
+    assert!(left.iter().any(|x| x.starts_with("namespace")), "a killed harness cannot remove its namespaces: {left:#?}");
+    let out = l.command(&["run", "--report-dir", reports.path().to_str().unwrap(), "features/relocate.feature"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", digest(&stdout));
+    assert!(stdout.contains("left by an earlier run that was killed"), "{}", digest(&stdout));
+    let left = l.settle();
+    assert!(left.is_empty(), "after the next run: {left:#?}");
+    println!("{}", stdout.lines().filter(|x| x.contains("left by an earlier run")).collect::<Vec<_>>().join("\n"));
+}
+
+/// Two runs at once on this machine do not collide: each has its own lab (namespaces, addresses, run
+/// directory, sockets, claim), and a run starting while another is mid-bring-up leaves the other's lab
+/// alone. Two failovers started 2 s apart, then a Regional-DR relocate with a Metro-DR failover (two
+/// environments) at once: every run passes and nothing of either is left. (Two labs on two cores: a
+/// Regional-DR failover may fail for replication lag alone, named; that is accepted and said.)
+#[test]
+fn two_runs_at_once_do_not_collide() {
+    let _g = serial();
+    let l = Leftovers::new();
+    let start = |env: &str, feature: &str| {
+        let reports = tempfile::tempdir().unwrap();
+        let child = l
+            .command(&["run", "--env", env, "--report-dir", reports.path().to_str().unwrap(), feature])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        (child, reports)
+    };
+    for pair in [
+        [("environments/lab-regional.yaml", "features/failover.feature"), ("environments/lab-regional.yaml", "features/failover.feature")],
+        [("environments/lab-regional.yaml", "features/relocate.feature"), ("environments/lab-metro.yaml", "tests/fixtures/features/metro-failover.feature")],
+    ] {
+        let t0 = Instant::now();
+        let first = start(pair[0].0, pair[0].1);
+        std::thread::sleep(Duration::from_secs(2));
+        let second = start(pair[1].0, pair[1].1);
+        for ((child, reports), (env, feature)) in [first, second].into_iter().zip(pair) {
+            let out = child.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let s = summary(reports.path());
+            let sc = &s["scenarios"][0];
+            let lag = (out.status.code() == Some(1)).then(|| lag_only_failover(sc)).flatten();
+            println!(
+                "{env} {feature}: exit {:?} in {:.0} s{}",
+                out.status.code(),
+                t0.elapsed().as_secs_f64(),
+                lag.as_ref().map(|w| format!(" (lag alone: {w:?})")).unwrap_or_default()
+            );
+            assert!(out.status.code() == Some(0) || lag.is_some(), "{env} {feature}:\n{}\n{}", digest(&stdout), String::from_utf8_lossy(&out.stderr));
+        }
+        let left = l.settle();
+        assert!(left.is_empty(), "{left:#?}");
+    }
 }
 
 /// `env up`, `env status`, `env down`: the lab outlives `env up` and `env down` removes all of it.
@@ -474,36 +673,6 @@ fn ceph_schedule_negative_control_fails_in_any_time_zone() {
     let stopped = at("stopReplication");
     let duration_ms = sc["durationS"].as_f64().unwrap() * 1e3;
     assert!(started < stopped && started > at("powerLoss") - duration_ms, "checkpoint started at {started} ms, replication stopped at {stopped} ms");
-}
-
-/// SIGTERM in the middle of a drill (the VM writing, a scenario half-way) removes every process, namespace
-/// and run directory the run made.
-#[test]
-fn terminated_run_leaves_nothing() {
-    let _g = serial();
-    let runs = tempfile::tempdir().unwrap();
-    let reports = tempfile::tempdir().unwrap();
-    let needle = runs.path().display().to_string();
-    let before = netns();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("dr-drill"))
-        .args(["run", "features/failover.feature", "--report-dir"])
-        .arg(reports.path())
-        .env("DR_DRILL_RUN_DIR", runs.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while procs_mentioning(&needle).iter().all(|p| !p.contains("qemu-system")) {
-        assert!(t0.elapsed() < Duration::from_secs(120), "the drill never booted its VM");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    std::thread::sleep(Duration::from_secs(2));
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert_eq!(child.wait().unwrap().code(), Some(143));
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(procs_mentioning(&needle), Vec::<String>::new(), "processes left behind");
-    assert_eq!(netns(), before, "namespaces left behind");
-    assert_eq!(std::fs::read_dir(runs.path()).unwrap().count(), 0, "run directory left behind");
 }
 
 /// Exit codes by cause. A harness error (the QEMU binary removed after the run checked for it, while the

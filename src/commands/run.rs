@@ -72,7 +72,18 @@ async fn campaign(cfg: &EnvConfig, n: u32, dir: &std::path::Path, opts: impl Fn(
         runs.push((k, d));
     }
     let (c, page) = crate::evidence::write_campaign(dir, &runs, "a fresh environment per run (brought up and torn down by each run)")?;
-    println!("campaign: {n} runs; {}", dir.join("campaign.json").display());
+    let o = &c["outcomes"];
+    println!(
+        "campaign: {n} runs: {} green, {} failed for the system (exit 1), {} harness errors or inconclusive (exit 2); run time p50/p95/max {}; {}",
+        o["green"],
+        o["systemFailed"],
+        o["harnessOrInconclusive"],
+        match (o["durationS"]["p50"].as_f64(), o["durationS"]["p95"].as_f64(), o["durationS"]["max"].as_f64()) {
+            (Some(a), Some(b), Some(m)) => format!("{a:.0}/{b:.0}/{m:.0} s"),
+            _ => "-".into(),
+        },
+        dir.join("campaign.json").display()
+    );
     for sc in c["scenarios"].as_array().into_iter().flatten() {
         let p = |v: &serde_json::Value| match (v["p50"].as_f64(), v["p95"].as_f64(), v["max"].as_f64()) {
             (Some(a), Some(b), Some(m)) => format!("{a:.0}/{b:.0}/{m:.0} ms"),

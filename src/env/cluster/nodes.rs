@@ -324,7 +324,14 @@ impl Faults for DockerNodes {
             };
         }
         let network = self.network.clone();
-        let proof = self.confirm(&site, &fault.to_string(), |n| landed(&fault, n, &network)).await?;
+        let proof = match self.confirm(&site, &fault.to_string(), |n| landed(&fault, n, &network)).await {
+            Ok(p) => p,
+            Err(e) => {
+                // no receipt will be handed back: whatever part of it did land is undone here
+                let _ = self.recover(&Receipt { fault: fault.clone(), at: Wt::now(), proof: Proof::default() }).await;
+                return Err(e);
+            }
+        };
         // the fault counts from when the engine confirms it on every node of the site
         let at = Wt::now();
         self.bus.publish_at(at, Event::Fault { fault: fault.clone(), proof: proof.seen.clone() });

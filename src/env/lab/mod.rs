@@ -100,7 +100,7 @@ pub(crate) async fn ip(args: &[&str]) -> Result<(), EnvError> {
 
 /// Deletes namespaces of earlier labs that no longer hold any process (left by a harness killed outright).
 pub fn reap_stale() -> Vec<String> {
-    procs::reap_stale_netns().into_iter().map(|ns| format!("namespace {ns}")).collect()
+    procs::reap_stale_netns()
 }
 
 /// The lab's three ports, brought up together.
@@ -141,6 +141,7 @@ pub async fn up(cfg: &EnvConfig, spec: &LabSpec, topology: &Topology, bus: Bus) 
     let root = runs_dir().join(format!("{}-{id}", cfg.spec.name));
     std::fs::create_dir_all(&root).map_err(io("create the run directory"))?;
     procs::track_dir(&root);
+    procs::claim(&id, &root).map_err(io("claim the lab's id"))?;
     let deadline = cfg.spec.budgets.command.0;
     // Regional-DR: a cluster per site, its address on the one link; Metro-DR: every failure domain (the
     // arbiter too) with an address on its loopback, reached over a link per pair.
@@ -164,6 +165,8 @@ pub async fn up(cfg: &EnvConfig, spec: &LabSpec, topology: &Topology, bus: Bus) 
         bus: bus.clone(),
         watch: None,
         budgets: cfg.spec.budgets.clone(),
+        frozen: BTreeMap::new(),
+        killed: BTreeMap::new(),
     };
     let initramfs = root.join("initramfs.cpio");
     let budget = cfg.spec.budgets.up.0;
@@ -206,6 +209,10 @@ pub struct LabSites {
     /// Metro-DR in stretch mode: the flags sampled in the background, and where the monitors log.
     watch: Option<StretchWatch>,
     budgets: crate::config::Budgets,
+    /// The processes each frozen site had when it froze, and each site without power had when it lost it
+    /// (what the fault is shown on: a command the harness starts in the site later is not the site's).
+    frozen: BTreeMap<String, Vec<i32>>,
+    killed: BTreeMap<String, Vec<i32>>,
 }
 
 /// Samples `ceph osd dump`'s stretch flags every 2 s from the first failure domain whose client gets an
@@ -448,11 +455,20 @@ impl LabSites {
         };
         match fault {
             Fault::PowerLoss { site } => {
-                o.processes = Some(witness::processes(&self.site(site)?.ns.clone()));
+                let ns = self.site(site)?.ns.clone();
+                o.processes = Some(match (phase, self.killed.get(site)) {
+                    (Phase::InEffect, Some(pids)) => pids.iter().filter_map(|p| witness::process(*p)).collect(),
+                    _ => witness::processes(&ns),
+                });
                 let pairs: Vec<(String, String)> = self.peers(site).into_iter().map(|p| (p, site.clone())).collect();
                 o.reach = self.reach_all(&pairs).await?;
             }
-            Fault::Freeze { site } => o.processes = Some(witness::processes(&self.site(site)?.ns.clone())),
+            Fault::Freeze { site } => {
+                o.processes = Some(match self.frozen.get(site) {
+                    Some(pids) => pids.iter().filter_map(|p| witness::process(*p)).collect(),
+                    None => witness::processes(&self.site(site)?.ns.clone()),
+                })
+            }
             Fault::HostLoss { site } => {
                 let s = self.site(site)?;
                 o.daemon = Some(daemon(s, "osd2"));
@@ -560,8 +576,10 @@ impl Faults for LabSites {
         match &fault {
             Fault::PowerLoss { site } => {
                 let s = self.site_mut(site)?;
+                let pids = procs::netns_pids(&s.ns);
                 // Everything in the site dies at once, its VMs with it: the VMs' I/O halts abruptly.
                 s.kill_all().await;
+                self.killed.insert(site.clone(), pids);
             }
             Fault::HostLoss { site } => {
                 let s = self.site_mut(site)?;
@@ -600,7 +618,8 @@ impl Faults for LabSites {
                 }
             }
             Fault::Freeze { site } => {
-                self.site_mut(site)?;
+                let ns = self.site_mut(site)?.ns.clone();
+                self.frozen.insert(site.clone(), procs::netns_pids(&ns));
                 self.signal_all(site, libc::SIGSTOP)?;
             }
             Fault::Latency { from, to, delay, jitter } => {
@@ -620,7 +639,14 @@ impl Faults for LabSites {
         }
         // the fault counts from when it is caused; its receipt comes once it is shown in effect
         let at = Wt::now();
-        let proof = self.prove(&fault, Phase::InEffect, rtt_before).await?;
+        let proof = match self.prove(&fault, Phase::InEffect, rtt_before).await {
+            Ok(p) => p,
+            Err(e) => {
+                // no receipt will be handed back: whatever part of it did land is undone here
+                let _ = self.undo(&fault).await;
+                return Err(e);
+            }
+        };
         self.bus.publish_at(at, Event::Fault { fault: fault.clone(), proof: proof.seen.clone() });
         Ok(Receipt { fault, at, proof })
     }
@@ -639,7 +665,17 @@ impl Faults for LabSites {
             }
             _ => None,
         };
-        match &r.fault {
+        self.undo(&r.fault).await?;
+        let proof = self.prove(&r.fault, Phase::Gone, rtt_before).await?;
+        self.bus.publish(Event::Recovered { fault: r.fault.clone(), proof: proof.seen.clone() });
+        Ok(proof)
+    }
+}
+
+impl LabSites {
+    /// Undoes `fault` (idempotent: what is not in force is left as it is).
+    async fn undo(&mut self, fault: &Fault) -> Result<(), EnvError> {
+        match fault {
             Fault::PowerLoss { site } => {
                 let s = self.site_mut(site)?;
                 if !s.powered() {
@@ -674,7 +710,7 @@ impl Faults for LabSites {
                     d.shape.lock().unwrap().cut = false;
                 }
             }
-            // thawing a running process does nothing: idempotent
+            // thawing a running process does nothing: idempotent; shown on what froze
             Fault::Freeze { site } => self.signal_all(site, libc::SIGCONT)?,
             Fault::Latency { from, to, .. } => self.shape(from, to, |s| (s.delay, s.jitter) = (Duration::ZERO, Duration::ZERO))?,
             Fault::Loss { from, to, .. } => self.shape(from, to, |s| s.loss = 0.0)?,
@@ -684,9 +720,7 @@ impl Faults for LabSites {
                 self.shape(b, a, |s| s.cut = false)?;
             }
         }
-        let proof = self.prove(&r.fault, Phase::Gone, rtt_before).await?;
-        self.bus.publish(Event::Recovered { fault: r.fault.clone(), proof: proof.seen.clone() });
-        Ok(proof)
+        Ok(())
     }
 }
 
@@ -766,5 +800,8 @@ impl Infrastructure for LabSites {
         }
         let _ = std::fs::remove_dir_all(&self.root);
         procs::untrack_dir(&self.root);
+        let claim = procs::claims_dir().join(&self.id);
+        let _ = std::fs::remove_dir_all(&claim);
+        procs::untrack_dir(&claim);
     }
 }

@@ -88,11 +88,13 @@ pub async fn down(cfg: &EnvConfig) -> Result<Vec<String>, EnvError> {
         return Ok(vec![format!("environment {} is not up: nothing to do", cfg.spec.name)]);
     };
     let mut out = vec![];
+    let mut stopped = vec![];
     for (site, d, pid) in &s.daemons {
         if procs::pid_is(*pid, daemon_comm(d)) {
             // SAFETY: kill(2) on a daemon `env up` started, checked by its command name.
             unsafe { libc::kill(*pid, libc::SIGKILL) };
             out.push(format!("stopped {d} of site {site} (pid {pid})"));
+            stopped.push((*pid, d.clone()));
         }
     }
     for ns in &s.netns {
@@ -102,9 +104,19 @@ pub async fn down(cfg: &EnvConfig) -> Result<Vec<String>, EnvError> {
         let _ = tokio::process::Command::new("ip").args(["netns", "del", ns]).status().await;
         out.push(format!("deleted namespace {ns}"));
     }
-    // give killed daemons a moment to release their files before the directory goes
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // `env down` returns once every process it stopped is gone (reaped by init: they are not ours), so
+    // that their files are released before the directory goes
+    let gone = || async { Ok::<_, EnvError>(stopped.iter().all(|(pid, d)| !procs::pid_is(*pid, daemon_comm(d))).then_some(())) };
+    crate::wait::until(
+        "the stopped daemons to be gone",
+        cfg.spec.budgets.deadline(crate::config::Budget::Command),
+        gone,
+        crate::wait::every(Duration::from_millis(100)),
+    )
+    .await
+    .map_err(|e| crate::error::from_wait("all", crate::error::Cause::Harness, e))?;
     let _ = std::fs::remove_dir_all(&s.root);
+    let _ = std::fs::remove_dir_all(procs::claims_dir().join(&s.id));
     std::fs::remove_file(state_file(cfg)).map_err(io(format!("remove {}", state_file(cfg).display())))?;
     out.push(format!("environment {} is down", cfg.spec.name));
     Ok(out)

@@ -185,7 +185,10 @@ impl Faults for SimSites {
         let before = self.rtt_now(&fault);
         self.apply(&fault, true)?;
         let at = Wt::now();
-        let proof = self.prove(&fault, Phase::InEffect, before)?;
+        let proof = self.prove(&fault, Phase::InEffect, before).inspect_err(|_| {
+            // no receipt will be handed back: whatever part of it did land is undone here
+            let _ = self.apply(&fault, false);
+        })?;
         self.bus.publish_at(at, crate::events::Event::Fault { fault: fault.clone(), proof: proof.seen.clone() });
         Ok(Receipt { fault, at, proof })
     }

@@ -1,0 +1,8 @@
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Err(broken) = dr_drill::fuzz::probe_line(data) {
+        panic!("{broken}");
+    }
+});
