@@ -11,13 +11,19 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(env_file feature_file probe_block probe_line lint_manifest run_folder)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
+# copies files into a corpus under names made from their paths (two files may share a name)
+put() {
+  local c=$1 f
+  shift
+  for f in "$@"; do cp -f "$f" "$c/$(printf '%s' "$f" | tr '/' '_')"; done
+}
 seed() {
   local t=$1 c=fuzz/corpus/$1
   mkdir -p "$c"
   case $t in
-    env_file) cp environments/*.yaml tests/fixtures/*.yaml "$c"/ ;;
-    feature_file) cp features/*.feature features/negative/*.feature "$c"/ ;;
-    lint_manifest) cp tests/fixtures/lint/*.yaml "$c"/ ;;
+    env_file) put "$c" environments/*.yaml tests/fixtures/*.yaml ;;
+    feature_file) put "$c" features/*.feature features/negative/*.feature ;;
+    lint_manifest) put "$c" tests/fixtures/lint/*.yaml ;;
     probe_line) printf 'ACK 12 1700000000000000000 812' > "$c/ack"; printf 'RANGE 1 90 00000000deadbeef' > "$c/range" ;;
     run_folder) { cat tests/fixtures/report/lab-failover/summary.json; printf '\0'; head -200 tests/fixtures/report/lab-failover/history-vm0.jsonl; } > "$c/run" ;;
   esac

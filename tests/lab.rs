@@ -219,20 +219,27 @@ fn interrupt_at(l: &Leftovers, args: &[&str], step: Step, sig: i32) -> (Option<i
 
 /// Interrupts (SIGINT, and SIGTERM) at steps of `env up` and of a whole DR cycle: each run exits 130 or 143
 /// and leaves nothing (processes, namespaces with their TUN devices and sockets, run directory, claim),
-/// and the next run needs no cleanup by hand. CI runs one step of each phase (`DR_DRILL_INTERRUPTS=all`
-/// runs every step with both signals: release qualification).
+/// and the next run needs no cleanup by hand. CI runs one step of each phase; `DR_DRILL_INTERRUPTS=every-step`
+/// interrupts every step once (the drill's alternating the signals), `all` every step with both signals
+/// (release qualification).
 #[test]
 fn interrupts_at_every_step_leave_nothing() {
     let _g = serial();
-    let all = std::env::var("DR_DRILL_INTERRUPTS").is_ok_and(|v| v == "all");
+    let sweep = std::env::var("DR_DRILL_INTERRUPTS").unwrap_or_default();
     let mut plan: Vec<(&[&str], Step, i32)> = vec![];
     let env_up: &[&str] = &["env", "up"];
     let cycle: &[&str] = &["run", "--report-dir", "/dev/null/none", "features/failback.feature", "--tags", "@regional"];
-    if all {
+    if sweep == "all" {
         for sig in [libc::SIGINT, libc::SIGTERM] {
             plan.extend(ENV_UP_STEPS.iter().map(|s| (env_up, *s, sig)));
             plan.extend(DRILL_STEPS.iter().map(|s| (cycle, *s, sig)));
         }
+    } else if sweep == "every-step" {
+        // every step once: `env up`'s with both signals, the drill's alternating them
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            plan.extend(ENV_UP_STEPS.iter().map(|s| (env_up, *s, sig)));
+        }
+        plan.extend(DRILL_STEPS.iter().enumerate().map(|(i, s)| (cycle, *s, if i % 2 == 0 { libc::SIGINT } else { libc::SIGTERM })));
     } else {
         plan = vec![
             (env_up, Step::Process("ceph-osd"), libc::SIGINT),
@@ -285,16 +292,19 @@ fn a_run_after_a_killed_one_cleans_up_and_passes() {
     println!("{}", stdout.lines().filter(|x| x.contains("left by an earlier run")).collect::<Vec<_>>().join("\n"));
 }
 
-/// Two runs at once on this machine do not collide: each has its own lab (namespaces, addresses, run
-/// directory, sockets, claim), and a run starting while another is mid-bring-up leaves the other's lab
-/// alone. Two failovers started 2 s apart, then a Regional-DR relocate with a Metro-DR failover (two
-/// environments) at once: every run passes and nothing of either is left. (Two labs on two cores: a
-/// Regional-DR failover may fail for replication lag alone, named; that is accepted and said.)
-#[test]
-fn two_runs_at_once_do_not_collide() {
-    let _g = serial();
+/// Runs each (environment, feature) of `runs` at once, the second started 2 s after the first, all in one
+/// run directory: every run passes (two labs on two cores: a Regional-DR failover may fail for a known
+/// failure of the system under test, named by the oracle: replication lag, or this Ceph's forced promote
+/// rolled back below a completed snapshot; accepted and said, never a collision) and nothing of any is
+/// left.
+fn at_once(runs: &[(&str, &str)]) {
     let l = Leftovers::new();
-    let start = |env: &str, feature: &str| {
+    let t0 = Instant::now();
+    let mut started = vec![];
+    for (i, (env, feature)) in runs.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(Duration::from_secs(2));
+        }
         let reports = tempfile::tempdir().unwrap();
         let child = l
             .command(&["run", "--env", env, "--report-dir", reports.path().to_str().unwrap(), feature])
@@ -302,33 +312,46 @@ fn two_runs_at_once_do_not_collide() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        (child, reports)
-    };
-    for pair in [
-        [("environments/lab-regional.yaml", "features/failover.feature"), ("environments/lab-regional.yaml", "features/failover.feature")],
-        [("environments/lab-regional.yaml", "features/relocate.feature"), ("environments/lab-metro.yaml", "tests/fixtures/features/metro-failover.feature")],
-    ] {
-        let t0 = Instant::now();
-        let first = start(pair[0].0, pair[0].1);
-        std::thread::sleep(Duration::from_secs(2));
-        let second = start(pair[1].0, pair[1].1);
-        for ((child, reports), (env, feature)) in [first, second].into_iter().zip(pair) {
-            let out = child.wait_with_output().unwrap();
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let s = summary(reports.path());
-            let sc = &s["scenarios"][0];
-            let lag = (out.status.code() == Some(1)).then(|| lag_only_failover(sc)).flatten();
-            println!(
-                "{env} {feature}: exit {:?} in {:.0} s{}",
-                out.status.code(),
-                t0.elapsed().as_secs_f64(),
-                lag.as_ref().map(|w| format!(" (lag alone: {w:?})")).unwrap_or_default()
-            );
-            assert!(out.status.code() == Some(0) || lag.is_some(), "{env} {feature}:\n{}\n{}", digest(&stdout), String::from_utf8_lossy(&out.stderr));
-        }
-        let left = l.settle();
-        assert!(left.is_empty(), "{left:#?}");
+        started.push((child, reports, env, feature));
     }
+    for (child, reports, env, feature) in started {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let s = summary(reports.path());
+        let sc = &s["scenarios"][0];
+        let lag = (out.status.code() == Some(1)).then(|| known_system_failure(sc)).flatten();
+        println!(
+            "{env} {feature}: exit {:?} after {:.0} s{}",
+            out.status.code(),
+            t0.elapsed().as_secs_f64(),
+            lag.as_ref().map(|w| format!(" (the system under test, a known failure named: {w:?})")).unwrap_or_default()
+        );
+        assert!(out.status.code() == Some(0) || lag.is_some(), "{env} {feature}:\n{}\n{}", digest(&stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    let left = l.settle();
+    assert!(left.is_empty(), "{left:#?}");
+}
+
+/// Two runs at once on this machine do not collide: each has its own lab (namespaces, addresses inside
+/// them, run directory, sockets, claim), and a run starting while another is mid-bring-up leaves the
+/// other's lab alone. Two failovers at once, of two environments (the Regional-DR lab and its WAN
+/// variant), started 2 s apart.
+#[test]
+fn two_runs_at_once_do_not_collide() {
+    let _g = serial();
+    at_once(&[("environments/lab-regional.yaml", "features/failover.feature"), ("environments/lab-regional-wan.yaml", "features/failover.feature")]);
+}
+
+/// Release qualification: a Regional-DR relocate beside a Metro-DR failover (a stretched cluster of three
+/// failure domains), at once.
+#[test]
+#[ignore = "release qualification, about 3 minutes here: cargo test --test lab -- --ignored"]
+fn a_regional_and_a_metro_run_at_once() {
+    let _g = serial();
+    at_once(&[
+        ("environments/lab-regional.yaml", "features/relocate.feature"),
+        ("environments/lab-metro.yaml", "tests/fixtures/features/metro-failover.feature"),
+    ]);
 }
 
 /// `env up`, `env status`, `env down`: the lab outlives `env up` and `env down` removes all of it.
@@ -397,6 +420,22 @@ fn lag_only_failover(sc: &serde_json::Value) -> Option<Vec<String>> {
     }
     let why: Vec<String> = last["why"].as_array()?.iter().filter_map(|r| r.as_str().map(String::from)).collect();
     lag_alone(&why).then_some(why)
+}
+
+/// A failover that failed for what this lab's Ceph is known to do under load, named by the oracle: the
+/// forced promote rolled back below a snapshot reported complete (Ceph tracker 53537; measured rate in the
+/// README), or replication lagged. A true verdict on the system under test, never a collision of runs.
+fn known_system_failure(sc: &serde_json::Value) -> Option<Vec<String>> {
+    let last = sc["actions"].as_array()?.last()?;
+    if last["kind"] != "failover" || last["conclusion"] != "failed" {
+        return None;
+    }
+    let why: Vec<String> = last["why"].as_array()?.iter().filter_map(|r| r.as_str().map(String::from)).collect();
+    let named = |r: &String| r.starts_with("replication lagged") || r.starts_with("no replication round completed") || r.contains("rolled back below snapshot");
+    (!why.is_empty()
+        && why.iter().all(|r| named(r) || r.starts_with("loss window") || r.contains("acknowledged records lost") || r.contains("records acknowledged before"))
+        && why.iter().any(named))
+    .then_some(why)
 }
 
 /// Reasons that are all, and only, replication lag.
@@ -495,21 +534,26 @@ fn default_drills_pass() {
     assert!(junit.contains("<testsuites") && junit.contains("Relocate a writing VM"));
 }
 
-/// Negative controls: replication stopped before a failover, replication lagging for several intervals
-/// (then caught up), a relocate promoted without the sync barrier, a record corrupted on disk, a healed
-/// outage that must not count as the fault, a lossy failover asked only for its recovery time, damage
-/// after a lossy relocate, a VM left out of an application's mirroring and the disks of a VM snapshotted
-/// each on their own must all fail (exit 1), each for its own reason. The Ceph-schedule control is
-/// skipped here (harness scheduler), the Metro-DR ones too.
+/// The negative controls whose evidence only the lab gives (rbd-mirror killed and paused, a promote
+/// without the sync barrier on real RBD mirroring, a record corrupted on a real disk, a partition through
+/// the delay line healed before the power loss): replication stopped before a failover, replication
+/// lagging for several intervals (then caught up), a relocate promoted without the sync barrier, a record
+/// corrupted on disk, a healed outage that must not count as the fault, a lossy failover asked only for
+/// its recovery time, damage after a lossy relocate must all fail (exit 1), each for its own reason. The
+/// others (failback without the resync, a site back unrepaired, a VM left out of an application's
+/// mirroring, disks snapshotted each on their own) are judged by the same code on the simulation on every
+/// run (tests/sim.rs) and on the lab in release qualification (`negative_controls_qualification`).
 #[test]
 fn negative_controls_fail() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::cargo_bin("dr-drill").unwrap().args(["run", "--tags", "@negative", "--report-dir"]).arg(dir.path()).output().unwrap();
+    let features =
+        ["broken-replication", "slow-replication", "relocate-without-barrier", "corruption", "healed-fault"].map(|f| format!("features/negative/{f}.feature"));
+    let out = Command::cargo_bin("dr-drill").unwrap().args(["run", "--tags", "@negative", "--report-dir"]).arg(dir.path()).args(&features).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{}", digest(&stdout));
     assert_eq!(out.status.code(), Some(1), "{}\n{}", digest(&stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.lines().any(|l| l == "scenarios: 0 passed, 9 failed, 5 skipped"), "{}", digest(&stdout));
+    assert!(stdout.lines().any(|l| l == "scenarios: 0 passed, 5 failed, 0 skipped"), "{}", digest(&stdout));
     let s = summary(dir.path());
     let sc = s["scenarios"].as_array().unwrap();
     let find = |needle: &str| sc.iter().find(|x| x["scenario"].as_str().unwrap().contains(needle)).unwrap_or_else(|| panic!("no scenario {needle}"));
@@ -561,6 +605,28 @@ fn negative_controls_fail() {
     let at = |kind: &str| healed["faults"].as_array().unwrap().iter().find(|f| f["fault"]["kind"] == kind).unwrap()["atMs"].as_f64().unwrap();
     assert_eq!(healed["action"]["rto"][0]["segment"], "fault");
     assert!(at("powerLoss") > at("partition"));
+}
+
+/// Release qualification: the lab's negative controls that the simulation also proves on every run:
+/// failback onto the stale copy without the resync, a site back unrepaired after a forced promote (split
+/// brain), a VM left out of an application's mirroring, the disks of a VM snapshotted each on their own;
+/// and the Ceph-schedule and Metro-DR controls skipped here with their reasons. Each must fail (exit 1)
+/// for its own reason.
+#[test]
+#[ignore = "release qualification, about 8 minutes here: cargo test --test lab -- --ignored (CI runs them on the simulation)"]
+fn negative_controls_qualification() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let features = ["failback-without-resync", "split-brain-after-return", "fleet-unmirrored", "multidisk-independent", "ceph-schedule", "metro-split-brain"]
+        .map(|f| format!("features/negative/{f}.feature"));
+    let out = Command::cargo_bin("dr-drill").unwrap().args(["run", "--tags", "@negative", "--report-dir"]).arg(dir.path()).args(&features).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{}", digest(&stdout));
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", digest(&stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.lines().any(|l| l == "scenarios: 0 passed, 4 failed, 2 skipped"), "{}", digest(&stdout));
+    let s = summary(dir.path());
+    let sc = s["scenarios"].as_array().unwrap();
+    let find = |needle: &str| sc.iter().find(|x| x["scenario"].as_str().unwrap().contains(needle)).unwrap_or_else(|| panic!("no scenario {needle}"));
     // a failback onto the stale copy (no resync): what was acknowledged on b after the failover is named
     // (both controls below begin with a failover: on this machine rbd-mirror now and then takes one round
     // over the allowance, and the failover then fails first, for that lag alone, named: a true verdict,
@@ -936,8 +1002,7 @@ fn positives_pass(sc: &[serde_json::Value]) -> usize {
 /// nothing and fences the lost site; the sites 2 ms apart are in spec and writes pay the round trip; site a
 /// lost sends the cluster into degraded stretch mode and, back, it heals itself; a storage host lost changes
 /// nothing; the sites 12 ms apart are flagged out of spec; a failover without fencing is a split brain.
-/// Then, on the layout without stretch mode (a deliberate misconfiguration), a failover during a partition
-/// between the data sites cannot serve; and with every replica on site a, nothing is on b.
+/// (The layouts without stretch mode and with every replica on one site: `metro_misconfigurations_fail`.)
 #[test]
 fn metro_dr_loses_nothing_and_flags_sites_too_far_apart() {
     let _g = serial();
@@ -975,7 +1040,16 @@ fn metro_dr_loses_nothing_and_flags_sites_too_far_apart() {
     assert!(far["roundTrips"][0]["medianMs"].as_f64().unwrap() > 20.0);
     assert!(far["reason"].as_str().unwrap().contains("more than 10ms"), "{far}");
     assert!(find("without fencing")["reason"].as_str().unwrap().contains("split brain"), "{}", find("without fencing"));
+}
 
+/// Release qualification: Metro-DR on layouts that cannot keep its promise (deliberate misconfigurations,
+/// each on a stretched lab of its own): without stretch mode, a failover during a partition between the
+/// data sites cannot serve; with every replica on site a, nothing is on b. (The quick subset above runs
+/// the misconfiguration it can in its own run: the sites too far apart.)
+#[test]
+#[ignore = "release qualification, about 4 minutes here (two more stretched labs): cargo test --test lab -- --ignored"]
+fn metro_misconfigurations_fail() {
+    let _g = serial();
     // negative control: Metro-DR without stretch mode, a partition between the data sites, a failover to b
     let dir = tempfile::tempdir().unwrap();
     let out = Command::cargo_bin("dr-drill")

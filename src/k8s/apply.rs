@@ -131,7 +131,14 @@ pub async fn delete(client: &Client, o: &Obj) -> Result<(), K8sError> {
 }
 
 /// Polls `o` until `ready` holds, for at most `deadline`; the timeout names the object and what it showed.
-pub async fn wait_ready(client: &Client, o: &Obj, what: &str, deadline: Duration, ready: impl Fn(Option<&Value>) -> bool) -> Result<Value, K8sError> {
+pub async fn wait_ready(
+    client: &Client,
+    o: &Obj,
+    what: &str,
+    deadline: impl Into<crate::wait::Deadline>,
+    ready: impl Fn(Option<&Value>) -> bool,
+) -> Result<Value, K8sError> {
+    let deadline = deadline.into();
     let last = std::sync::Mutex::new(None::<Value>);
     // resolved once the kind is served (a kind not served yet reads as "not there")
     let api = tokio::sync::Mutex::new(None::<Api<DynamicObject>>);
@@ -148,7 +155,7 @@ pub async fn wait_ready(client: &Client, o: &Obj, what: &str, deadline: Duration
         Ok::<_, K8sError>(ready(seen.as_ref()).then(|| seen.unwrap_or(Value::Null)))
     };
     crate::wait::until(what, deadline, check, crate::wait::every(Duration::from_millis(500))).await.map_err(|e| match e {
-        crate::wait::WaitError::Timeout { .. } => {
+        crate::wait::WaitError::Timeout { after, budget, .. } => {
             let seen = last
                 .lock()
                 .unwrap()
@@ -160,8 +167,9 @@ pub async fn wait_ready(client: &Client, o: &Obj, what: &str, deadline: Duration
                 namespace: o.namespace.clone().unwrap_or_default(),
                 name: o.name.clone(),
                 what: what.into(),
-                after: deadline,
+                after,
                 last: seen.chars().take(300).collect(),
+                budget,
             }
         }
         crate::wait::WaitError::Failed(e) => e,

@@ -19,8 +19,8 @@ pub enum K8sError {
     #[error("failed to {what} {kind} {namespace}/{name}: {source}")]
     Api { what: String, kind: String, namespace: String, name: String, source: kube::Error },
     /// The object never reached the state waited for: the DR orchestration did not do its part.
-    #[error("timed out after {after:?} waiting for {kind} {namespace}/{name} to {what} (last seen: {last})")]
-    Timeout { kind: String, namespace: String, name: String, what: String, after: Duration, last: String },
+    #[error("timed out after {after:?} waiting for {kind} {namespace}/{name} to {what} (last seen: {last}){}", crate::wait::budget_note(.budget))]
+    Timeout { kind: String, namespace: String, name: String, what: String, after: Duration, last: String, budget: Option<&'static str> },
     /// The object is not what the request needs (missing, wrong cluster, wrong input).
     #[error("{0}")]
     Usage(String),
@@ -66,13 +66,14 @@ pub async fn wait_for<K>(
     ns: &str,
     name: &str,
     what: &str,
-    deadline: Duration,
+    deadline: impl Into<crate::wait::Deadline>,
     cond: impl Fn(Option<&K>) -> bool + Send + 'static,
     describe: fn(Option<&K>) -> String,
 ) -> Result<K, K8sError>
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
+    let crate::wait::Deadline { after: deadline, key: budget } = deadline.into();
     let kind = K::kind(&());
     let watched = kube::runtime::wait::await_condition(api.clone(), name, move |o: Option<&K>| cond(o));
     match tokio::time::timeout(deadline, watched).await {
@@ -88,6 +89,7 @@ where
                 what: what.into(),
                 after: deadline,
                 last: describe(last.as_ref()),
+                budget,
             })
         }
     }
@@ -118,3 +120,29 @@ pub fn condition_true(conditions: &[Condition], type_: &str, generation: Option<
 
 /// A DNS-1123 label (namespaces, most object names). Pure.
 pub use crate::text::dns_label;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Kubernetes wait that runs out says what it waited for, what it last saw and the budget key that
+    /// would change it (none for a deadline the harness fixes itself).
+    #[test]
+    fn a_timeout_names_the_object_its_last_state_and_the_budget_key() {
+        let t = |budget| K8sError::Timeout {
+            kind: "DRPlacementControl".into(),
+            namespace: "apps".into(),
+            name: "vm0".into(),
+            what: "be FailedOver on b".into(),
+            after: Duration::from_secs(90),
+            last: "phase FailingOver".into(),
+            budget,
+        };
+        assert_eq!(
+            t(Some("budgets.promote")).to_string(),
+            "timed out after 90s waiting for DRPlacementControl apps/vm0 to be FailedOver on b (last seen: phase FailingOver) (the environment file's `budgets.promote`)"
+        );
+        assert!(!t(None).to_string().contains("budgets"));
+        assert_eq!(t(None).cause(), Cause::System);
+    }
+}

@@ -10,7 +10,6 @@ use crate::clock::Wt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 /// A reference to an object (`v1.ObjectReference`, the fields Ramen reads).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -128,7 +127,7 @@ fn describe_cluster(c: Option<&DRCluster>) -> String {
 }
 
 /// Asks Ramen to fence (`Fenced`) or unfence (`Unfenced`) managed cluster `name` and waits for it.
-pub async fn fence(api: &Api<DRCluster>, name: &str, state: &'static str, deadline: Duration) -> Result<DRCluster, K8sError> {
+pub async fn fence(api: &Api<DRCluster>, name: &str, state: &'static str, deadline: impl Into<crate::wait::Deadline>) -> Result<DRCluster, K8sError> {
     api.patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"clusterFence": state}}))).await.map_err(|source| K8sError::Api {
         what: format!("set clusterFence {state} on"),
         kind: "DRCluster".into(),
@@ -259,7 +258,7 @@ pub async fn wait_for(
     ns: &str,
     name: &str,
     what: &str,
-    deadline: Duration,
+    deadline: impl Into<crate::wait::Deadline>,
     cond: impl Fn(Option<&DRPlacementControl>) -> bool + Send + 'static,
 ) -> Result<DRPlacementControl, K8sError> {
     super::wait_for(api, ns, name, what, deadline, cond, describe).await

@@ -9,7 +9,6 @@ use crate::clock::Wt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -124,7 +123,13 @@ fn describe(v: Option<&VolumeReplication>) -> String {
 }
 
 /// Asks VolumeReplication `name` for `role` and waits (watching, at most `deadline`) until it is in it.
-pub async fn flip(api: &Api<VolumeReplication>, ns: &str, name: &str, role: Role, deadline: Duration) -> Result<VolumeReplication, K8sError> {
+pub async fn flip(
+    api: &Api<VolumeReplication>,
+    ns: &str,
+    name: &str,
+    role: Role,
+    deadline: impl Into<crate::wait::Deadline>,
+) -> Result<VolumeReplication, K8sError> {
     flip_with(api, ns, name, role, None, deadline).await
 }
 
@@ -135,7 +140,7 @@ pub async fn flip_with(
     name: &str,
     role: Role,
     auto_resync: Option<bool>,
-    deadline: Duration,
+    deadline: impl Into<crate::wait::Deadline>,
 ) -> Result<VolumeReplication, K8sError> {
     let mut patch = serde_json::json!({"spec": {"replicationState": role.spec()}});
     if let Some(r) = auto_resync {

@@ -101,8 +101,8 @@ fn volrep_settings(cfg: &EnvConfig, guest: &Guest, storage_class: &str, class: &
         replication_class: class.into(),
         interval: r.interval.0,
         allowance: r.allowance(),
-        promote: b.promote.0,
-        resync: b.resync.0,
+        promote: b.deadline(crate::config::Budget::Promote),
+        resync: b.deadline(crate::config::Budget::Resync),
     })
 }
 
@@ -140,11 +140,11 @@ pub async fn up_existing(cfg: &EnvConfig, spec: &ExistingSpec, bus: Bus) -> Resu
                 cfg.site_names().into_iter().map(|s| (s.clone(), hub.clusters.get(&s).cloned().unwrap_or_else(|| spec.contexts[&s].clone()))).collect();
             let declared = cfg.spec.regional().map(|r| (r.interval.0, r.allowance()));
             let vrgs = hub.vrg_namespace.clone().unwrap_or_else(|| spec.guest.namespace.clone());
-            Box::new(ramen::RamenDriver::new(hc, &hub.namespace, managed, b.promote.0, declared).resync_within(b.resync.0).making_disks(
-                clients.clone(),
-                disk_of(&spec.guest, &spec.storage_class, b.boot.0),
-                &vrgs,
-            ))
+            Box::new(
+                ramen::RamenDriver::new(hc, &hub.namespace, managed, b.deadline(crate::config::Budget::Promote), declared)
+                    .resync_within(b.deadline(crate::config::Budget::Resync))
+                    .making_disks(clients.clone(), disk_of(&spec.guest, &spec.storage_class, b.boot.0), &vrgs),
+            )
         }
         None => {
             let class = spec

@@ -37,15 +37,15 @@ pub struct RamenDriver {
     namespace: String,
     /// Site of the scenario -> managed cluster name.
     clusters: BTreeMap<String, String>,
-    /// How long Ramen may take for an action.
-    deadline: Duration,
+    /// How long Ramen may take for an action (`budgets.promote` from an environment file).
+    deadline: crate::wait::Deadline,
     /// The environment file's promise (Regional-DR): interval and sync allowance. The bound comes from
     /// here, never from the DRPolicy: a policy that schedules less often cannot keep it.
     declared: Option<(Duration, Duration)>,
     /// The managed clusters of the DRPolicy protecting the apps.
     peers: Vec<String>,
     /// How long the repair of a returned cluster may take (`budgets.resync`).
-    resync: Duration,
+    resync: crate::wait::Deadline,
     apps: BTreeMap<String, App>,
     /// The schedule of the DRPolicy protecting the apps (None: Metro-DR).
     interval: Option<Duration>,
@@ -57,7 +57,13 @@ pub struct RamenDriver {
 
 impl RamenDriver {
     /// `hub`: a client of the hub cluster; `namespace`: where the DRPCs are; `clusters`: site -> cluster.
-    pub fn new(hub: Client, namespace: &str, clusters: BTreeMap<String, String>, deadline: Duration, declared: Option<(Duration, Duration)>) -> RamenDriver {
+    pub fn new(
+        hub: Client,
+        namespace: &str,
+        clusters: BTreeMap<String, String>,
+        deadline: impl Into<crate::wait::Deadline>,
+        declared: Option<(Duration, Duration)>,
+    ) -> RamenDriver {
         RamenDriver {
             drpcs: Api::namespaced(hub.clone(), namespace),
             drclusters: Api::all(hub.clone()),
@@ -65,10 +71,10 @@ impl RamenDriver {
             policies: Api::all(hub),
             namespace: namespace.into(),
             clusters,
-            deadline,
+            deadline: deadline.into(),
             declared,
             peers: vec![],
-            resync: Duration::from_secs(180),
+            resync: crate::wait::Deadline::budget(crate::config::Budget::Resync.key(), Duration::from_secs(180)),
             apps: BTreeMap::new(),
             interval: None,
             disks: None,
@@ -76,8 +82,8 @@ impl RamenDriver {
     }
 
     /// How long the repair of a returned cluster may take.
-    pub fn resync_within(mut self, budget: Duration) -> RamenDriver {
-        self.resync = budget;
+    pub fn resync_within(mut self, budget: impl Into<crate::wait::Deadline>) -> RamenDriver {
+        self.resync = budget.into();
         self
     }
 

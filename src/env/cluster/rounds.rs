@@ -76,7 +76,7 @@ impl Rounds {
 
     /// Waits until a round taken at or after `since` is reported complete; the primary (`site`) not
     /// replicating within `deadline` is the system's failure.
-    pub async fn wait_since(&self, since: Wt, deadline: Duration, site: &str) -> Result<String, EnvError> {
+    pub async fn wait_since(&self, since: Wt, deadline: impl Into<crate::wait::Deadline>, site: &str) -> Result<String, EnvError> {
         let seen = self.seen.clone();
         let check =
             || std::future::ready(Ok::<_, EnvError>(seen.lock().unwrap().iter().find(|s| s.started >= since && s.completed.is_some()).map(|s| s.name.clone())));

@@ -25,14 +25,14 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct VolRepSettings {
     /// How long a returned site's resync may take (`budgets.resync`).
-    pub resync: Duration,
+    pub resync: crate::wait::Deadline,
     /// The VM's disk (its namespace is the VolumeReplications').
     pub disk: super::Disk,
     pub replication_class: String,
     pub interval: Duration,
     pub allowance: Duration,
-    /// How long a flip may take.
-    pub promote: Duration,
+    /// How long a flip may take (`budgets.promote`).
+    pub promote: crate::wait::Deadline,
 }
 
 struct App {
