@@ -81,6 +81,21 @@ pub struct Receipt {
     pub proof: Proof,
 }
 
+impl Proof {
+    /// What was seen, looking since `t0` (witness clock).
+    pub fn seen_since(seen: Vec<String>, t0: Wt) -> Proof {
+        Proof { seen, took_ms: (Wt::now().since(t0).as_secs_f64() * 1e4).round() / 10.0 }
+    }
+}
+
+/// A fault undone: its receipt (by index in the scenario's), when, and what showed it gone.
+#[derive(Clone, Debug)]
+pub struct Undone {
+    pub receipt: usize,
+    pub at: Wt,
+    pub proof: Proof,
+}
+
 /// What was seen that shows a fault in effect (or gone): one line per check, and how long looking took.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

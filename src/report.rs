@@ -67,8 +67,8 @@ pub struct ScenarioRecord {
     pub vms: Vec<String>,
     pub vm: Option<String>,
     pub receipts: Vec<Receipt>,
-    /// What showed each undone fault gone: (receipt index, when, the proof).
-    pub gone: Vec<(usize, crate::clock::Wt, crate::fault::Proof)>,
+    /// Every fault undone (by the scenario, or when it ended), with what showed it gone.
+    pub undone: Vec<crate::fault::Undone>,
     /// Every DR action, in order.
     pub outcomes: Vec<Outcome>,
     /// Sites that came back, and how they were repaired.
@@ -246,7 +246,7 @@ impl ScenarioSummary {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let gone = rec.gone.iter().find(|g| g.0 == i).map(|(_, at, p)| json!({"atMs": at.ms(), "seen": p.seen, "tookMs": p.took_ms}));
+                let gone = rec.undone.iter().find(|u| u.receipt == i).map(|u| json!({"atMs": u.at.ms(), "seen": u.proof.seen, "tookMs": u.proof.took_ms}));
                 json!({"fault": r.fault, "atMs": r.at.ms(), "inEffect": r.proof, "gone": gone})
             })
             .collect();

@@ -7,7 +7,7 @@ use crate::clock::Wt;
 use crate::config::Replication;
 use crate::drill::{self, Outcome};
 use crate::error::{Cause, Caused, EnvError};
-use crate::fault::{Fault, Receipt};
+use crate::fault::{Fault, Receipt, Undone};
 use crate::lint::{self, rules, LintError, Severity};
 use crate::oracle::{Conclusion, Verdict};
 use crate::report::{RoundTrip, ScenarioRecord};
@@ -74,9 +74,7 @@ pub struct Scenario {
     fleet_actions: Vec<serde_json::Value>,
     receipts: Vec<Receipt>,
     /// Receipts (by index) the scenario itself undid (a thaw, a healed partition, a reconnection), and when.
-    undone: Vec<(usize, Wt)>,
-    /// What showed each undone fault gone (receipt index, when, the proof).
-    gone: Vec<(usize, Wt, crate::fault::Proof)>,
+    undone: Vec<Undone>,
     /// Every DR action of the scenario, in order (the sentences judge the last).
     outcomes: Vec<Outcome>,
     /// Sites that came back, and how they were repaired.
@@ -96,8 +94,13 @@ pub struct Scenario {
 /// The earliest outage of `site` still in force (its power lost, frozen, cut off, partitioned from a peer):
 /// the fault a failover from it counts from. Outages undone before (`undone`: receipt index and when) are
 /// left out, however early they were. Pure.
-pub fn outage_in_force(receipts: &[Receipt], undone: &[(usize, Wt)], site: &str) -> Option<Receipt> {
-    receipts.iter().enumerate().filter(|(i, r)| !undone.iter().any(|(j, _)| j == i) && r.fault.takes(site)).min_by_key(|(_, r)| r.at).map(|(_, r)| r.clone())
+pub fn outage_in_force(receipts: &[Receipt], undone: &[Undone], site: &str) -> Option<Receipt> {
+    receipts
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| !undone.iter().any(|u| u.receipt == *i) && r.fault.takes(site))
+        .min_by_key(|(_, r)| r.at)
+        .map(|(_, r)| r.clone())
 }
 
 /// The failures of some of a fleet's `n` VMs as one (each tracked as it came): none passes, one is itself,
@@ -157,7 +160,6 @@ impl Scenario {
             fleet_actions: vec![],
             receipts: vec![],
             undone: vec![],
-            gone: vec![],
             outcomes: vec![],
             repairs: vec![],
             verdicts: vec![],
@@ -181,7 +183,7 @@ impl Scenario {
 
     /// Is the receipt at `i` still in force (not undone by the scenario)?
     fn in_force(&self, i: usize) -> bool {
-        !self.undone.iter().any(|(j, _)| *j == i)
+        !self.undone.iter().any(|u| u.receipt == i)
     }
 
     fn vm(&self) -> Result<String, StepError> {
@@ -481,10 +483,8 @@ impl Scenario {
             Ok((i, proof))
         }
         .await;
-        let (i, proof) = self.track(r)?;
-        let now = Wt::now();
-        self.undone.push((i, now));
-        self.gone.push((i, now, proof));
+        let (receipt, proof) = self.track(r)?;
+        self.undone.push(Undone { receipt, at: Wt::now(), proof });
         Ok(())
     }
 
@@ -727,7 +727,7 @@ impl Scenario {
             let mut undone = vec![];
             for i in outages {
                 let proof = env.faults.recover(&self.receipts[i]).await?;
-                undone.push((i, Wt::now(), proof));
+                undone.push(Undone { receipt: i, at: Wt::now(), proof });
             }
             for vm in &self.vms {
                 env.workload.retire(vm, &site).await;
@@ -744,8 +744,7 @@ impl Scenario {
         .await;
         let (rep, undone) = self.track(r)?;
         self.session.bus.note(format!("{} comes back: {}", rep.site, rep.timeline.render()));
-        self.undone.extend(undone.iter().map(|u| (u.0, u.1)));
-        self.gone.extend(undone);
+        self.undone.extend(undone);
         self.repairs.push(rep);
         Ok(())
     }
@@ -917,7 +916,7 @@ impl Scenario {
                 return Err(StepError::Order("no VM was left behind by the failover: freeze its site (\"site X freezes\") before failing over".into()));
             };
             let (from, to) = (o.from.clone(), o.to.clone());
-            let undone_after_fence = |f: &Fault| self.undone.iter().any(|(i, at)| self.receipts[*i].fault == *f && *at > fence_at);
+            let undone_after_fence = |f: &Fault| self.undone.iter().any(|u| self.receipts[u.receipt].fault == *f && u.at > fence_at);
             if !undone_after_fence(&Fault::Freeze { site: from.clone() }) {
                 return Err(StepError::Order(format!("site {from} was not thawed after the failover (\"site {from} thaws\"): the old VM had no chance to write")));
             }
@@ -1020,7 +1019,7 @@ impl Scenario {
     /// "the cluster returns to healthy stretch mode within D": counted from the newest outage the scenario
     /// undid (a site back, a partition healed), or from the scenario's start.
     pub async fn healthy_within(&mut self, d: Duration) -> R {
-        let from = self.undone.iter().map(|u| u.1).chain(self.repairs.iter().map(|r| r.timeline.t0)).max().unwrap_or(self.started);
+        let from = self.undone.iter().map(|u| u.at).chain(self.repairs.iter().map(|r| r.timeline.t0)).max().unwrap_or(self.started);
         let r = async {
             let ev = self.stretch_evidence().await?;
             let healthy = |ev: &crate::stretch::Evidence| {
@@ -1075,7 +1074,7 @@ impl Scenario {
         Ok(cuts
             .into_iter()
             .map(|i| {
-                let healed = self.undone.iter().find(|u| u.0 == i).map(|u| u.1).unwrap_or(now);
+                let healed = self.undone.iter().find(|u| u.receipt == i).map(|u| u.at).unwrap_or(now);
                 let b = if Some(i) == newest { budget } else { None };
                 // the VM's site when the partition began (a later relocate moves it)
                 let vm_site = self.vm_site_at.iter().find(|x| x.0 == i).map(|x| x.1.clone()).unwrap_or_else(|| now_site.clone());
@@ -1228,9 +1227,12 @@ impl Scenario {
                 env.bus.publish(crate::events::Event::VmDone { vm: vm.clone() });
             }
             // what the scenario undid itself is shown gone already
-            for (i, r) in self.receipts.iter().enumerate().rev().filter(|(i, _)| !self.undone.iter().any(|u| u.0 == *i)) {
+            for (i, r) in self.receipts.iter().enumerate().rev() {
+                if self.undone.iter().any(|u| u.receipt == i) {
+                    continue;
+                }
                 match env.faults.recover(r).await {
-                    Ok(proof) => self.gone.push((i, Wt::now(), proof)),
+                    Ok(proof) => self.undone.push(Undone { receipt: i, at: Wt::now(), proof }),
                     Err(e) => self.harness_errors.push(format!("failed to recover from fault \"{}\": {e}", r.fault)),
                 }
             }
@@ -1241,7 +1243,7 @@ impl Scenario {
             vms: self.vms,
             vm: self.vm,
             receipts: self.receipts,
-            gone: self.gone,
+            undone: self.undone,
             outcomes: self.outcomes,
             repairs: self.repairs,
             verdicts: self.verdicts,
@@ -1280,7 +1282,7 @@ mod tests {
             r(Fault::PowerLoss { site: "a".into() }, 40_000),
         ];
         // the partition healed long before: the power loss counts
-        let healed = [(0, Wt::from_ms(3000))];
+        let healed = [Undone { receipt: 0, at: Wt::from_ms(3000), proof: Default::default() }];
         assert_eq!(outage_in_force(&receipts, &healed, "a").unwrap().at, Wt::from_ms(40_000));
         // still in force: the partition was the first outage
         assert_eq!(outage_in_force(&receipts, &[], "a").unwrap().at, Wt::from_ms(1000));

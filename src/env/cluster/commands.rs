@@ -75,10 +75,7 @@ impl OperatorCommands {
 
 /// The only proof existing clusters give: the operator's command ran to its end with exit code 0.
 fn operators_word(key: &str, t0: Wt) -> Proof {
-    Proof {
-        seen: vec![format!("commands.{key} exited 0 (the operator's command's word: the harness cannot look inside existing sites)")],
-        took_ms: (Wt::now().since(t0).as_secs_f64() * 1e4).round() / 10.0,
-    }
+    Proof::seen_since(vec![format!("commands.{key} exited 0 (the operator's command's word: the harness cannot look inside existing sites)")], t0)
 }
 
 #[async_trait]

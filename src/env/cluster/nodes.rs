@@ -208,7 +208,7 @@ impl DockerNodes {
         }
         // in effect once every node shows it
         let at = Wt::now();
-        let proof = Proof { seen, took_ms: (Wt::now().since(t0).as_secs_f64() * 1e4).round() / 10.0 };
+        let proof = Proof::seen_since(seen, t0);
         self.bus.publish_at(at, Event::Fault { fault: fault.clone(), proof: proof.seen.clone() });
         Ok(Receipt { fault: fault.clone(), at, proof })
     }
@@ -231,7 +231,7 @@ impl DockerNodes {
                 },
                 e => crate::error::from_wait(site, Cause::Harness, e),
             })?;
-        Ok(Proof { seen, took_ms: (Wt::now().since(t0).as_secs_f64() * 1e4).round() / 10.0 })
+        Ok(Proof::seen_since(seen, t0))
     }
 }
 
@@ -364,7 +364,7 @@ impl Faults for DockerNodes {
                 }
                 seen.push(format!("node {} (tc qdisc show dev eth0): no netem", n.name));
             }
-            let proof = Proof { seen, took_ms: (Wt::now().since(t0).as_secs_f64() * 1e4).round() / 10.0 };
+            let proof = Proof::seen_since(seen, t0);
             self.bus.publish(Event::Recovered { fault: r.fault.clone(), proof: proof.seen.clone() });
             return Ok(proof);
         }

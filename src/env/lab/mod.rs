@@ -536,7 +536,7 @@ impl LabSites {
         )
         .await;
         match r {
-            Ok(lines) => Ok(Proof { seen: lines, took_ms: (Wt::now().since(t0).as_secs_f64() * 1e4).round() / 10.0 }),
+            Ok(lines) => Ok(Proof::seen_since(lines, t0)),
             Err(crate::wait::WaitError::Failed(e)) => Err(e),
             Err(crate::wait::WaitError::Timeout { budget, .. }) => Err(EnvError::FaultUnproven {
                 fault: fault.to_string(),
