@@ -532,6 +532,20 @@ fn default_drills_pass() {
     assert!(junit.contains("<testsuites") && junit.contains("Relocate a writing VM"));
 }
 
+/// Runs the negative controls of `features/negative/<name>.feature` for each name: the run must exit 1
+/// and end with `counts`. Its report folder (kept while the caller holds it) and summary.
+fn negative_run(names: &[&str], counts: &str) -> (tempfile::TempDir, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let features = names.iter().map(|f| format!("features/negative/{f}.feature"));
+    let out = Command::cargo_bin("dr-drill").unwrap().args(["run", "--tags", "@negative", "--report-dir"]).arg(dir.path()).args(features).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{}", digest(&stdout));
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", digest(&stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.lines().any(|l| l == counts), "{}", digest(&stdout));
+    let s = summary(dir.path());
+    (dir, s)
+}
+
 /// The negative controls whose evidence only the lab gives (rbd-mirror killed and paused, a promote
 /// without the sync barrier on real RBD mirroring, a record corrupted on a real disk): replication stopped
 /// before a failover, replication lagging for several intervals (then caught up), a relocate promoted
@@ -544,14 +558,8 @@ fn default_drills_pass() {
 #[test]
 fn negative_controls_fail() {
     let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let features = ["broken-replication", "slow-replication", "relocate-without-barrier", "corruption"].map(|f| format!("features/negative/{f}.feature"));
-    let out = Command::cargo_bin("dr-drill").unwrap().args(["run", "--tags", "@negative", "--report-dir"]).arg(dir.path()).args(&features).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{}", digest(&stdout));
-    assert_eq!(out.status.code(), Some(1), "{}\n{}", digest(&stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.lines().any(|l| l == "scenarios: 0 passed, 4 failed, 0 skipped"), "{}", digest(&stdout));
-    let s = summary(dir.path());
+    let (_dir, s) =
+        negative_run(&["broken-replication", "slow-replication", "relocate-without-barrier", "corruption"], "scenarios: 0 passed, 4 failed, 0 skipped");
     let sc = s["scenarios"].as_array().unwrap();
     let find = |needle: &str| sc.iter().find(|x| x["scenario"].as_str().unwrap().contains(needle)).unwrap_or_else(|| panic!("no scenario {needle}"));
     // judged against its own promise, though the scenario asked only for the time to serve
@@ -605,23 +613,18 @@ fn negative_controls_fail() {
 #[ignore = "release qualification, about 8 minutes here: cargo test --test lab -- --ignored (CI runs them on the simulation)"]
 fn negative_controls_qualification() {
     let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let features = [
-        "healed-fault",
-        "failback-without-resync",
-        "split-brain-after-return",
-        "fleet-unmirrored",
-        "multidisk-independent",
-        "ceph-schedule",
-        "metro-split-brain",
-    ]
-    .map(|f| format!("features/negative/{f}.feature"));
-    let out = Command::cargo_bin("dr-drill").unwrap().args(["run", "--tags", "@negative", "--report-dir"]).arg(dir.path()).args(&features).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{}", digest(&stdout));
-    assert_eq!(out.status.code(), Some(1), "{}\n{}", digest(&stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.lines().any(|l| l == "scenarios: 0 passed, 5 failed, 2 skipped"), "{}", digest(&stdout));
-    let s = summary(dir.path());
+    let (_dir, s) = negative_run(
+        &[
+            "healed-fault",
+            "failback-without-resync",
+            "split-brain-after-return",
+            "fleet-unmirrored",
+            "multidisk-independent",
+            "ceph-schedule",
+            "metro-split-brain",
+        ],
+        "scenarios: 0 passed, 5 failed, 2 skipped",
+    );
     let sc = s["scenarios"].as_array().unwrap();
     let find = |needle: &str| sc.iter().find(|x| x["scenario"].as_str().unwrap().contains(needle)).unwrap_or_else(|| panic!("no scenario {needle}"));
     // the fault that counts is the outage still in force: the power loss, not the partition healed before
