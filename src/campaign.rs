@@ -32,6 +32,52 @@ pub fn outcomes(runs: &[(usize, Value)]) -> Value {
     })
 }
 
+/// One DR action (or repair) of a scenario, summed over the runs: its loss windows and its RTO segments.
+#[derive(Default)]
+struct ActionAcc {
+    /// What it is, as the terminal says it: "failover a -> b", "relocate b -> a", "repair of site a".
+    label: String,
+    loss: Vec<f64>,
+    bound: Option<f64>,
+    /// Each RTO segment's figures, in the order the action passed them.
+    rto: Vec<(String, Vec<f64>)>,
+}
+
+impl ActionAcc {
+    fn segment(&mut self, seg: &str, ms: f64) {
+        match self.rto.iter_mut().find(|(k, _)| k == seg) {
+            Some((_, v)) => v.push(ms),
+            None => self.rto.push((seg.to_string(), vec![ms])),
+        }
+    }
+
+    /// The action's figures, and its segments as the scenario lists them (named with the action when
+    /// `prefixed`: a scenario of several actions).
+    fn json(&self, prefixed: bool) -> (Value, Vec<Value>) {
+        let segments: Vec<(String, Value)> = self
+            .rto
+            .iter()
+            .map(|(k, v)| {
+                let mut x = spread(v);
+                x["segment"] = json!(k);
+                (k.clone(), x)
+            })
+            .collect();
+        let listed = segments
+            .iter()
+            .map(|(k, x)| {
+                let mut x = x.clone();
+                if prefixed {
+                    x["segment"] = json!(format!("{}: {k}", self.label));
+                }
+                x
+            })
+            .collect();
+        let rto: Vec<Value> = segments.into_iter().map(|(_, x)| x).collect();
+        (json!({"action": self.label, "lossWindowMs": spread(&self.loss), "lossBoundMs": self.bound, "rtoMs": rto}), listed)
+    }
+}
+
 #[derive(Default)]
 struct Acc {
     feature: String,
@@ -41,10 +87,47 @@ struct Acc {
     inconclusive: usize,
     loss: Vec<f64>,
     bound: Option<f64>,
-    /// Each RTO segment's figures, in the order the actions passed them.
-    rto: Vec<(String, Vec<f64>)>,
+    /// Every DR action and repair the scenario ran, in the order first seen; the same action of several
+    /// VMs (the disks of one VM) sums into one.
+    actions: Vec<ActionAcc>,
     per_run: Vec<Value>,
     failures: Vec<Value>,
+}
+
+impl Acc {
+    fn action(&mut self, label: String) -> &mut ActionAcc {
+        match self.actions.iter().position(|a| a.label == label) {
+            Some(i) => &mut self.actions[i],
+            None => {
+                self.actions.push(ActionAcc { label, ..Default::default() });
+                self.actions.last_mut().expect("just pushed")
+            }
+        }
+    }
+}
+
+/// A scenario's DR actions in the order they ran: each action's label (its kind and direction; the n-th
+/// of the same label for one VM is said "(n)") and its summary; an old summary's single `action` alone.
+fn actions_of(s: &Value) -> Vec<(String, &Value)> {
+    let listed: Vec<&Value> = match s["actions"].as_array() {
+        Some(a) if !a.is_empty() => a.iter().collect(),
+        _ => s.get("action").filter(|a| a.is_object()).into_iter().collect(),
+    };
+    let mut seen: Vec<(String, String)> = vec![];
+    listed
+        .into_iter()
+        .map(|a| {
+            let base = match (a["kind"].as_str(), a["from"].as_str(), a["to"].as_str()) {
+                (Some(k), Some(f), Some(t)) => format!("{k} {f} -> {t}"),
+                (Some(k), _, _) => k.to_string(),
+                _ => "action".to_string(),
+            };
+            let vm = a["vm"].as_str().unwrap_or("").to_string();
+            seen.push((vm.clone(), base.clone()));
+            let nth = seen.iter().filter(|(v, b)| *v == vm && *b == base).count();
+            (if nth > 1 { format!("{base} ({nth})") } else { base }, a)
+        })
+        .collect()
 }
 
 /// The campaign over `runs` (run number from 1, its summary.json). `fresh` says how the environment was
@@ -69,22 +152,43 @@ pub fn campaign(runs: &[(usize, Value)], fresh: &str) -> Value {
                 "inconclusive" => a.inconclusive += 1,
                 _ => a.failed += 1,
             }
-            if let Some(w) = s["lossWindowMs"].as_f64() {
+            let actions = actions_of(s);
+            // the run's loss window: its worst action's (a scenario of several actions has one per action)
+            let windows: Vec<f64> = actions.iter().filter_map(|(_, x)| x["lossWindowMs"].as_f64()).collect();
+            let window = windows.iter().copied().reduce(f64::max).or(s["lossWindowMs"].as_f64());
+            if let Some(w) = window {
                 a.loss.push(w);
             }
-            a.bound = a.bound.or(s["lossBoundMs"].as_f64());
-            for m in s["action"]["rto"].as_array().into_iter().flatten() {
-                if let (Some(seg), Some(ms)) = (m["segment"].as_str(), m["afterMs"].as_f64()) {
-                    if seg != "fault" && seg != "requested" {
-                        match a.rto.iter_mut().find(|(k, _)| k == seg) {
-                            Some((_, v)) => v.push(ms),
-                            None => a.rto.push((seg.to_string(), vec![ms])),
+            a.bound = a.bound.or(s["lossBoundMs"].as_f64()).or(actions.iter().find_map(|(_, x)| x["lossBoundMs"].as_f64()));
+            let mut serving = None;
+            for (label, x) in actions {
+                let acc = a.action(label);
+                if let Some(w) = x["lossWindowMs"].as_f64() {
+                    acc.loss.push(w);
+                }
+                acc.bound = acc.bound.or(x["lossBoundMs"].as_f64());
+                for m in x["rto"].as_array().into_iter().flatten() {
+                    if let (Some(seg), Some(ms)) = (m["segment"].as_str(), m["afterMs"].as_f64()) {
+                        if seg != "fault" && seg != "requested" {
+                            acc.segment(seg, ms);
+                            if seg == "serving" {
+                                serving = Some(ms);
+                            }
                         }
                     }
                 }
             }
-            let serving = s["action"]["rto"].as_array().and_then(|m| m.iter().find(|x| x["segment"] == "serving")).and_then(|x| x["afterMs"].as_f64());
-            a.per_run.push(json!({"run": run, "status": status, "lossWindowMs": s["lossWindowMs"], "servingMs": serving, "durationS": s["durationS"]}));
+            for r in s["repairs"].as_array().into_iter().flatten() {
+                let acc = a.action(format!("repair of site {}", r["site"].as_str().unwrap_or("?")));
+                for m in r["steps"].as_array().into_iter().flatten() {
+                    if let (Some(seg), Some(ms)) = (m["segment"].as_str(), m["afterMs"].as_f64()) {
+                        if seg != "requested" {
+                            acc.segment(seg, ms);
+                        }
+                    }
+                }
+            }
+            a.per_run.push(json!({"run": run, "status": status, "lossWindowMs": window, "servingMs": serving, "durationS": s["durationS"]}));
             if status != "passed" {
                 a.failures.push(json!({"run": run, "status": status, "cause": s["cause"], "reason": s["reason"]}));
             }
@@ -93,11 +197,15 @@ pub fn campaign(runs: &[(usize, Value)], fresh: &str) -> Value {
     let scenarios: Vec<Value> = by
         .into_iter()
         .map(|(name, a)| {
+            // one action: its segments as they are; several: each segment named with its action
+            let prefixed = a.actions.len() > 1;
+            let (actions, rto): (Vec<Value>, Vec<Vec<Value>>) = a.actions.iter().map(|x| x.json(prefixed)).unzip();
+            let rto: Vec<Value> = rto.into_iter().flatten().collect();
             json!({
                 "scenario": name, "feature": a.feature, "runs": a.runs, "passed": a.passed, "failed": a.failed,
                 "inconclusive": a.inconclusive, "passRate": if a.runs == 0 { 0.0 } else { a.passed as f64 / a.runs as f64 },
                 "lossWindowMs": spread(&a.loss), "lossBoundMs": a.bound,
-                "rtoMs": a.rto.iter().map(|(k, v)| { let mut x = spread(v); x["segment"] = json!(k); x }).collect::<Vec<_>>(),
+                "rtoMs": rto, "actions": actions,
                 "perRun": a.per_run, "failures": a.failures,
             })
         })
@@ -146,6 +254,58 @@ mod tests {
         assert!(page.contains("run 4: failed: lag"));
         let cmp = crate::html::render_compare(&c, &campaign(&runs[..2], "reused"));
         assert!(cmp.contains("2/2 (100%)"), "{cmp}");
+    }
+
+    /// A scenario of several DR actions (the cycle: a failover, the repair, the relocate back; a VM of three
+    /// disks) keeps every action's figures: none stands for the others, and the run's loss window is its
+    /// worst action's.
+    #[test]
+    fn every_action_of_a_scenario_keeps_its_figures() {
+        let rto = |promoted: f64| json!([{"segment": "fault", "afterMs": 0.0}, {"segment": "promoted", "afterMs": promoted}, {"segment": "serving", "afterMs": promoted * 2.0}]);
+        let cycle = |i: f64| {
+            json!({"scenario": "cycle", "status": "passed", "lossWindowMs": null,
+                "actions": [
+                    {"kind": "failover", "from": "a", "to": "b", "vm": "vm1", "lossWindowMs": 4000.0 + i, "lossBoundMs": 9020.0, "rto": rto(5000.0 + i)},
+                    {"kind": "relocate", "from": "b", "to": "a", "vm": "vm1", "lossWindowMs": null, "rto": rto(6000.0 + i)},
+                    {"kind": "relocate", "from": "a", "to": "b", "vm": "vm1", "lossWindowMs": null, "rto": rto(7000.0 + i)},
+                    {"kind": "relocate", "from": "b", "to": "a", "vm": "vm1", "lossWindowMs": null, "rto": rto(8000.0 + i)}],
+                "action": {"kind": "relocate", "from": "b", "to": "a", "rto": rto(8000.0 + i)},
+                "repairs": [{"site": "a", "steps": [{"segment": "requested", "afterMs": 0.0}, {"segment": "site back", "afterMs": 9000.0}, {"segment": "resynced", "afterMs": 70_000.0 + i}]}]})
+        };
+        let disks = |i: f64| {
+            let d = |n: usize| json!({"kind": "failover", "from": "a", "to": "b", "vm": format!("vm4-disk{n}"), "lossWindowMs": 1000.0 * n as f64 + i, "lossBoundMs": 9020.0, "rto": rto(4000.0)});
+            json!({"scenario": "disks", "status": "passed", "lossWindowMs": 3000.0 + i, "lossBoundMs": 9020.0, "actions": [d(1), d(2), d(3)]})
+        };
+        let runs: Vec<(usize, Value)> = (1..=3).map(|i| (i, json!({"exitCode": 0, "scenarios": [cycle(i as f64), disks(i as f64)]}))).collect();
+        let c = campaign(&runs, "a fresh lab per run");
+        let sc = &c["scenarios"][0];
+        let labels: Vec<&str> = sc["actions"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
+        assert_eq!(labels, ["failover a -> b", "relocate b -> a", "relocate a -> b", "relocate b -> a (2)", "repair of site a"]);
+        assert_eq!(
+            sc["actions"][0]["lossWindowMs"],
+            json!({"p50": 4002.0, "p95": 4003.0, "max": 4003.0, "n": 3}),
+            "the failover's window, not the last action's"
+        );
+        assert_eq!(sc["lossWindowMs"]["max"], 4003.0, "the run's worst action");
+        assert_eq!(sc["lossBoundMs"], 9020.0);
+        assert_eq!(sc["actions"][1]["rtoMs"][0], json!({"segment": "promoted", "p50": 6002.0, "p95": 6003.0, "max": 6003.0, "n": 3}));
+        assert_eq!(sc["actions"][3]["rtoMs"][0]["p50"], 8002.0, "the second relocate b -> a apart from the first");
+        assert_eq!(
+            sc["actions"][4]["rtoMs"],
+            json!([{"segment": "site back", "p50": 9000.0, "p95": 9000.0, "max": 9000.0, "n": 3},
+            {"segment": "resynced", "p50": 70_002.0, "p95": 70_003.0, "max": 70_003.0, "n": 3}])
+        );
+        let segs: Vec<&str> = sc["rtoMs"].as_array().unwrap().iter().map(|x| x["segment"].as_str().unwrap()).collect();
+        assert_eq!(segs.len(), 2 + 2 + 2 + 2 + 2);
+        assert_eq!((segs[0], segs[9]), ("failover a -> b: promoted", "repair of site a: resynced"));
+        // the disks of one VM: one action, every disk's figures (3 per run)
+        let d = &c["scenarios"][1];
+        assert_eq!(d["actions"].as_array().unwrap().len(), 1);
+        assert_eq!(d["actions"][0]["lossWindowMs"], json!({"p50": 2002.0, "p95": 3003.0, "max": 3003.0, "n": 9}));
+        assert_eq!(d["rtoMs"][0]["segment"], "promoted", "one action: its segments as they are");
+        assert_eq!(d["lossWindowMs"]["max"], 3003.0);
+        let page = crate::html::render_campaign(&c);
+        assert!(page.contains("repair of site a: resynced"), "{page}");
     }
 
     /// The flake figure counts each run by its exit code: the harness's errors apart from the system's

@@ -57,6 +57,8 @@ pub async fn run(cfg: &EnvConfig, args: RunArgs) -> anyhow::Result<Exit> {
     Ok(res.exit())
 }
 
+const FRESH: &str = "a fresh environment per run (brought up and torn down by each run)";
+
 /// `--repeat N`: N runs, each with its own environment brought up and down, in `run-K` folders; then the
 /// campaign's figures. The exit code is the worst run's (a harness error outranks a failure).
 async fn campaign(cfg: &EnvConfig, n: u32, dir: &std::path::Path, opts: impl Fn(PathBuf) -> RunOptions) -> anyhow::Result<Exit> {
@@ -70,8 +72,10 @@ async fn campaign(cfg: &EnvConfig, n: u32, dir: &std::path::Path, opts: impl Fn(
         say(cfg, &res, opts(d.clone()).allow_skipped, &d);
         worst = worst.max(res.exit());
         runs.push((k, d));
+        // the figures so far after every run: a campaign stopped part way keeps those of the runs it finished
+        crate::evidence::write_campaign(dir, &runs, FRESH)?;
     }
-    let (c, page) = crate::evidence::write_campaign(dir, &runs, "a fresh environment per run (brought up and torn down by each run)")?;
+    let (c, page) = crate::evidence::write_campaign(dir, &runs, FRESH)?;
     let o = &c["outcomes"];
     println!(
         "campaign: {n} runs: {} green, {} failed for the system (exit 1), {} harness errors or inconclusive (exit 2); run time p50/p95/max {}; {}",
@@ -89,13 +93,22 @@ async fn campaign(cfg: &EnvConfig, n: u32, dir: &std::path::Path, opts: impl Fn(
             (Some(a), Some(b), Some(m)) => format!("{a:.0}/{b:.0}/{m:.0} ms"),
             _ => "-".into(),
         };
+        // serving after each DR action (named when the scenario ran several)
+        let actions: Vec<&serde_json::Value> =
+            sc["actions"].as_array().into_iter().flatten().filter(|a| !a["action"].as_str().unwrap_or("").starts_with("repair")).collect();
+        let serving =
+            |a: &serde_json::Value| p(a["rtoMs"].as_array().and_then(|r| r.iter().find(|x| x["segment"] == "serving")).unwrap_or(&serde_json::Value::Null));
+        let serving = match actions.as_slice() {
+            [one] => serving(one),
+            [] => "-".into(),
+            many => many.iter().map(|a| format!("{} {}", a["action"].as_str().unwrap_or("?"), serving(a))).collect::<Vec<_>>().join(", "),
+        };
         println!(
-            "  {}: {}/{} passed; loss window p50/p95/max {}; serving p50/p95/max {}",
+            "  {}: {}/{} passed; loss window p50/p95/max {}; serving p50/p95/max {serving}",
             sc["scenario"].as_str().unwrap_or("?"),
             sc["passed"],
             sc["runs"],
             p(&sc["lossWindowMs"]),
-            p(sc["rtoMs"].as_array().and_then(|r| r.iter().find(|x| x["segment"] == "serving")).unwrap_or(&serde_json::Value::Null))
         );
     }
     println!("campaign report: {}", page.display());
