@@ -8,6 +8,12 @@ Feature: VM disks cloned from a golden image keep the golden image's data throug
   read back there) before the VM's disk is cloned from it. Each verdict reads those blocks back on the
   site that serves the VM, beside the usual record verdicts.
 
+  The power loss lands right after a round completed on the survivor ("the VM's writes so far are
+  replicated"), as in every default failover: one while rbd-mirror is copying a round meets a defect of
+  Ceph 16.2.15's forced promote (features/rollback.feature, @known-defect). Here it also waits out the
+  first rounds in the new direction after the relocate, which were seen slow (a round not complete 10.2 s
+  after it started, 1 run of 8 in the flake campaign: the failover then failed for lag, a true verdict).
+
   Scenario: A VM cloned from a golden image is relocated, then failed over: the golden blocks survive
     Given a Regional-DR lab with sites a and b
     And a VM cloned from a golden image writing 50 records per second on site a
@@ -16,6 +22,7 @@ Feature: VM disks cloned from a golden image keep the golden image's data throug
     Then no acknowledged write is lost
     And the golden image's data is intact
     When the VM runs for 2 replication intervals
+    And the VM's writes so far are replicated to site a
     And site b loses power
     And the VM is failed over to site a
     Then the data loss window is at most the replication interval
