@@ -54,26 +54,25 @@ impl ActionAcc {
     /// The action's figures, and its segments as the scenario lists them (named with the action when
     /// `prefixed`: a scenario of several actions).
     fn json(&self, prefixed: bool) -> (Value, Vec<Value>) {
-        let segments: Vec<(String, Value)> = self
+        let rto: Vec<Value> = self
             .rto
             .iter()
             .map(|(k, v)| {
                 let mut x = spread(v);
                 x["segment"] = json!(k);
-                (k.clone(), x)
+                x
             })
             .collect();
-        let listed = segments
+        let listed = rto
             .iter()
-            .map(|(k, x)| {
+            .map(|x| {
                 let mut x = x.clone();
                 if prefixed {
-                    x["segment"] = json!(format!("{}: {k}", self.label));
+                    x["segment"] = json!(format!("{}: {}", self.label, x["segment"].as_str().unwrap_or("?")));
                 }
                 x
             })
             .collect();
-        let rto: Vec<Value> = segments.into_iter().map(|(_, x)| x).collect();
         (json!({"action": self.label, "lossWindowMs": spread(&self.loss), "lossBoundMs": self.bound, "rtoMs": rto}), listed)
     }
 }
