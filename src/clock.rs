@@ -32,15 +32,27 @@ impl Wt {
     pub fn since(self, earlier: Wt) -> Duration {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }
-    /// Witness time of a wall-clock instant (Unix seconds), as read from the same host's clock.
+    /// Witness time of a wall-clock instant (Unix seconds), as read from the same host's clock (a Ceph
+    /// snapshot's timestamp, a daemon's log line): placed by how long ago it was on the wall clock read now,
+    /// so a wall clock stepped since the harness started (an NTP step, a paused virtual machine set right)
+    /// does not move it.
     pub fn from_unix_secs(secs: f64) -> Wt {
-        let start = epoch().1.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
-        Wt(((secs - start).max(0.0) * 1e9) as u64)
+        Wt::from_wall(secs, Wt::now(), unix_now())
+    }
+    /// `secs` (a wall-clock instant) on the witness clock, given the witness time `now` and the wall clock
+    /// `wall_now` read together: `now` minus how long ago `secs` was; zero before the harness started. Pure.
+    pub fn from_wall(secs: f64, now: Wt, wall_now: f64) -> Wt {
+        Wt((now.0 as f64 + (secs - wall_now) * 1e9).max(0.0) as u64)
     }
     /// Wall-clock time (RFC 3339-ish, UTC seconds since epoch) of this point, for reports.
     pub fn unix_secs(self) -> f64 {
         epoch().1.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64() + self.0 as f64 / 1e9
     }
+}
+
+/// The wall clock now, Unix seconds.
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
 }
 
 /// Starts the clock (call once, early in main).
@@ -100,6 +112,20 @@ mod tests {
         assert_eq!(unix_from_http_date("Sun, 29 Nov 2026 19:05:00 GMT"), Some(unix_from_civil(2026, 11, 29, 19, 5, 0.0)));
         assert_eq!(unix_from_http_date("Sun, 29 Nov 2026 19:05:00 CET"), None);
         assert_eq!(unix_from_http_date("yesterday"), None);
+    }
+
+    #[test]
+    fn a_wall_time_keeps_its_place_when_the_wall_clock_is_stepped() {
+        // The harness started at wall time 1000; 100 s later by its own clock the wall clock reads 1119
+        // (stepped 19 s ahead meanwhile): a log line stamped 1118 was written 1 s ago, not 18 s from now.
+        let now = Wt(100_000_000_000);
+        assert_eq!(Wt::from_wall(1118.0, now, 1119.0), Wt(99_000_000_000));
+        assert_eq!(Wt::from_wall(1119.5, now, 1119.0), Wt(100_500_000_000), "a moment ahead of the read");
+        assert_eq!(Wt::from_wall(900.0, now, 1119.0), Wt(0), "before the harness started");
+        // read from the host's own clocks: a wall time just ahead lands just ahead of the witness clock
+        let ahead = Wt::from_unix_secs(unix_now() + 0.5);
+        let d = ahead.since(Wt::now());
+        assert!(d > Duration::from_millis(400) && d <= Duration::from_millis(500), "{d:?}");
     }
 
     #[test]
