@@ -125,7 +125,7 @@ mod tests {
         // read from the host's own clocks: a wall time just ahead lands just ahead of the witness clock
         let ahead = Wt::from_unix_secs(unix_now() + 0.5);
         let d = ahead.since(Wt::now());
-        assert!(d > Duration::from_millis(400) && d <= Duration::from_millis(500), "{d:?}");
+        assert!(d > Duration::from_millis(250) && d <= Duration::from_millis(500), "{d:?} (a loaded host may stall between the reads)");
     }
 
     #[test]
