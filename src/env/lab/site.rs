@@ -105,11 +105,7 @@ impl ConfShape {
         ConfShape {
             mon_host: mon_addr(ip),
             public_network: format!("{}.0/24", ip.rsplit_once('.').map(|x| x.0).unwrap_or(ip)),
-            // The pools keep their 8 PGs: with the autoscaler on, the mgr split the rbd pool to 32 PGs on
-            // both sites about 55 s after it was made, in the middle of a drill (the default run's second
-            // scenario): the PGs peered again and a mirror round then took 2.1-5.2 s instead of ~1.2 (5 runs
-            // of 5; one failed the drill for lag). The stretched lab has it off for the same reason.
-            global: "osd_pool_default_size = 1\nosd_pool_default_min_size = 1\nosd_crush_chooseleaf_type = 0\nmon_allow_pool_size_one = true\nosd_pool_default_pg_autoscale_mode = off\n".into(),
+            global: "osd_pool_default_size = 1\nosd_pool_default_min_size = 1\nosd_crush_chooseleaf_type = 0\nmon_allow_pool_size_one = true\n".into(),
             osd: String::new(),
         }
     }
@@ -133,6 +129,10 @@ admin_socket = {d}/run/$cluster-$name.$pid.asok
 log_file = {d}/log/$cluster-$name.log
 osd_pool_default_pg_num = 8
 osd_pool_default_pgp_num = 8
+# every lab's pools keep their 8 PGs: with the autoscaler on, the mgr split the rbd pool to 32 PGs on both
+# Regional-DR sites about 55 s after it was made, mid-drill: the PGs peered again and a mirror round took
+# 2.1-5.2 s instead of ~1.2 (5 runs of 5; one failed its drill for lag)
+osd_pool_default_pg_autoscale_mode = off
 mon_allow_pool_delete = true
 mon_warn_on_pool_no_redundancy = false
 auth_allow_insecure_global_id_reclaim = false

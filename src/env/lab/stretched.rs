@@ -87,7 +87,7 @@ fn shape(site: &Site, mons: &str, data: bool, stretch: bool, first: bool) -> Con
             // librbd's own blocklisting on lock break is off: the drill's fence is the only fence, so a
             // drill without it (the negative control) shows what a missing fence does. Recovery is not
             // throttled for the "hdd" file OSDs: a returned site catches up in seconds, not minutes.
-            "public_addr = {}\n{pools}mon_osd_min_down_reporters = 1\nosd_heartbeat_grace = 5\nosd_heartbeat_interval = 1\nmon_osd_down_out_interval = 0\nrbd_blocklist_on_break_lock = false\nosd_pool_default_pg_autoscale_mode = off\nosd_recovery_sleep_hdd = 0\nosd_max_backfills = 4\n",
+            "public_addr = {}\n{pools}mon_osd_min_down_reporters = 1\nosd_heartbeat_grace = 5\nosd_heartbeat_interval = 1\nmon_osd_down_out_interval = 0\nrbd_blocklist_on_break_lock = false\nosd_recovery_sleep_hdd = 0\nosd_max_backfills = 4\n",
             site.ip
         ),
         osd,
